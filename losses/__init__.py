@@ -1,0 +1,20 @@
+"""Perceptual losses (Johnson et al. 2016): per-concept functions and the combined objective."""
+from .functional import (
+    feature_reconstruction_loss,
+    gram_matrix,
+    pixel_loss,
+    style_reconstruction_loss,
+    total_variation_loss,
+)
+from .perceptual import LossTerms, PerceptualLoss, PerceptualLossConfig
+
+__all__ = [
+    "feature_reconstruction_loss",
+    "gram_matrix",
+    "pixel_loss",
+    "style_reconstruction_loss",
+    "total_variation_loss",
+    "LossTerms",
+    "PerceptualLoss",
+    "PerceptualLossConfig",
+]

@@ -1,0 +1,58 @@
+"""Configuration read from environment variables at call time (never at import), with offline-safe defaults.
+
+| variable | meaning | default |
+|---|---|---|
+| PERCEPTUAL_DATA_DIR | the project's data directory (models, runs, caches) | ``<project>/data`` |
+| PERCEPTUAL_MODELS_DIR | the local models folder the registry lists | ``<data>/models`` |
+| PERCEPTUAL_HUB_TAG | the tag that marks this project's models on the Hub | ``perceptual-studio`` |
+| PERCEPTUAL_HUB_AUTHORS | comma-separated Hub authors whose tagged models are listed | (any author) |
+| PERCEPTUAL_HUB_MODELS | comma-separated extra Hub repo ids to list | (none) |
+| PERCEPTUAL_DEVICE | ``cuda``, ``cpu``, ``cuda:1``... | ``cuda`` when available, else ``cpu`` |
+| PERCEPTUAL_MAX_PIXELS | the largest input image accepted, in pixels | 40 000 000 |
+| PERCEPTUAL_VGG16_WEIGHTS | a local safetensors file with VGG-16 weights | (none) |
+| PERCEPTUAL_LOSS_NETWORK | ``random`` forces the random-weight fallback | (auto) |
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+HUB_TAG_DEFAULT = "perceptual-studio"
+
+
+def _csv(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("PERCEPTUAL_DATA_DIR") or PROJECT_ROOT / "data").expanduser()
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("PERCEPTUAL_MODELS_DIR") or data_dir() / "models").expanduser()
+
+
+def runs_dir() -> Path:
+    return data_dir() / "runs"
+
+
+def hub_tag() -> str:
+    return os.environ.get("PERCEPTUAL_HUB_TAG") or HUB_TAG_DEFAULT
+
+
+def hub_authors() -> list[str]:
+    return _csv("PERCEPTUAL_HUB_AUTHORS")
+
+
+def hub_extra_models() -> list[str]:
+    return _csv("PERCEPTUAL_HUB_MODELS")
+
+
+def device() -> torch.device:
+    wanted = os.environ.get("PERCEPTUAL_DEVICE")
+    if wanted:
+        return torch.device(wanted)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

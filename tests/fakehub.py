@@ -1,0 +1,452 @@
+"""A stand-in Hugging Face Hub server for offline tests.
+
+`FakeHub` is a real HTTP server on 127.0.0.1 (stdlib `ThreadingHTTPServer` in a daemon thread) that speaks
+the small subset of the Hub HTTP API that huggingface_hub 2.4's *own* client code uses to publish, discover
+and download model repos.  Tests point the real client at it (``endpoint=hub.url`` or `hub_env`), so the
+real request building, error mapping and cache layout are exercised without any network.
+
+Routes served (model repos only; repo ids must be ``owner/name``):
+
+=========================================================  ====================================================
+``POST /api/repos/create``                                 ``create_repo`` (409 when it exists: ``exist_ok``)
+``POST /api/validate-yaml``                                README front matter check done by ``create_commit``
+``POST /api/models/{id}/preupload/main``                   answers ``uploadMode: "regular"`` for every file, so
+                                                           content travels inline: no LFS, no Xet negotiation
+``POST /api/models/{id}/commit/main``                      NDJSON: ``header``, ``file`` (base64), ``deletedFile``,
+                                                           ``deletedFolder`` (``lfsFile`` is refused: never asked)
+``GET /api/models``                                        ``list_models``: filter (tags, AND), author, search,
+                                                           pipeline_tag, sort, limit, full / cardData / expand
+``GET /api/models/{id}[/revision/{rev}]``                  ``model_info`` / ``repo_info`` (siblings; sizes and
+                                                           blob ids with ``blobs=True`` i.e. ``files_metadata``)
+``GET /api/models/{id}/tree/{rev}[/{path}]``               ``list_repo_tree`` (``snapshot_download`` needs it)
+``HEAD|GET /{id}/resolve/{rev}/{path}``                    ``hf_hub_download``: ETag (git blob sha1),
+                                                           X-Repo-Commit, Content-Length
+``GET /api/whoami-v2``, ``GET /api/agent-harnesses``,      harmless answers (2.x fetches the agent registry once
+``* /api/telemetry/...``                                   per process unless telemetry is disabled)
+=========================================================  ====================================================
+
+Errors carry the ``X-Error-Code`` header the client maps to exceptions: ``RepoNotFound`` ->
+`RepositoryNotFoundError`, ``RevisionNotFound`` -> `RevisionNotFoundError`, ``EntryNotFound`` ->
+`RemoteEntryNotFoundError`.  Writes need ``Authorization: Bearer <token>`` (any token, or exactly
+``required_token`` when given; else 401 -> `HfHubHTTPError`).  Private repos are invisible (404 RepoNotFound,
+absent from listings) to requests without such a token.  Only the head commit of ``main`` is kept: a
+revision is ``main`` or the current commit sha.  Tags are the README ``tags:`` plus ``library_name``,
+``pipeline_tag``, ``license:<id>`` and ``safetensors`` when a ``.safetensors`` file is present.  Any other
+route answers 501 naming it (not 500: the client retries 500, 502, 503 and 504 with backoff).  Because every
+file is "regular", both upload paths of 2.4 work: the hf_xet pipeline (`_upload_pipeline.py`, taken when
+hf_xet is installed, as it is by default on x86_64/arm64) and the legacy `create_commit` path.
+
+Use: ``with FakeHub(tmp_path / "hub") as hub, hub_env(hub.url, cache_dir=tmp_path / "cache"): ...`` (see
+`hub_env` for why patching the environment alone is not enough once huggingface_hub is imported).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import pathlib
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+
+_REPO = r"(?P<repo>[^/]+/[^/]+)"
+_REV = r"(?P<rev>[^/]+)"
+_FRONT_MATTER = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
+_BAD_TOKEN = "Invalid credentials in Authorization header"  # the client turns this 401 into a plain HfHubHTTPError
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The git object id of a blob: what the Hub uses as ETag and oid of a regular (non-LFS) file."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, default=str).encode()  # default=str: YAML dates in cardData
+    return status, {"Content-Type": "application/json", **(headers or {})}, body
+
+
+def _error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    header_safe = " ".join(message.encode("ascii", "replace").decode().split())  # headers are latin-1, one line
+    extra = {"X-Error-Message": header_safe, **({"X-Error-Code": code} if code else {}), **(headers or {})}
+    return _json(status, {"error": message}, extra)
+
+
+def _front_matter(readme: bytes | None) -> dict:
+    match = _FRONT_MATTER.match(readme.decode("utf-8", "replace")) if readme else None
+    data = yaml.safe_load(match.group(2)) if match else None
+    return data if isinstance(data, dict) else {}
+
+
+class _Repo:
+    def __init__(self, repo_id: str, folder: pathlib.Path, private: bool) -> None:
+        self.repo_id, self.folder, self.private = repo_id, folder, private
+        self.created = self.modified = _now()
+        self.sha = secrets.token_hex(20)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def bump(self) -> None:
+        self.sha, self.modified = secrets.token_hex(20), _now()
+
+    def files(self) -> list[str]:
+        return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file())
+
+    def read(self, path: str) -> bytes | None:
+        target = self.folder / path
+        safe = path and not path.startswith("/") and ".." not in path.split("/")
+        return target.read_bytes() if safe and target.is_file() else None
+
+
+class FakeHub:
+    """In-process Hub stand-in; see the module docstring for what it serves."""
+
+    def __init__(self, root: pathlib.Path | None = None, required_token: str | None = None, user: str = "fake-user"):
+        self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="fakehub-")
+        self.root = pathlib.Path(root if root is not None else self._tmp.name)  # type: ignore[union-attr]
+        self.required_token, self.user = required_token, user
+        self.requests: list[tuple[str, str]] = []  # (method, path as sent, without query), in arrival order
+        self.repos: dict[str, _Repo] = {}
+        self.url = ""
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._routes = [
+            ("GET", r"/api/agent-harnesses", lambda **_: _json(200, {"standardEnvVars": [], "harnesses": {}})),
+            (None, r"/api/telemetry/.*", lambda **_: _json(200, {})),
+            ("GET", r"/api/whoami-v2", self._whoami),
+            ("POST", r"/api/repos/create", self._create_repo),
+            ("POST", r"/api/validate-yaml", self._validate_yaml),
+            ("GET", r"/api/models", self._list_models),
+            ("GET", rf"/api/models/{_REPO}(?:/revision/{_REV})?", self._model_info),
+            ("GET", rf"/api/models/{_REPO}/tree/{_REV}(?:/(?P<path>.*))?", self._tree),
+            ("POST", rf"/api/models/{_REPO}/preupload/{_REV}", self._preupload),
+            ("POST", rf"/api/models/{_REPO}/commit/{_REV}", self._commit),
+            ("GET", rf"/{_REPO}/resolve/{_REV}/(?P<path>.+)", self._resolve),
+        ]
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "FakeHub":
+        hub = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.hub = hub
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fakehub", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeHub":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # ------------------------------------------------------------------ seeding
+    def add_file(self, repo_id: str, path_in_repo: str, data: bytes, *, private: bool | None = None) -> None:
+        """Write one file straight into a repo (created if missing) as a new commit."""
+        with self._lock:
+            repo = self._repo_or_create(repo_id, bool(private))
+            target = repo.folder / path_in_repo
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            repo.bump()
+
+    def _repo_or_create(self, repo_id: str, private: bool) -> _Repo:
+        if repo_id not in self.repos:
+            self.repos[repo_id] = _Repo(repo_id, self.root / repo_id, private)
+        return self.repos[repo_id]
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
+        parts = urlsplit(raw_path)
+        self.requests.append((method, parts.path))
+        query = parse_qs(parts.query)
+        auth = headers.get("Authorization") or ""
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        authorized = bool(token) and (self.required_token is None or token == self.required_token)
+        for verb, pattern, func in self._routes:
+            match = re.fullmatch(pattern, parts.path)
+            if match and (verb is None or verb == method or (verb == "GET" and method == "HEAD")):
+                args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                with self._lock:
+                    return func(query=query, body=body, authorized=authorized, **args)
+        return _error(501, f"FakeHub does not serve {method} {parts.path}")  # 501: not retried by the client
+
+    def _visible(self, repo_id: str, authorized: bool) -> _Repo | None:
+        repo = self.repos.get(repo_id)
+        return repo if repo is not None and (authorized or not repo.private) else None
+
+    def _lookup(self, repo_id: str, rev: str | None, authorized: bool) -> _Repo | Response:
+        repo = self._visible(repo_id, authorized)
+        if repo is None:
+            return _error(404, "Repository not found", "RepoNotFound")
+        if rev not in (None, "main", repo.sha):
+            return _error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        return repo
+
+    # ------------------------------------------------------------------ info
+    def _info(self, repo: _Repo, *, siblings: bool, blobs: bool, card: bool) -> dict:
+        files = repo.files()
+        meta = _front_matter(repo.read("README.md"))
+        raw_tags = meta.get("tags") or []
+        tags = [raw_tags] if isinstance(raw_tags, str) else [str(t) for t in raw_tags]
+        tags += [t for t in (meta.get("library_name"), meta.get("pipeline_tag")) if t]
+        tags += [f"license:{meta['license']}"] if isinstance(meta.get("license"), str) else []
+        tags += ["safetensors"] if any(f.endswith(".safetensors") for f in files) else []
+        info: dict[str, Any] = {
+            "_id": repo.sha[:24], "id": repo.repo_id, "modelId": repo.repo_id, "author": repo.repo_id.split("/")[0],
+            "sha": repo.sha, "lastModified": repo.modified, "createdAt": repo.created, "private": repo.private,
+            "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": list(dict.fromkeys(tags)),
+            "pipeline_tag": meta.get("pipeline_tag"), "library_name": meta.get("library_name"),
+        }
+        if card:
+            info["cardData"] = meta
+        if siblings:
+            info["siblings"] = [{"rfilename": f} for f in files]
+            if blobs:
+                for sibling in info["siblings"]:
+                    data = repo.read(sibling["rfilename"]) or b""
+                    sibling.update(size=len(data), blobId=git_blob_sha1(data))
+        return info
+
+    def _model_info(self, repo: str, query: dict, authorized: bool, rev: str | None = None, **_: Any) -> Response:
+        found = self._lookup(repo, rev, authorized)
+        if not isinstance(found, _Repo):
+            return found
+        blobs = query.get("blobs", ["false"])[0].lower() == "true"
+        return _json(200, self._info(found, siblings=True, blobs=blobs, card=True))
+
+    def _list_models(self, query: dict, authorized: bool, **_: Any) -> Response:
+        expand = query.get("expand", [])
+        full = query.get("full", ["false"])[0].lower() == "true"
+        card = full or query.get("cardData", ["false"])[0].lower() == "true" or "cardData" in expand
+        found = []
+        for repo_id in sorted(self.repos):
+            repo = self._visible(repo_id, authorized)
+            if repo is None:
+                continue
+            info = self._info(repo, siblings=full or "siblings" in expand, blobs=False, card=card)
+            if not all(f in info["tags"] for f in query.get("filter", [])):
+                continue
+            if "author" in query and info["author"] != query["author"][0]:
+                continue
+            if "search" in query and query["search"][0].lower() not in repo_id.lower():
+                continue
+            if "pipeline_tag" in query and info["pipeline_tag"] != query["pipeline_tag"][0]:
+                continue
+            found.append(info)
+        sort = query.get("sort", [None])[0]
+        if sort in ("lastModified", "createdAt"):
+            found.sort(key=lambda info: info[sort], reverse=True)
+        if "limit" in query:
+            found = found[: int(query["limit"][0])]
+        return _json(200, found)
+
+    def _tree(self, repo: str, rev: str, query: dict, authorized: bool, path: str = "", **_: Any) -> Response:
+        found = self._lookup(repo, rev, authorized)
+        if not isinstance(found, _Repo):
+            return found
+        recursive = query.get("recursive", ["false"])[0].lower() == "true"
+        prefix = path.strip("/") + "/" if path.strip("/") else ""
+        entries: dict[str, dict] = {}
+        for name in found.files():
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix) :].split("/")
+            for depth in range(1, len(rest)):  # folders on the way
+                folder = prefix + "/".join(rest[:depth])
+                entries.setdefault(folder, {"type": "directory", "oid": git_blob_sha1(folder.encode()), "size": 0,
+                                            "path": folder})
+                if not recursive:
+                    break
+            if recursive or len(rest) == 1:
+                data = found.read(name) or b""
+                entries[name] = {"type": "file", "oid": git_blob_sha1(data), "size": len(data), "path": name}
+        if prefix and not entries:
+            return _error(404, f"{path} does not exist on {rev}", "EntryNotFound")
+        return _json(200, sorted(entries.values(), key=lambda e: e["path"]))
+
+    def _resolve(self, repo: str, rev: str, path: str, authorized: bool, **_: Any) -> Response:
+        found = self._lookup(repo, rev, authorized)
+        if not isinstance(found, _Repo):
+            return found
+        data = found.read(path)
+        if data is None:
+            return _error(404, "Entry not found", "EntryNotFound", {"X-Repo-Commit": found.sha})
+        headers = {"Content-Type": "application/octet-stream", "ETag": f'"{git_blob_sha1(data)}"',
+                   "X-Repo-Commit": found.sha}
+        return 200, headers, data
+
+    # ------------------------------------------------------------------ writes
+    def _whoami(self, authorized: bool, **_: Any) -> Response:
+        if not authorized:
+            return _error(401, _BAD_TOKEN)
+        token_info = {"type": "access_token", "accessToken": {"displayName": "fakehub", "role": "write"}}
+        return _json(200, {"type": "user", "id": "0" * 24, "name": self.user, "fullname": "Fake User", "orgs": [],
+                           "auth": token_info})
+
+    def _create_repo(self, body: bytes, authorized: bool, **_: Any) -> Response:
+        if not authorized:
+            return _error(401, _BAD_TOKEN)
+        payload = json.loads(body or b"{}")
+        if payload.get("type") not in (None, "model"):
+            return _error(400, "FakeHub only serves model repos")
+        repo_id = f"{payload.get('organization') or self.user}/{payload['name']}"
+        url = f"{self.url}/{repo_id}"
+        if repo_id in self.repos:
+            return _json(409, {"error": "You already created this model repo", "url": url})
+        self._repo_or_create(repo_id, payload.get("visibility") == "private")
+        return _json(200, {"url": url, "name": repo_id, "id": repo_id})
+
+    def _validate_yaml(self, body: bytes, **_: Any) -> Response:
+        try:
+            _front_matter(json.loads(body).get("content", "").encode())
+        except yaml.YAMLError as exc:
+            return _json(400, {"errors": [{"message": str(exc)}], "warnings": []})
+        return _json(200, {"errors": [], "warnings": []})
+
+    def _writable(self, repo_id: str, rev: str, authorized: bool) -> _Repo | Response:
+        if not authorized:
+            return _error(401, _BAD_TOKEN)
+        found = self._lookup(repo_id, None, authorized)
+        if isinstance(found, _Repo) and rev != "main":
+            return _error(404, f"FakeHub only commits to main, not {rev}", "RevisionNotFound")
+        return found
+
+    def _preupload(self, repo: str, rev: str, body: bytes, authorized: bool, **_: Any) -> Response:
+        found = self._writable(repo, rev, authorized)
+        if not isinstance(found, _Repo):
+            return found
+        files = []
+        for entry in json.loads(body)["files"]:
+            existing = found.read(entry["path"])
+            oid = git_blob_sha1(existing) if existing is not None else None  # lets the client skip unchanged files
+            files.append({"path": entry["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": oid})
+        return _json(200, {"files": files, "commitOid": found.sha})
+
+    def _commit(self, repo: str, rev: str, body: bytes, query: dict, authorized: bool, **_: Any) -> Response:
+        found = self._writable(repo, rev, authorized)
+        if not isinstance(found, _Repo):
+            return found
+        if "create_pr" in query:
+            return _error(400, "FakeHub does not support pull requests")
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        header = next((line["value"] for line in lines if line["key"] == "header"), {})
+        if header.get("parentCommit") not in (None, found.sha):
+            return _error(412, "A commit has happened since. Please refresh and try again.")
+        writes: dict[str, bytes] = {}
+        deletes: list[pathlib.Path] = []
+        for line in lines:
+            key, value = line["key"], line["value"]
+            path = value.get("path", "").strip("/")
+            if key == "header":
+                continue
+            if not path or ".." in path.split("/"):
+                return _error(400, f"Invalid path: {path!r}")
+            if key == "file":
+                writes[path] = base64.b64decode(value["content"])
+            elif key in ("deletedFile", "deletedFolder"):
+                target = found.folder / path
+                if not (target.is_file() if key == "deletedFile" else target.is_dir()):
+                    return _error(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
+                deletes.append(target)
+            else:  # lfsFile: never requested, since preupload always answers "regular"
+                return _error(400, f"FakeHub does not accept {key} operations")
+        for target in deletes:
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        for path, data in writes.items():
+            (found.folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (found.folder / path).write_bytes(data)
+        found.bump()
+        commit_url = f"{self.url}/{repo}/commit/{found.sha}"
+        return _json(200, {"success": True, "commitOid": found.sha, "commitUrl": commit_url, "hookOutput": ""})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hub: FakeHub
+    protocol_version = "HTTP/1.0"  # one request per connection: once stopped, no pooled connection answers
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def _serve(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            status, headers, payload = self.hub.handle(self.command, self.path, self.headers, body)
+        except Exception as exc:  # a server bug: 501, since the client retries 500s with backoff for ~20 s
+            status, headers, payload = _error(501, f"FakeHub error: {exc!r}")
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve
+
+
+@contextlib.contextmanager
+def hub_env(url: str, *, cache_dir: str | os.PathLike | None = None, offline: bool = False) -> Iterator[None]:
+    """Point an already-imported huggingface_hub at `url` (and optionally a cache folder), then restore.
+
+    huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE and HF_HUB_DISABLE_TELEMETRY into
+    `huggingface_hub.constants` at import time, so setting the environment inside a running process is not
+    enough.  This patches the constants the 2.4 code reads at call time (ENDPOINT, HUGGINGFACE_CO_URL_TEMPLATE
+    for `hf_hub_download`, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_HUB_DISABLE_TELEMETRY), the endpoint of the
+    module-level `HfApi` behind `huggingface_hub.list_models` / `create_repo` / `upload_folder` / ... (bound at
+    import), and the environment for subprocesses.  `HfApi` objects created earlier keep their old endpoint.
+    """
+    from huggingface_hub import constants, hf_api
+
+    url = url.rstrip("/")
+    values = {"ENDPOINT": url, "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
+              "HF_HUB_OFFLINE": offline, "HF_HUB_DISABLE_TELEMETRY": True}
+    env = {"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "1" if offline else "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    if cache_dir is not None:
+        values["HF_HUB_CACHE"] = env["HF_HUB_CACHE"] = str(cache_dir)
+    saved_values = {name: getattr(constants, name) for name in values}
+    saved_env = {name: os.environ.get(name) for name in env}
+    saved_endpoint = hf_api.api.endpoint
+    for name, value in values.items():
+        setattr(constants, name, value)
+    os.environ.update(env)
+    hf_api.api.endpoint = url
+    try:
+        yield
+    finally:
+        for name, value in saved_values.items():
+            setattr(constants, name, value)
+        for name, old in saved_env.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+        hf_api.api.endpoint = saved_endpoint

@@ -1,0 +1,1 @@
+"""The Gradio web app: pure handler functions (``handlers``) and the interface that wires them (``ui``)."""

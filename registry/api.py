@@ -1,0 +1,360 @@
+"""The registry's public functions (timm ``_factory.py`` style): list, load by id, save, publish, pull.
+
+Model ids::
+
+    local:<folder>        a folder in the local models folder (settings.models_dir())
+    hub:<owner>/<name>    a Hub repo: downloaded (only its model files) when the Hub answers, else the cached copy
+    cache:<owner>/<name>  the HF cache's copy of a repo, never touching the network
+    <owner>/<name>        same as hub:<owner>/<name>
+    <name>                the local folder or cached repo with that name, if exactly one exists; else an error
+
+``load_model`` keeps loaded networks in memory, keyed by (id, device): a second request for a Hub model
+makes no network call; local folders are re-read only when their files change.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+import settings
+
+from . import hub as hub_mod
+from .errors import (
+    AmbiguousModelIdError,
+    HubUnavailableError,
+    InvalidModelIdError,
+    ModelNotFoundError,
+    RegistryError,
+)
+from .model_format import CONFIG_FILE, WEIGHTS_FILE, PICKLE_SUFFIXES, load_model_folder, validate_folder
+from .model_format import save_model as _save_model_folder
+from .plugins import load_plugins
+from .sources import SOURCES, ModelEntry, hub_entry, list_cache, list_local, merge
+
+logger = logging.getLogger(__name__)
+
+_memory: dict[tuple[str, str], tuple[Any, nn.Module]] = {}
+_memory_lock = threading.Lock()
+_key_locks: dict[tuple[str, str], threading.Lock] = {}
+
+
+@dataclass
+class Listing:
+    entries: list[ModelEntry] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # e.g. "Hub unreachable: showing local and cached models (...)"
+
+    def __iter__(self) -> Iterator[ModelEntry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.entries]
+
+    def get(self, model_id: str) -> ModelEntry | None:
+        return next((e for e in self.entries if e.id == model_id), None)
+
+
+def _plugin_notices() -> list[str]:
+    report = load_plugins(strict=False)
+    return [f"architecture plugin problem: {line}" for line in report.errors]
+
+
+def list_models(task: str | None = None, source: str | None = None) -> Listing:
+    """Local, Hub and cached models, merged; filter by ``task`` and ``source`` ("local" | "hub" | "cache").
+
+    Never raises for an unreachable Hub or a broken model: the former becomes a notice (within a few
+    seconds), the latter an entry with ``error`` set.
+    """
+    from networks.architectures import TASKS
+
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if source is not None and source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    notices = _plugin_notices()
+    local = list_local(settings.models_dir()) if source in (None, "local") else []
+    cache = list_cache(hub_mod.cache_dir()) if source in (None, "hub", "cache") else []
+    hub: list[ModelEntry] = []
+    if source in (None, "hub"):
+        usable, notice = hub_mod.hub_status()
+        if not usable:
+            notices.append(notice or hub_mod.OFFLINE_NOTICE)
+        else:
+            try:
+                models, hub_notices = hub_mod.run_with_deadline(
+                    lambda: hub_mod.list_hub_models(settings.hub_tag(), settings.hub_authors(),
+                                                    settings.hub_extra_models()),
+                    hub_mod.HUB_LIST_DEADLINE_S,
+                )
+                hub = [hub_entry(m) for m in models]
+                notices += hub_notices
+            except Exception as exc:  # noqa: BLE001 - a failing Hub must not break the local listing
+                # It answered the probe earlier: re-probe in the background, so the next listing is quick.
+                threading.Thread(target=hub_mod.probe_hub, kwargs={"fresh": True}, daemon=True).start()
+                first = str(exc).strip().splitlines()
+                notices.append(f"{hub_mod.OFFLINE_NOTICE} (listing failed: {first[0] if first else type(exc).__name__})")
+    entries = merge(local, hub, cache)
+    entries = [e for e in entries if (task is None or e.task == task) and (source is None or e.source == source)]
+    return Listing(entries, notices)
+
+
+# ------------------------------------------------------------------------------------------------ ids
+
+
+def _check_local_name(name: str) -> str:
+    if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\\0"):
+        raise InvalidModelIdError(f"invalid local model name {name!r}: expected a folder name in the models folder")
+    return name
+
+
+def parse_model_id(model_id: str) -> tuple[str | None, str]:
+    """Split an id into (source or None for a bare name, name); validates syntax only (no disk, no network)."""
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise InvalidModelIdError("empty model id")
+    text = model_id.strip()
+    prefix, sep, rest = text.partition(":")
+    if sep:
+        source = {"hf-hub": "hub"}.get(prefix, prefix)
+        if source == "local":
+            return "local", _check_local_name(rest)
+        if source in ("hub", "cache"):
+            return source, hub_mod.validate_repo_id(rest)
+        raise InvalidModelIdError(f"unknown model id prefix {prefix!r} in {model_id!r}: use local:, hub: or cache:")
+    if "/" in text:
+        return "hub", hub_mod.validate_repo_id(text)
+    return None, _check_local_name(text)
+
+
+def _is_local_model(folder: Path) -> bool:
+    return folder.is_dir() and (
+        (folder / CONFIG_FILE).exists() or (folder / WEIGHTS_FILE).exists()
+        or any(p.suffix.lower() in PICKLE_SUFFIXES for p in folder.iterdir())
+    )
+
+
+def resolve_model_id(model_id: str) -> str:
+    """The canonical id (``local:x``, ``hub:o/n`` or ``cache:o/n``); a bare name must match exactly one model."""
+    source, name = parse_model_id(model_id)
+    if source is not None:
+        return f"{source}:{name}"
+    candidates = [f"local:{name}"] if _is_local_model(settings.models_dir() / name) else []
+    cache = hub_mod.cache_dir()
+    if cache.is_dir():  # cached repos are folders named models--<owner>--<name>; no need to scan their files
+        for folder in sorted(cache.glob(f"models--*--{glob.escape(name)}")):
+            owner = folder.name[len("models--"): -len(f"--{name}")]
+            if owner and "--" not in owner:
+                candidates.append(f"cache:{owner}/{name}")
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise ModelNotFoundError(
+            f"no model named {name!r} in {settings.models_dir()} or the HF cache; `python -m registry list` shows "
+            f"what is available (Hub models are addressed as owner/name)"
+        )
+    raise AmbiguousModelIdError(f"{name!r} is ambiguous: it could be {', '.join(candidates)}; use one of these ids")
+
+
+# ------------------------------------------------------------------------------------------------ load
+
+
+def _fingerprint(folder: Path) -> tuple:
+    stats = []
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        try:
+            st = (folder / name).stat()
+            stats.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stats.append((name, None))
+    return (str(folder.resolve()), *stats)
+
+
+def _repo_folder(source: str, repo_id: str, token: str | None) -> Path:
+    if source == "cache":
+        snapshot = hub_mod.cached_snapshot(repo_id)
+        if snapshot is None:
+            raise ModelNotFoundError(f"{repo_id} is not in the HF cache; fetch it with `python -m registry pull {repo_id}`")
+        return snapshot
+    usable, notice = hub_mod.hub_status()
+    if usable:
+        try:
+            return _download(repo_id, token)
+        except HubUnavailableError as exc:  # went down since the probe: the cached copy still serves
+            notice = str(exc)
+    snapshot = hub_mod.cached_snapshot(repo_id)
+    if snapshot is None:
+        raise HubUnavailableError(f"{repo_id} is not in the HF cache and the Hub cannot be used: {notice}")
+    logger.info("loading the cached copy of %s: %s", repo_id, notice)
+    return snapshot
+
+
+def _download(repo_id: str, token: str | None) -> Path:
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    try:
+        return hub_mod.download(repo_id, token)
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"{repo_id} was not found on the Hub (or is private: pass a token)") from None
+    except (HfHubHTTPError, OfflineModeIsEnabled, httpx2.HTTPError, OSError, TimeoutError) as exc:
+        first = str(exc).strip().splitlines()
+        raise HubUnavailableError(
+            f"downloading {repo_id} failed: {first[0] if first else type(exc).__name__}"
+        ) from None
+
+
+def load_model(model_id: str, device: str | torch.device | None = None, *, token: str | None = None) -> nn.Module:
+    """Return the ready network for ``model_id``: eval mode, on ``device`` (default ``settings.device()``).
+
+    The module carries ``model_config`` (its ``ModelConfig``: loss network, style, training record) and
+    ``model_id`` (the canonical id). It is cached and shared: copy it before training it further.
+    """
+    canonical = resolve_model_id(model_id)
+    source, name = canonical.split(":", 1)
+    target = torch.device(device) if device is not None else settings.device()
+    key = (f"repo:{name}" if source in ("hub", "cache") else canonical, str(target))
+    with _memory_lock:
+        lock = _key_locks.setdefault(key, threading.Lock())
+        hit = _memory.get(key)
+    if hit is not None and source == "hub":
+        return hit[1]  # no network round trip for a model already in memory
+    with lock:
+        load_plugins(strict=False)
+        if source == "local":
+            folder = settings.models_dir() / name
+            if not folder.is_dir():
+                raise ModelNotFoundError(f"no local model {name!r} in {settings.models_dir()}")
+        else:
+            with _memory_lock:
+                hit = _memory.get(key)
+            if hit is not None and source == "hub":
+                return hit[1]
+            folder = _repo_folder(source, name, token)
+        fingerprint = _fingerprint(folder)
+        with _memory_lock:
+            hit = _memory.get(key)
+        if hit is not None and hit[0] == fingerprint:
+            return hit[1]
+        model = load_model_folder(folder, target, name=name)
+        model.model_id = canonical  # type: ignore[assignment]
+        with _memory_lock:
+            _memory[key] = (fingerprint, model)
+        return model
+
+
+def clear_memory_cache() -> None:
+    with _memory_lock:
+        _memory.clear()
+
+
+# ------------------------------------------------------------------------------------------------ save / share
+
+
+def save_model(model: nn.Module, name_or_folder: str | os.PathLike, **kwargs: Any) -> Path:
+    """Save a trained model as a model folder: a bare name goes into the local models folder.
+
+    Keyword arguments are those of ``registry.model_format.save_model`` (training record, style, images...).
+    Returns the folder; the model's id is ``local:<folder name>`` when it is in the models folder.
+    """
+    if isinstance(name_or_folder, str) and not any(sep in name_or_folder for sep in "/\\"):
+        folder = settings.models_dir() / _check_local_name(name_or_folder)
+    else:
+        folder = Path(name_or_folder)
+    return _save_model_folder(model, folder, **kwargs)
+
+
+def _folder_of(folder_or_id: str | os.PathLike) -> Path:
+    text = os.fspath(folder_or_id)
+    if isinstance(folder_or_id, str) and text.startswith("local:"):
+        return settings.models_dir() / _check_local_name(text[len("local:"):])
+    path = Path(text)
+    if not path.exists() and isinstance(folder_or_id, str) and not any(s in text for s in "/\\"):
+        candidate = settings.models_dir() / text
+        if candidate.is_dir():
+            return candidate
+    return path
+
+
+def publish(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
+            commit_message: str | None = None) -> hub_mod.PublishResult:
+    """Upload a model folder (a path, ``local:<name>`` or a local name) to the Hub as ``repo_id``.
+
+    The token comes from ``token``, else ``HF_TOKEN``, else the cached login; it never appears in logs or
+    errors. ``private`` applies when the repo is created.
+    """
+    path = _folder_of(folder)
+    if not path.is_dir():
+        raise ModelNotFoundError(f"{folder}: no such model folder")
+    return hub_mod.publish_folder(path, repo_id, token=token, private=private, commit_message=commit_message)
+
+
+def pull(model_id: str, *, token: str | None = None) -> Path:
+    """Download a Hub model (``owner/name`` or ``hub:owner/name``) into the HF cache; return its folder."""
+    source, name = parse_model_id(model_id)
+    if source not in ("hub", "cache"):
+        raise InvalidModelIdError(f"{model_id!r} is not a Hub model id (expected owner/name)")
+    folder = _download(name, token)  # raises HubUnavailableError, with the reason, when the Hub cannot be used
+    validate_folder(folder, name=name)
+    return folder
+
+
+def describe(model_id: str) -> tuple[ModelEntry, dict | None]:
+    """The listing entry for one model and its ``config.json`` (None if not on disk); no download."""
+    from .sources import _entry_from_folder
+
+    canonical = resolve_model_id(model_id)
+    source, name = canonical.split(":", 1)
+    load_plugins(strict=False)
+    if source == "local":
+        folder = settings.models_dir() / name
+        if not folder.is_dir():
+            raise ModelNotFoundError(f"no local model {name!r} in {settings.models_dir()}")
+        entry = _entry_from_folder(folder, id=canonical, source="local")
+    else:
+        snapshot = hub_mod.cached_snapshot(name)
+        if snapshot is not None:
+            entry = _entry_from_folder(snapshot, id=canonical, source=source, repo_id=name)
+        elif source == "cache":
+            raise ModelNotFoundError(f"{name} is not in the HF cache")
+        else:
+            entry = _hub_only_entry(name)
+    config = None
+    if entry.path is not None and (entry.path / CONFIG_FILE).is_file():
+        import json
+
+        try:
+            config = json.loads((entry.path / CONFIG_FILE).read_text(encoding="utf-8"))
+        except ValueError:
+            config = None
+    return entry, config
+
+
+def _hub_only_entry(repo_id: str) -> ModelEntry:
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    hub_mod.require_hub()
+    try:
+        info = hub_mod.run_with_deadline(
+            lambda: hub_mod._api().model_info(repo_id, timeout=hub_mod.HUB_TIMEOUT_S), hub_mod.HUB_LIST_DEADLINE_S
+        )
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"{repo_id} was not found on the Hub") from None
+    except (HfHubHTTPError, TimeoutError) as exc:
+        raise HubUnavailableError(f"cannot read {repo_id} from the Hub: {str(exc).splitlines()[0]}") from None
+    return hub_entry(hub_mod._hub_model(info))
+
+
+__all__ = [
+    "Listing", "ModelEntry", "RegistryError", "clear_memory_cache", "describe", "list_models", "load_model",
+    "parse_model_id", "publish", "pull", "resolve_model_id", "save_model",
+]

@@ -11,6 +11,7 @@
 | PERCEPTUAL_MAX_PIXELS | the largest input image accepted, in pixels | 40 000 000 |
 | PERCEPTUAL_VGG16_WEIGHTS | a local safetensors file with VGG-16 weights | (none) |
 | PERCEPTUAL_LOSS_NETWORK | ``random`` forces the random-weight fallback | (auto) |
+| PERCEPTUAL_MAX_MODEL_MB | the largest ``model.safetensors`` the registry reads, in MiB | 512 |
 """
 from __future__ import annotations
 

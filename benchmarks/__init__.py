@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.speed`` reproduces the paper's speed comparison (Table 1) on this machine."""

@@ -1,0 +1,370 @@
+"""Training benchmarks for train/ (benchmarks, not timed tests); prints Markdown tables.
+
+1. Throughput: images/s of ``train_style`` at the paper's 256x256, batch 4, full-size network, through the
+   real loop (data loading, loss network, optimiser), per precision/layout. CPU: float32 and bfloat16
+   autocast. GPU (``--device cuda``): bfloat16 + channels-last (the default there) and float32.
+2. Quality against the objective itself (Johnson et al. 2016, Sec. 4.1 / Fig. 5): train a style network, then
+   on held-out content images compare the objective value of its output with that of the optimisation
+   baseline (Gatys et al., L-BFGS) after 50 / 100 / 300 iterations, same loss network and weights.
+   Defaults are small so it runs on a CPU (sizes printed with the table).
+3. ``--paper-recipe`` (GPU): the full 40k-iteration recipe on two styles, timed; then a warm-started
+   fine-tune from the first style's model to the second style, timed until its style loss reaches the loss
+   the full recipe reached (targets on one H100: <= 10 min and <= 60 s). One stage per command, so each
+   fits a 10-minute slot; results accumulate in ``<work-dir>/recipe.json``.
+
+Images: photos bundled with scikit-image (``skimage.data``; no download). Training content is random crops of
+``rocket`` (SpaceX, public domain), ``hubble_deep_field`` (NASA, public domain), ``immunohistochemistry`` (no
+known copyright restrictions) and ``retina`` (CC0); held-out images are ``astronaut`` (NASA, public domain),
+``chelsea`` and ``coffee`` (CC0). Style images are generated procedurally here.
+
+    python benchmarks/train_speed.py                       # CPU throughput + small quality table
+    python benchmarks/train_speed.py --device cuda --skip-quality                      # GPU throughput
+    python benchmarks/train_speed.py --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe waves
+    python benchmarks/train_speed.py --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe cells
+    python benchmarks/train_speed.py --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe finetune
+    python benchmarks/train_speed.py --device cuda --skip-throughput --work-dir W --quality-run W/runs/full-cells
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TRAIN_PHOTOS = ("rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+HELD_OUT_PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+def _photo(name: str) -> Image.Image:
+    import skimage.data
+
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+
+
+def make_content_folder(folder: Path, count: int, size: int, seed: int = 0) -> Path:
+    """``count`` random square crops (at random scales) of the training photos, saved as JPEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    photos = [_photo(name) for name in TRAIN_PHOTOS]
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        side = int(rng.integers(min(photo.size) // 3, min(photo.size) + 1))
+        left = int(rng.integers(0, photo.width - side + 1))
+        top = int(rng.integers(0, photo.height - side + 1))
+        crop = photo.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+        crop.save(folder / f"crop_{i:04d}.jpg", quality=92)
+    return folder
+
+
+def make_style_image(path: Path, kind: str, size: int = 512) -> Path:
+    """Procedural styles: "waves" (bold coloured bands) or "cells" (a Voronoi mosaic with dark borders)."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    if kind == "waves":
+        phase = 9 * xx + 4 * np.sin(7 * yy) + 2 * np.sin(13 * xx * yy)
+        rgb = np.stack([0.5 + 0.5 * np.sin(phase), 0.5 + 0.5 * np.sin(phase + 2.1), 0.5 + 0.5 * np.sin(phase + 4.2)], -1)
+    else:
+        rng = np.random.default_rng(1)
+        seeds = rng.random((60, 2))
+        colours = rng.random((60, 3)) * 0.8 + 0.2
+        d = (yy[..., None] - seeds[:, 0]) ** 2 + (xx[..., None] - seeds[:, 1]) ** 2
+        order = np.sort(d, axis=-1)
+        rgb = colours[np.argmin(d, axis=-1)]
+        rgb *= (np.sqrt(order[..., 1]) - np.sqrt(order[..., 0]) > 0.01)[..., None]
+    Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "loss.jsonl").read_text().splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------------------------------ 1. throughput
+
+
+def throughput(work: Path, device: str, steps: int, warmup: int, image_size: int, batch: int) -> list[dict]:
+    from train import StyleTrainConfig, train_style
+
+    content = make_content_folder(work / "content-tp", 32, image_size + 64)
+    style = make_style_image(work / "waves.png", "waves")
+    if device.startswith("cuda"):
+        variants = [("bfloat16", True), ("float32", False)]
+    else:
+        variants = [("float32", False), ("bfloat16", False)]
+    rows = []
+    for precision, channels_last in variants:
+        name = f"tp-{precision}-{'cl' if channels_last else 'nchw'}"
+        config = StyleTrainConfig(style=str(style), content=str(content), out=str(work / "models" / name),
+                                  run_dir=str(work / "runs" / name), image_size=image_size, batch_size=batch,
+                                  iterations=warmup + steps, device=device, precision=precision,
+                                  channels_last=channels_last, log_every=1, preview_every=0,
+                                  checkpoint_every=10**9)
+        train_style(config, overwrite=True)
+        hist = _history(work / "runs" / name)
+        timed = hist[warmup:]
+        seconds = timed[-1]["elapsed_s"] - hist[warmup - 1]["elapsed_s"] if warmup else timed[-1]["elapsed_s"]
+        per_step = seconds / len(timed)
+        rows.append({"device": device, "precision": precision, "channels_last": channels_last,
+                     "images_per_s": batch / per_step, "s_per_step": per_step,
+                     "paper_recipe_hours": per_step * 40_000 / 3600})
+    return rows
+
+
+def throughput_table(rows: list[dict], device_name: str, image_size: int, batch: int, steps: int) -> str:
+    lines = [f"Training throughput, `johnson-style` full size (width 1, 5 residual blocks), {image_size}x{image_size}, "
+             f"batch {batch}, paper loss layers, {steps} timed steps, on {device_name}:", "",
+             "| precision | layout | images/s | s/iteration | 40k iterations |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        hours = r["paper_recipe_hours"]
+        when = f"{hours * 60:.1f} min" if hours < 1 else (f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days")
+        lines.append(f"| {r['precision']} | {'channels-last' if r['channels_last'] else 'NCHW'} | {r['images_per_s']:.2f} | "
+                     f"{r['s_per_step']:.3f} | {when} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ 2. quality
+
+
+def quality(work: Path, device: str, image_size: int, iterations: int, width: float, num_residual: int,
+            eval_size: int, lbfgs: tuple[int, ...], inits: tuple[str, ...], run_dir: Path | None = None) -> tuple[list[dict], dict]:
+    """Train (or, with ``run_dir``, reuse a finished run's model) and score it against the L-BFGS baseline."""
+    import torch
+
+    from baseline.gatys import run_baseline
+    from imaging.io import image_to_tensor, load_image, resize_to_max_side
+    from losses import PerceptualLoss
+    from registry import load_model_folder
+    from train import StyleTrainConfig, train_style
+    from train.export import model_folder_for
+    from train.run import loss_network_weights
+    from train.style import load_style_image, loss_config_for
+
+    if run_dir is None:
+        content = make_content_folder(work / "content-q", 256, image_size + image_size // 4)
+        style = make_style_image(work / "cells.png", "cells")
+        config = StyleTrainConfig(style=str(style), content=str(content), out=str(work / "models" / "quality"),
+                                  run_dir=str(work / "runs" / "quality"), image_size=image_size, iterations=iterations,
+                                  width=width, num_residual=num_residual, device=device, log_every=10, preview_every=0,
+                                  checkpoint_every=10**9)
+        train_style(config, overwrite=True)
+        run_dir = work / "runs" / "quality"
+    config = StyleTrainConfig.load(run_dir / "config.json")
+    history = _history(run_dir)
+    model = load_model_folder(model_folder_for(config.out), device)
+    weights = loss_network_weights(config.vgg_weights)
+    loss = PerceptualLoss(loss_config_for(config, weights.is_pretrained), weights=weights).to(device)
+    style_tensor = load_style_image(config.style, config.style_size or config.image_size).to(device)
+    loss.set_style(style_tensor)
+    rows = []
+    for name in HELD_OUT_PHOTOS:
+        content_tensor = image_to_tensor(resize_to_max_side(load_image(_photo(name)), eval_size)).to(device)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            output = model(content_tensor)
+            net_seconds = time.perf_counter() - t0
+            net_value = float(loss(output, content_tensor).total)
+        for init in inits:
+            result = run_baseline(content_tensor, style_tensor, loss, iterations=max(lbfgs), init=init, device=device)
+            curve = result.objective
+            at = {n: curve[min(n, len(curve) - 1)] for n in lbfgs}
+            match = next((i for i, v in enumerate(curve) if v <= net_value), None)
+            rows.append({"image": name, "size": "x".join(map(str, content_tensor.shape[-1:-3:-1])), "init": init,
+                         "network": net_value, "network_s": net_seconds, "lbfgs": at, "lbfgs_s": result.seconds,
+                         "lbfgs_iterations": result.iterations, "match": match})
+    args = model.model_config.architecture_args
+    setup = {"image_size": config.image_size, "iterations": history[-1]["step"], "width": args.get("width"),
+             "num_residual": args.get("num_residual"), "eval_size": eval_size,
+             "train_seconds": history[-1]["elapsed_s"], "loss_network": weights.identity, "final": history[-1]}
+    return rows, setup
+
+
+def quality_table(rows: list[dict], setup: dict, lbfgs: tuple[int, ...], device_name: str) -> str:
+    head = " | ".join(f"L-BFGS {n}" for n in lbfgs)
+    lines = [
+        f"Objective value (lower is better) on held-out images, {device_name}. Network: `johnson-style` width "
+        f"{setup['width']}, {setup['num_residual']} residual blocks, trained {setup['iterations']} iterations at "
+        f"{setup['image_size']}x{setup['image_size']}, batch 4 ({setup['train_seconds']:.0f} s); evaluated at longer side "
+        f"{setup['eval_size']} px. Loss network `{setup['loss_network']}`, the same objective (weights, layers, style "
+        f"targets) for both methods. Baseline: L-BFGS-B in [0, 1] (baseline/gatys.py).", "",
+        f"| image | size | baseline init | network | {head} | L-BFGS iterations to match the network |",
+        "|---|---|---|---:|" + "---:|" * len(lbfgs) + "---:|",
+    ]
+    for r in rows:
+        values = " | ".join(f"{r['lbfgs'][n]:.4g}" for n in lbfgs)
+        match = str(r["match"]) if r["match"] is not None else f"> {r['lbfgs_iterations']}"
+        lines.append(f"| {r['image']} | {r['size']} | {r['init']} | {r['network']:.4g} | {values} | {match} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ 3. paper recipe
+
+
+RECIPE_STAGES = ("waves", "cells", "finetune", "all")
+
+
+def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_size: int, content_count: int,
+                 finetune_limit_s: float) -> str:
+    """Full recipe on two styles ("waves", "cells"), then a warm-started fine-tune waves -> cells against the
+    clock ("finetune"), until its style loss (mean of 20 steps) reaches the full "cells" run's final style loss.
+    Stages keep their results in ``<work>/recipe.json`` so each fits in one short GPU command."""
+    from train import StyleTrainConfig, train_style
+
+    state_file = work / "recipe.json"
+    results = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    content = work / "content-recipe"
+    if not content.is_dir():
+        make_content_folder(content, content_count, image_size + image_size // 4)
+    styles = {"waves": work / "waves.png", "cells": work / "cells.png"}
+    for kind, path in styles.items():
+        if not path.is_file():
+            make_style_image(path, kind)
+
+    for name in ("waves", "cells"):
+        if stage not in (name, "all"):
+            continue
+        config = StyleTrainConfig(style=str(styles[name]), content=str(content), out=str(work / "models" / f"full-{name}"),
+                                  run_dir=str(work / "runs" / f"full-{name}"), image_size=image_size,
+                                  iterations=iterations, device=device, preview_every=max(1, iterations // 8),
+                                  checkpoint_every=max(1, iterations // 4))
+        started = time.perf_counter()
+        train_style(config, overwrite=True)
+        seconds = time.perf_counter() - started
+        hist = _history(work / "runs" / f"full-{name}")
+        tail = hist[-max(1, len(hist) // 50):]
+        results[f"full-{name}"] = {"seconds": seconds, "train_seconds": hist[-1]["elapsed_s"], "iterations": iterations,
+                                   "style": sum(r["style"] for r in tail) / len(tail),
+                                   "total": sum(r["total"] for r in tail) / len(tail)}
+        state_file.write_text(json.dumps(results, indent=2))
+
+    if stage in ("finetune", "all"):
+        missing = [k for k in ("full-waves", "full-cells") if k not in results]
+        if missing:
+            raise SystemExit(f"run the {', '.join(m[5:] for m in missing)} stage(s) first (same --work-dir)")
+        target = results["full-cells"]["style"]
+        watch_state: dict = {"reached": None, "recent": []}
+        started = time.perf_counter()
+
+        def watch(event) -> None:
+            if event.losses:
+                watch_state["recent"] = (watch_state["recent"] + [event.losses["style"]])[-20:]
+                mean = sum(watch_state["recent"]) / len(watch_state["recent"])
+                if watch_state["reached"] is None and len(watch_state["recent"]) == 20 and mean <= target:
+                    watch_state["reached"] = (event.step, time.perf_counter() - started, event.elapsed_s)
+
+        def stop() -> bool:
+            return watch_state["reached"] is not None or time.perf_counter() - started > finetune_limit_s
+
+        tune = StyleTrainConfig(style=str(styles["cells"]), content=str(content), out=str(work / "models" / "tuned-cells"),
+                                run_dir=str(work / "runs" / "tuned-cells"), image_size=image_size, iterations=iterations,
+                                init=str(work / "models" / "full-waves"), device=device, log_every=1, preview_every=0,
+                                checkpoint_every=10**9)
+        train_style(tune, watch, stop, overwrite=True)
+        hist = _history(work / "runs" / "tuned-cells")
+        results["finetune"] = {"target_style": target, "reached": watch_state["reached"],
+                               "wall_s": time.perf_counter() - started, "last": hist[-1]}
+        state_file.write_text(json.dumps(results, indent=2))
+
+    lines = [f"Paper recipe (256x256 by default, batch 4, Adam 1e-3, paper layers) on {_device_name(device)}, "
+             f"{content_count} content crops:", "",
+             "| run | iterations | wall time | training time | final style loss | final total loss |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in ("waves", "cells"):
+        r = results.get(f"full-{name}")
+        if r:
+            lines.append(f"| full recipe, style {name} | {r['iterations']} | {r['seconds']:.0f} s | {r['train_seconds']:.0f} s | "
+                         f"{r['style']:.4g} | {r['total']:.4g} |")
+    tuned = results.get("finetune")
+    if tuned:
+        last = tuned["last"]
+        if tuned["reached"]:
+            step, wall, train_s = tuned["reached"]
+            lines.append(f"| fine-tune waves -> cells (warm start) | {step} | {wall:.1f} s | {train_s:.1f} s | "
+                         f"reached {tuned['target_style']:.4g} | {last['total']:.4g} |")
+        else:
+            lines.append(f"| fine-tune waves -> cells (warm start) | {last['step']} | {tuned['wall_s']:.0f} s (limit) | "
+                         f"{last['elapsed_s']:.0f} s | did not reach {tuned['target_style']:.4g} (last {last['style']:.4g}) | "
+                         f"{last['total']:.4g} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(torch.device(device))}"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, help="timed throughput steps (default: 4 on CPU, 50 on GPU)")
+    parser.add_argument("--warmup", type=int, help="untimed first steps (default: 1 on CPU, 10 on GPU)")
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--quality-size", type=int, help="training size for the quality run (default: 64 CPU, 256 GPU)")
+    parser.add_argument("--quality-iterations", type=int, help="default: 400 on CPU, 40000 on GPU")
+    parser.add_argument("--quality-width", type=float, help="default: 0.5 on CPU, 1.0 on GPU")
+    parser.add_argument("--quality-residual", type=int, help="default: 3 on CPU, 5 on GPU")
+    parser.add_argument("--eval-size", type=int, help="held-out images' longer side (default: 96 CPU, 256 GPU)")
+    parser.add_argument("--lbfgs", type=int, nargs="+", default=[50, 100, 300])
+    parser.add_argument("--inits", nargs="+", default=["noise", "content"], choices=("noise", "content"))
+    parser.add_argument("--quality-run", help="score this finished run's model instead of training one")
+    parser.add_argument("--paper-recipe", choices=RECIPE_STAGES,
+                        help="GPU: a full-recipe run (waves, cells), the warm-started fine-tune, or all three")
+    parser.add_argument("--recipe-iterations", type=int, default=40_000)
+    parser.add_argument("--recipe-content", type=int, default=2000, help="content crops for the recipe runs")
+    parser.add_argument("--finetune-limit", type=float, default=300.0, help="seconds before the fine-tune gives up")
+    parser.add_argument("--work-dir", help="keep images, runs and models here (default: a temporary folder)")
+    parser.add_argument("--json", help="also write the raw numbers here")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    gpu = args.device.startswith("cuda")
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="train-bench-"))
+    os.environ.setdefault("PERCEPTUAL_DATA_DIR", str(work / "data"))
+    name = _device_name(args.device)
+    raw: dict = {"device": name}
+    print(f"# Training benchmarks ({name}; work dir {work})\n")
+    if not args.skip_throughput:
+        steps = args.steps or (50 if gpu else 4)
+        warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
+        rows = throughput(work, args.device, steps, warmup, args.image_size, args.batch_size)
+        raw["throughput"] = rows
+        print(throughput_table(rows, name, args.image_size, args.batch_size, steps) + "\n", flush=True)
+    if not args.skip_quality:
+        lbfgs = tuple(sorted(args.lbfgs))
+        rows, setup = quality(work, args.device, args.quality_size or (256 if gpu else 64),
+                              args.quality_iterations or (40_000 if gpu else 400), args.quality_width or (1.0 if gpu else 0.5),
+                              args.quality_residual or (5 if gpu else 3), args.eval_size or (256 if gpu else 96), lbfgs,
+                              tuple(args.inits), Path(args.quality_run) if args.quality_run else None)
+        raw["quality"] = {"rows": rows, "setup": setup}
+        print(quality_table(rows, setup, lbfgs, name) + "\n", flush=True)
+    if args.paper_recipe:
+        table = paper_recipe(work, args.device, args.paper_recipe, args.recipe_iterations, args.image_size,
+                             args.recipe_content, args.finetune_limit)
+        raw["paper_recipe"] = table
+        print(table + "\n", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

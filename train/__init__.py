@@ -1,0 +1,29 @@
+"""Training: fast style models from a style image, and pixel- vs feature-loss super-resolution models
+(Johnson, Alahi & Fei-Fei, ECCV 2016, Sec. 4-5). One code path serves the CLIs and the web app::
+
+    from train import StyleTrainConfig, train_style
+    folder = train_style(StyleTrainConfig(style="wave.jpg", content="photos/", out="wave"), progress=print)
+
+``python -m train.style`` / ``python -m train.sr`` are the command lines; see ``docs/train.md``.
+Exports resolve lazily (PEP 562), so ``import train`` stays cheap.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "StyleTrainConfig": "config", "SRTrainConfig": "config", "ConfigError": "config",
+    "train_style": "style", "train_sr": "sr", "evaluate_sr": "sr", "SREvaluation": "sr",
+    "TrainEvent": "loop", "TrainingDivergedError": "loop", "ProgressCallback": "loop",
+    "DataError": "data", "psnr_y": "metrics", "ssim_y": "metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'train' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -72,13 +72,14 @@ class ProgressBar:
     def __call__(self, event: TrainEvent) -> None:
         if event.message:
             self.bar.write(event.message, file=sys.stderr)
+        if event.done or event.cancelled:
+            self.bar.close()
+            return
         if event.step > self.bar.n:
             self.bar.update(event.step - self.bar.n)
         if event.losses:
             terms = " ".join(f"{k}={event.losses[k]:.4g}" for k in _SHOWN_TERMS if event.losses.get(k))
             self.bar.set_postfix_str(f"{terms} {event.images_per_s:.1f} img/s", refresh=False)
-        if event.done or event.cancelled:
-            self.bar.close()
 
     def close(self) -> None:
         self.bar.close()
@@ -123,8 +124,10 @@ def run_cli(train: Callable[[threading.Event], Any], *, debug: bool) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     expected = (ConfigError, DataError, ImageInputError, RegistryError, TrainingDivergedError, CheckpointError,
                 FileExistsError)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        with CtrlC() as stop:
+        with CtrlC() as stop, logging_redirect_tqdm():  # log lines print above the progress bar
             result = train(stop)
     except expected as exc:
         if debug:

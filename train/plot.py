@@ -61,7 +61,7 @@ def plot_losses(history: Sequence[dict[str, Any]], path: str | Path, *, size: tu
         x, _ = xy(step, 10 ** lo)
         draw.text((x - 12, height - bottom + 6), f"{step:.0f}", fill="black", font=font)
     draw.text((width // 2 - 12, height - 16), "step", fill="black", font=font)
-    legend_x = left + 8
+    legend_x = left + 16 + int(draw.textlength(title, font=font))  # the legend follows the title, above the plot
     for name, points in series.items():
         colour = COLOURS[name]
         coords = [xy(s, v) for s, v in points]
@@ -70,7 +70,7 @@ def plot_losses(history: Sequence[dict[str, Any]], path: str | Path, *, size: tu
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
         else:
             draw.line(coords, fill=colour, width=2)
-        draw.text((legend_x, top + 4), name, fill=colour, font=font)
+        draw.text((legend_x, 8), name, fill=colour, font=font)
         legend_x += 8 + int(draw.textlength(name, font=font)) + 8
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
@@ -89,7 +89,9 @@ def evolution_strip(previews: Sequence[Path], path: str | Path, *, max_frames: i
     for preview in previews:
         with Image.open(preview) as image:
             frame = image.convert("RGB")
-        frame.thumbnail((tile, tile))
+        scale = tile / max(frame.size)  # small previews are enlarged, large ones reduced, to one tile size
+        frame = frame.resize((max(1, round(frame.width * scale)), max(1, round(frame.height * scale))),
+                             Image.Resampling.BICUBIC)
         frames.append((preview, frame))
     strip = Image.new("RGB", (len(frames) * (tile + 4) + 4, tile + 24), "white")
     draw = ImageDraw.Draw(strip)

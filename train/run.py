@@ -70,6 +70,7 @@ def plan_run(config: TrainConfigBase, ctx: DistContext, *, resume: bool, overwri
         raise ConfigError(f"a training run already exists in {root}: pass --resume to continue it or --overwrite to start again")
     if not (resume or overwrite) and out.exists():
         raise ConfigError(f"the model folder {out} already exists: choose another --out or pass --overwrite")
+    barrier(ctx)  # every rank has checked the folders before rank 0 changes them
     if ctx.is_main:
         if not resume and has_run:
             shutil.rmtree(root)

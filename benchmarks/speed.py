@@ -358,7 +358,7 @@ def format_markdown(results: dict) -> str:
                 f"({row['baseline_objective_evaluations']} objective evaluations for {results['baseline_iterations_timed'] + 1} iterations, "
                 f"counting one before and one after)")
         if "compiled_first_call_s" in row:
-            note += f"; torch.compile first call (compile) {row['compiled_first_call_s']:.1f} s, then {_spread(times['compiled'])}"
+            note += f"; torch.compile: first call at this size {row['compiled_first_call_s']:.1f} s (compiles on the first size only), then {_spread(times['compiled'])}"
         lines.append(note)
     lines += ["", "Targets:"]
     if "512" in results["sizes"]:

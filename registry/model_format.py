@@ -44,8 +44,13 @@ WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 STYLE_IMAGE_FILE = "style.jpg"
 PREVIEW_FILE = "preview.jpg"
+# Written by train/: the loss plot and the preview strip over training, both shown by the card.
+LOSS_CURVE_FILE = "loss_curve.png"
+EVOLUTION_FILE = "evolution.jpg"
 # The only files the registry ever downloads, uploads or reads from a model folder.
-MODEL_FILES: tuple[str, ...] = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, STYLE_IMAGE_FILE, PREVIEW_FILE)
+MODEL_FILES: tuple[str, ...] = (
+    CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, STYLE_IMAGE_FILE, PREVIEW_FILE, LOSS_CURVE_FILE, EVOLUTION_FILE,
+)
 # Weight files that need unpickling: refused everywhere except the explicit legacy importer.
 PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt")
 

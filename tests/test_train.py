@@ -292,6 +292,12 @@ def test_fine_tune_from_a_registry_model(style_path, content_dir):
     assert record["architecture_args"]["width"] == 0.25 and record["training"]["init"] == "base"
     assert load_model("local:tuned", device="cpu") is not None
     assert "init" in (folder / "README.md").read_text()
+    # A model folder path works as --init too.
+    again = train_style(tiny_style(style_path, content_dir, out="tuned-again", init=str(folder), iterations=1))
+    assert json.loads((again / "config.json").read_text())["architecture_args"]["width"] == 0.25
+    with pytest.raises(ConfigError, match="--init nothing-here"):
+        train_style(tiny_style(style_path, content_dir, out="tuned-never", init="nothing-here", iterations=1))
+    assert not (_runs_dir() / "tuned-never").exists()  # a bad input leaves no run folder behind
 
 
 def test_resume_reaches_the_same_final_weights(style_path, content_dir):
@@ -404,7 +410,7 @@ def test_bad_inputs_give_clear_messages(tmp_path, style_path, content_dir, capsy
     err = capsys.readouterr().err
     assert rc == 1
     assert message in err and "Traceback" not in err
-    assert not (_models_dir() / "bad").exists()
+    assert not (_models_dir() / "bad").exists() and not (_runs_dir() / "bad").exists()
 
 
 def test_existing_model_folder_is_not_overwritten_by_accident(style_path, content_dir):

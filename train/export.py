@@ -19,8 +19,7 @@ import settings
 
 logger = logging.getLogger(__name__)
 
-LOSS_CURVE_FILE = "loss_curve.png"
-EVOLUTION_FILE = "evolution.jpg"
+from registry.model_format import EVOLUTION_FILE, LOSS_CURVE_FILE
 
 
 def model_folder_for(out: str | os.PathLike) -> Path:

@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 LOSS_LOG = "loss.jsonl"
 PREVIEWS_DIR = "previews"
-LOSS_TERMS: tuple[str, ...] = ("total", "content", "style", "tv", "pixel")
 
 
 @dataclass

@@ -43,14 +43,25 @@ class RunPlan:
     paths: RunPaths
     out: Path
     resume_from: ckpt.Checkpoint | None
+    replace_existing: bool  # an old run folder is in the way and --overwrite was given
+
+    def start(self, config: TrainConfigBase, ctx: DistContext) -> None:
+        """Create the run folder (rank 0), once every input has been checked: a bad input leaves nothing behind."""
+        barrier(ctx)  # every rank has checked the folders before rank 0 changes them
+        if ctx.is_main:
+            if self.replace_existing:
+                shutil.rmtree(self.paths.root)
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            config.save(self.paths.config)
+        barrier(ctx)
 
 
-def plan_run(config: TrainConfigBase, ctx: DistContext, *, resume: bool, overwrite: bool) -> RunPlan:
+def plan_run(config: TrainConfigBase, *, resume: bool, overwrite: bool) -> RunPlan:
     """Check the output and run folders before any work, so a mistake costs seconds, not a training run.
 
     Without ``resume``, an existing run folder or model folder is an error unless ``overwrite``. With
     ``resume``, the saved config must match (bookkeeping fields aside) and training continues from the latest
-    checkpoint; with no checkpoint yet, the run starts from the beginning.
+    checkpoint; with no checkpoint yet, the run starts from the beginning. Nothing is written here.
     """
     out = model_folder_for(config.out)
     root = Path(config.run_dir).expanduser() if config.run_dir else settings.runs_dir() / out.name
@@ -67,17 +78,11 @@ def plan_run(config: TrainConfigBase, ctx: DistContext, *, resume: bool, overwri
         logger.info("nothing to resume in %s: starting a new run", root)
     has_run = paths.config.is_file() or (root / ckpt.CHECKPOINTS_DIR).is_dir()
     if not resume and has_run and not overwrite:
-        raise ConfigError(f"a training run already exists in {root}: pass --resume to continue it or --overwrite to start again")
+        raise ConfigError(f"a training run already exists in {root}: pass --resume to continue it or --overwrite "
+                          f"to start again")
     if not (resume or overwrite) and out.exists():
         raise ConfigError(f"the model folder {out} already exists: choose another --out or pass --overwrite")
-    barrier(ctx)  # every rank has checked the folders before rank 0 changes them
-    if ctx.is_main:
-        if not resume and has_run:
-            shutil.rmtree(root)
-        root.mkdir(parents=True, exist_ok=True)
-        config.save(paths.config)
-    barrier(ctx)
-    return RunPlan(paths, out, resume_from)
+    return RunPlan(paths, out, resume_from, replace_existing=not resume and has_run)
 
 
 def loss_network_weights(vgg_weights: str | None) -> LossNetworkWeights:

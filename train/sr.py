@@ -30,7 +30,7 @@ from networks import SuperResolutionNet
 from . import data as data_mod
 from .cli import COMMON_FIELDS, ProgressBar, add_common_arguments, pick, run_cli
 from .config import ConfigError, SRTrainConfig
-from .distributed import barrier, init_distributed, shutdown
+from .distributed import DistContext, barrier, init_distributed, shutdown
 from .export import write_model_folder
 from .loop import (LoopSpec, ProgressCallback, StopRequest, TrainEvent, configure_determinism, emit, render_preview,
                    resolve_numerics, run_loop)
@@ -154,9 +154,10 @@ def train_sr(config: SRTrainConfig, progress: ProgressCallback | None = None, sh
         shutdown(ctx)
 
 
-def _train_sr(config, ctx, progress, should_stop, *, resume, overwrite) -> Path:
+def _train_sr(config: SRTrainConfig, ctx: DistContext, progress: ProgressCallback | None, should_stop: StopRequest,
+              *, resume: bool, overwrite: bool) -> Path:
     device = ctx.device
-    plan = plan_run(config, ctx, resume=resume, overwrite=overwrite)
+    plan = plan_run(config, resume=resume, overwrite=overwrite)
     train_paths, eval_paths, dataset_label = split_images(config)
     preview_lr = load_preview_input(config.preview_image or (eval_paths or train_paths)[0], config)
 
@@ -191,6 +192,7 @@ def _train_sr(config, ctx, progress, should_stop, *, resume, overwrite) -> Path:
 
     spec = LoopSpec(model=model, loss=loss, make_batches=make_batches, prepare=prepare, preview_input=preview_lr.to(device))
     identity = loss.identity
+    plan.start(config, ctx)
     if ctx.is_main:
         write_details(plan.paths, {
             "task": "super-resolution", "loss_network": identity,

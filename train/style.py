@@ -30,10 +30,10 @@ from networks import StyleTransformNet
 from . import data as data_mod
 from .cli import COMMON_FIELDS, ProgressBar, add_common_arguments, pick, run_cli
 from .config import MIN_IMAGE_SIZE, ConfigError, StyleTrainConfig
-from .distributed import barrier, init_distributed, shutdown
+from .distributed import DistContext, barrier, init_distributed, shutdown
 from .export import write_model_folder
-from .loop import (LoopSpec, ProgressCallback, StopRequest, TrainEvent, configure_determinism, emit, render_preview,
-                   resolve_numerics, run_loop)
+from .loop import (LoopResult, LoopSpec, ProgressCallback, StopRequest, TrainEvent, configure_determinism, emit,
+                   render_preview, resolve_numerics, run_loop)
 from .plot import evolution_strip, plot_losses
 from .run import (device_label, loss_network_weights, loss_table, plan_run, public_config, requested_device,
                   summarise_losses, warm_start, write_details)
@@ -98,9 +98,10 @@ def train_style(config: StyleTrainConfig, progress: ProgressCallback | None = No
         shutdown(ctx)
 
 
-def _train_style(config, ctx, progress, should_stop, *, resume, overwrite) -> Path:
+def _train_style(config: StyleTrainConfig, ctx: DistContext, progress: ProgressCallback | None, should_stop: StopRequest,
+                 *, resume: bool, overwrite: bool) -> Path:
     device = ctx.device
-    plan = plan_run(config, ctx, resume=resume, overwrite=overwrite)
+    plan = plan_run(config, resume=resume, overwrite=overwrite)
     # Inputs first: a bad style image or content folder must fail before any heavy setup.
     style_size = config.style_size or config.image_size
     style_tensor = load_style_image(config.style, style_size)
@@ -136,6 +137,7 @@ def _train_style(config, ctx, progress, should_stop, *, resume, overwrite) -> Pa
 
     spec = LoopSpec(model=model, loss=loss, make_batches=make_batches, prepare=lambda batch: (batch, batch),
                     preview_input=preview_tensor.to(device))
+    plan.start(config, ctx)
     if ctx.is_main:
         write_details(plan.paths, {
             "task": "style-transfer", "loss_network": weights.identity, "loss_network_source": weights.source,
@@ -200,7 +202,7 @@ def _train_style(config, ctx, progress, should_stop, *, resume, overwrite) -> Pa
     return folder
 
 
-def _card_extra(result, config, history) -> str:
+def _card_extra(result: LoopResult, config: StyleTrainConfig, history: list[dict]) -> str:
     lines = ["## Training run", ""]
     if result.step < config.iterations:
         lines += [f"> Training was stopped early, at step {result.step} of {config.iterations}.", ""]

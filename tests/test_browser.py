@@ -1,0 +1,132 @@
+"""The app in a real browser: Playwright drives Debian's Chromium (never a downloaded one) against the app
+launched in this process. Screenshots go to ``$PERCEPTUAL_SCREENSHOTS_DIR`` (default ``artifacts/screenshots``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from apptools import app_environment, launch_app, photo
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run",
+               # Chromium's built-in test camera, for the live webcam stream
+               "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_MS = 60_000
+TABS = ["Stylize", "Compare with the baseline", "Super-resolution", "Train a style", "Models", "Explain"]
+
+
+def screenshots_dir() -> Path:
+    folder = Path(os.environ.get("PERCEPTUAL_SCREENSHOTS_DIR") or ROOT / "artifacts" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    with app_environment(tmp_path_factory.mktemp("browser")) as env, launch_app() as url:
+        yield url, env
+
+
+@pytest.fixture(autouse=True)
+def _app_environment(app_url, monkeypatch) -> None:
+    for key, value in app_url[1].items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, permissions=["camera"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url[0])
+    # the banner names the loss network once the page has loaded (here the random-weight fallback)
+    page.locator("#loss-network-banner").get_by_text("vgg16:random(seed=0)").first.wait_for()
+    assert [tab.inner_text() for tab in page.get_by_role("tab").all()] == TABS
+    yield page
+    context.close()
+
+
+def rendered(page, selector: str) -> dict:
+    """Wait for an <img> under ``selector`` that has loaded, and return its natural size.
+
+    Read in the same check that sees it loaded: a streamed image swaps its source for every frame.
+    """
+    page.locator(f"{selector} img").first.wait_for(state="visible")
+    handle = page.wait_for_function(
+        """(sel) => {
+            const i = document.querySelector(sel + ' img');
+            return i && i.complete && i.naturalWidth > 0 ? {width: i.naturalWidth, height: i.naturalHeight} : null;
+        }""",
+        arg=selector,
+    )
+    return handle.json_value()
+
+
+def upload(page, selector: str, path: Path) -> None:
+    page.locator(f"{selector} input[type=file]").set_input_files(str(path))
+    rendered(page, selector)  # the upload's preview: the file reached the server
+
+
+def test_stylize_in_the_browser(page, tmp_path) -> None:
+    content = photo(tmp_path / "street.png", (160, 120), seed=4)
+    page.locator("#stylize-content").scroll_into_view_if_needed()
+    # the gallery and the model picker are filled when the page loads
+    page.get_by_text("tiny · local · vgg16:random(seed=0)").first.wait_for()
+    upload(page, "#stylize-content", content)
+    page.locator("#stylize-button").click()
+    size = rendered(page, "#stylize-output")
+    assert size["width"] == 512 and size["height"] == 384  # the default output size, aspect kept
+    page.locator("#stylize-info").get_by_text("px in").wait_for()
+    page.screenshot(path=str(screenshots_dir() / "stylize.png"), full_page=True)
+
+
+def test_live_webcam_streams_through_the_model(page) -> None:
+    page.get_by_text("Live webcam: stream your camera").click()
+    page.get_by_role("button", name="Click to Access Webcam").click()
+    page.get_by_role("button", name="capture photo").click()  # starts streaming (Chromium's fake camera)
+    size = rendered(page, "#webcam-output")
+    assert max(size["width"], size["height"]) == 256  # the processing size
+    page.screenshot(path=str(screenshots_dir() / "live_webcam.png"), full_page=True)
+
+
+def test_super_resolution_in_the_browser(page, tmp_path) -> None:
+    original = photo(tmp_path / "building.png", (96, 80), seed=6)
+    page.get_by_role("tab", name="Super-resolution").click()
+    upload(page, "#sr-input", original)
+    page.locator("#sr-button").click()
+    page.locator("#sr-info").get_by_text("PSNR", exact=False).first.wait_for()
+    size = rendered(page, "#sr-slider")
+    assert (size["width"], size["height"]) == (96, 80)
+    assert "local:sr-x4-feature" in page.locator("#sr-info").inner_text()
+    page.screenshot(path=str(screenshots_dir() / "super_resolution.png"), full_page=True)
+
+
+@pytest.mark.parametrize("tab", TABS[1:])
+def test_every_tab_opens(page, tab) -> None:
+    page.get_by_role("tab", name=tab).click()
+    selected = [t.inner_text() for t in page.get_by_role("tab").all() if t.get_attribute("aria-selected") == "true"]
+    assert selected == [tab]
+    if tab == "Models":
+        page.get_by_text("local:tiny-style").first.wait_for()
+    page.wait_for_timeout(300)
+    assert page.locator(".error, .toast-body.error").count() == 0
+    name = tab.lower().replace(" ", "_")
+    page.screenshot(path=str(screenshots_dir() / f"tab_{name}.png"), full_page=True)

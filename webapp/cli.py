@@ -1,0 +1,173 @@
+"""Batch command line for files and folders, sharing the web app's handlers.
+
+    python -m webapp.cli stylize --model ID INPUT... --out DIR [--size 512] [--strength 1] [--style-scale 1]
+                                 [--preserve-colours]
+    python -m webapp.cli upscale [--model ID] [--scale 4] INPUT... --out DIR
+    python -m webapp.cli models [--task style-transfer|super-resolution]
+
+INPUT is an image file or a folder (searched recursively for images). ``upscale`` without ``--model`` uses the
+registry's feature-loss model for the scale (the paper's), else its pixel-loss model, else bicubic; say
+``--model bicubic`` to force bicubic. A file that fails is reported on stderr and skipped; the exit status is
+1 if any failed, 2 for a usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def find_inputs(items: Iterable[str]) -> list[Path]:
+    """Image files named directly or found (recursively, sorted) in named folders."""
+    found: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    if not found:
+        raise FileNotFoundError("no image files found in the given inputs")
+    return found
+
+
+def _output_path(out: Path, source: Path, suffix: str, taken: set[Path]) -> Path:
+    """``out/<stem>_<suffix>.png``, numbered if two inputs share a stem."""
+    stem = f"{source.stem}_{suffix}"
+    path, n = out / f"{stem}.png", 1
+    while path in taken:
+        n += 1
+        path = out / f"{stem}-{n}.png"
+    taken.add(path)
+    return path
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in text).strip("-") or "out"
+
+
+def default_sr_model(scale: int) -> str | None:
+    """The feature-loss model for ``scale`` if the registry has one, else the pixel-loss one, else None."""
+    from webapp.handlers.models import current_listing, sr_choices
+
+    ids, pixel, feature = sr_choices(current_listing(), scale)
+    return feature or pixel or (ids[0] if ids else None)
+
+
+def _run_each(inputs: list[Path], out: Path, work, suffix_for) -> int:
+    from webapp.errors import user_message
+
+    out.mkdir(parents=True, exist_ok=True)
+    taken: set[Path] = set()
+    failures = 0
+    for source in inputs:
+        try:
+            image, seconds, label = work(source)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            failures += 1
+            print(f"skipped {source}: {user_message(exc)}", file=sys.stderr)
+            continue
+        target = _output_path(out, source, suffix_for(label), taken)
+        image.save(target)
+        print(f"{source} -> {target} ({image.width}x{image.height}, {seconds:.2f} s, {label})")
+    print(f"{len(inputs) - failures} of {len(inputs)} done", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def stylize_command(args: argparse.Namespace) -> int:
+    from webapp.handlers.common import load_registry_model
+    from webapp.handlers.style import stylize
+
+    load_registry_model(args.model, "style-transfer")  # a wrong id fails once, before any file
+
+    def work(source: Path):
+        result = stylize(source, args.model, args.size, args.preserve_colours, args.strength, args.style_scale)
+        return result.image, result.seconds, result.style or result.model_id
+
+    return _run_each(find_inputs(args.inputs), Path(args.out), work, _safe)
+
+
+def upscale_command(args: argparse.Namespace) -> int:
+    from webapp.handlers.superres import upscale
+
+    model = args.model
+    if model is None:
+        model = default_sr_model(args.scale)
+        if model is None:
+            print(f"no x{args.scale} super-resolution model found: using bicubic", file=sys.stderr)
+    elif model == "bicubic":
+        model = None
+    if model is not None:
+        from webapp.handlers.common import load_registry_model
+
+        load_registry_model(model, "super-resolution")
+
+    def work(source: Path):
+        return upscale(source, model, args.scale)
+
+    return _run_each(find_inputs(args.inputs), Path(args.out), work,
+                     lambda label: f"x{args.scale}" + ("_bicubic" if label == "bicubic" else ""))
+
+
+def models_command(args: argparse.Namespace) -> int:
+    from webapp.handlers.models import current_listing, table_rows
+
+    listing = current_listing()
+    for notice in listing.notices:
+        print(notice, file=sys.stderr)
+    rows = [r for r, e in zip(table_rows(listing), listing.entries) if args.task is None or e.task == args.task]
+    for row in rows:
+        print("\t".join(row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m webapp.cli", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    style = sub.add_parser("stylize", help="stylise images with a style model")
+    style.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    style.add_argument("--model", required=True, help="registry model id (local:NAME, owner/name, NAME)")
+    style.add_argument("--out", required=True, help="output folder")
+    style.add_argument("--size", type=int, default=512, help="output longest side in px (default 512)")
+    style.add_argument("--strength", type=float, default=1.0, help="style strength 0..1 (default 1)")
+    style.add_argument("--style-scale", type=float, default=1.0, help="network input size / output size, 0.25..2")
+    style.add_argument("--preserve-colours", "--preserve-colors", action="store_true",
+                       help="keep the content's colours (luminance-only transfer)")
+    style.set_defaults(run=stylize_command)
+    up = sub.add_parser("upscale", help="super-resolve images x4 or x8")
+    up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    up.add_argument("--out", required=True, help="output folder")
+    up.add_argument("--scale", type=int, choices=(4, 8), default=4)
+    up.add_argument("--model", help="super-resolution model id, or 'bicubic' (default: the feature-loss model)")
+    up.set_defaults(run=upscale_command)
+    listing = sub.add_parser("models", help="list the registry's models")
+    listing.add_argument("--task", choices=("style-transfer", "super-resolution"))
+    listing.set_defaults(run=models_command)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except Exception as exc:  # noqa: BLE001 - usage errors (missing inputs, bad model) as one line
+        if args.debug:
+            raise
+        from webapp.errors import user_message
+
+        print(f"error: {user_message(exc)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

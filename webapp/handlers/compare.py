@@ -1,0 +1,173 @@
+"""The Compare journey: the fast network against the optimisation baseline it replaces (Johnson et al. 2016,
+Sec. 4.1, Table 1; baseline: Gatys, Ecker & Bethge 2016).
+
+Both results are scored with one objective: the app's style-transfer loss (``PerceptualLossConfig.for_weights``
+on this process's loss network) with the chosen style image as target. The baseline minimises exactly that
+objective; the network was trained on it (or a close variant: its own record says which loss network and
+weights), and evaluating it here shows how close one forward pass gets to hundreds of optimiser steps.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image
+
+import settings
+from imaging import image_to_tensor, load_image, resize_to_max_side, tensor_to_image
+
+from .common import device_label, identity_note, load_registry_model, model_loss_identity, run_model
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+_loss_cache: dict[str, object] = {}
+# The cached objective holds the current style target: one comparison uses it at a time.
+_objective_lock = threading.Lock()
+
+
+def style_loss(device: torch.device):
+    """The style-transfer objective on ``device``, built once per process and device."""
+    from losses import PerceptualLoss, PerceptualLossConfig
+    from networks.vgg import default_vgg16_weights
+
+    key = str(device)
+    if key not in _loss_cache:
+        weights = default_vgg16_weights()
+        _loss_cache[key] = PerceptualLoss(PerceptualLossConfig.for_weights(weights), weights=weights).to(device)
+    return _loss_cache[key]
+
+
+def model_style_image(model_id: str) -> Path | None:
+    """The style image saved with a registry model (``style.jpg``), if it has one on disk."""
+    from registry import RegistryError, describe
+
+    try:
+        entry, _ = describe(model_id)
+    except RegistryError:
+        return None
+    if entry.path is None:
+        return None
+    path = Path(entry.path) / "style.jpg"
+    return path if path.is_file() else None
+
+
+@dataclass
+class CompareOutput:
+    content_size: tuple[int, int]
+    baseline_image: Image.Image
+    baseline_seconds: float
+    iterations: int
+    objective_start: float
+    baseline_objective: float
+    loss_network: str
+    device: str
+    fast_image: Image.Image | None = None
+    fast_seconds: float | None = None
+    fast_objective: float | None = None
+    model_id: str | None = None
+    model_loss_network: str | None = None
+    style_source: str = "uploaded"
+
+    @property
+    def speedup(self) -> float | None:
+        if self.fast_seconds is None or self.fast_seconds <= 0:
+            return None
+        return self.baseline_seconds / self.fast_seconds
+
+    def markdown(self) -> str:
+        width, height = self.content_size
+        per_iter = self.baseline_seconds / max(self.iterations, 1)
+        lines = [f"{width} x {height} px on `{self.device}`; style image: {self.style_source}.", "",
+                 "| | fast network | optimisation baseline |", "|---|---:|---:|"]
+        fast_time = f"{self.fast_seconds:.3f} s" if self.fast_seconds is not None else "—"
+        lines.append(f"| time | {fast_time} | {self.baseline_seconds:.2f} s ({self.iterations} L-BFGS iterations, "
+                     f"{per_iter * 1000:.0f} ms each) |")
+        fast_objective = f"{self.fast_objective:.4g}" if self.fast_objective is not None else "—"
+        lines.append(f"| objective | {fast_objective} | {self.baseline_objective:.4g} (from {self.objective_start:.4g}) |")
+        lines.append("")
+        if self.speedup is not None:
+            lines.append(f"**Speed-up: {self.speedup:,.0f}x** (one network pass after a warm-up, against the whole "
+                         f"optimisation).")
+        else:
+            lines.append("No style model chosen: only the baseline ran. Train a style model (Train a style tab) "
+                         "to compare it with the fast network.")
+        lines.append(f"Both objectives use the loss network `{self.loss_network}` (lower is better).")
+        if self.model_id:
+            lines.append(f"The model `{self.model_id}` was {identity_note(self.model_loss_network)}.")
+        return "  \n".join(lines)
+
+
+def compare_baseline(
+    content: object,
+    model_id: str | None = None,
+    style: object | None = None,
+    iterations: int = 50,
+    max_side: int = 256,
+    progress: ProgressFn | None = None,
+) -> CompareOutput:
+    """Stylise ``content`` with model ``model_id`` and with the baseline; score both with the same objective.
+
+    The style image is ``style`` when given, else the one saved with the model. With no model only the
+    baseline runs (``style`` is then required).
+    """
+    from baseline import run_baseline as optimise
+
+    iterations, max_side = int(iterations), int(max_side)
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    content_img = resize_to_max_side(load_image(content), max_side)
+    model = load_registry_model(model_id, "style-transfer") if model_id else None
+    if style is not None:
+        style_img, style_source = load_image(style), "uploaded"
+    elif model is not None:
+        path = model_style_image(getattr(model, "model_id", str(model_id)))
+        if path is None:
+            raise ValueError(f"{model_id} has no style image saved with it: upload the style image to compare.")
+        style_img, style_source = load_image(path), f"the one saved with `{getattr(model, 'model_id', model_id)}`"
+    else:
+        raise ValueError("Upload a style image, or choose a style model (its style image is used).")
+    style_img = resize_to_max_side(style_img, max_side)
+    device = settings.device()
+    content_t, style_t = image_to_tensor(content_img), image_to_tensor(style_img)
+
+    fast_image = fast_seconds = fast_objective = None
+    if model is not None:
+        run_model(model, content_t)  # warm-up: the first pass prepares the inference copy
+        run = run_model(model, content_t)
+        fast_image, fast_seconds = tensor_to_image(run.output), run.seconds
+
+    def report(i: int, n: int, value: float) -> None:
+        if progress is not None:
+            progress(i / n, f"L-BFGS iteration {i}/{n}, objective {value:.4g}")
+
+    with _objective_lock:
+        loss = style_loss(device)
+        started = time.perf_counter()
+        result = optimise(content_t, style_t, loss, iterations=iterations, device=device, progress=report)
+        logger.info("baseline: %d iterations in %.1fs", result.iterations, time.perf_counter() - started)
+        if fast_image is not None:
+            with torch.no_grad():
+                # run_baseline left the loss with this style target; score the network's output against it.
+                fast_objective = float(loss(run.output.to(device), content_t.to(device)).total)
+    return CompareOutput(
+        content_size=content_img.size,
+        baseline_image=tensor_to_image(result.image),
+        baseline_seconds=result.seconds,
+        iterations=result.iterations,
+        objective_start=result.objective[0],
+        baseline_objective=result.objective[-1],
+        loss_network=result.loss_network,
+        device=device_label(device),
+        fast_image=fast_image,
+        fast_seconds=fast_seconds,
+        fast_objective=fast_objective,
+        model_id=getattr(model, "model_id", model_id) if model is not None else None,
+        model_loss_network=model_loss_identity(model) if model is not None else None,
+        style_source=style_source,
+    )

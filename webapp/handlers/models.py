@@ -1,0 +1,230 @@
+"""The Models journey and the model pickers of the other tabs: what the registry lists, as the UI shows it."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+import settings
+
+from .. import samples
+
+logger = logging.getLogger(__name__)
+
+_RELATIVE_IMAGE = re.compile(r"!\[[^\]]*\]\((?!https?://)[^)]*\)\s*")
+TABLE_HEADERS: list[str] = ["id", "source", "task", "style / scale", "loss network", "ready offline", "status"]
+THUMBNAIL_SIDE = 192
+
+
+@dataclass
+class ModelListing:
+    """One registry listing, kept as the plain values every tab needs."""
+
+    entries: list[Any] = field(default_factory=list)  # registry.ModelEntry
+    notices: list[str] = field(default_factory=list)
+
+    def usable(self, task: str) -> list[Any]:
+        return [e for e in self.entries if e.task == task and e.error is None]
+
+    def style_ids(self) -> list[str]:
+        return [e.id for e in self.usable("style-transfer")]
+
+    def sr_entries(self, scale: int | None = None) -> list[Any]:
+        return [e for e in self.usable("super-resolution") if scale is None or e.scale == int(scale)]
+
+
+_listing_cache: dict[tuple, tuple[float, ModelListing]] = {}
+_listing_lock = threading.Lock()
+
+
+def _listing_key() -> tuple:
+    """What a listing depends on: the models folder, the HF cache and the Hub settings."""
+    env = tuple(os.environ.get(name) for name in ("HF_HUB_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT"))
+    return (str(settings.models_dir()), env, settings.hub_tag(), tuple(settings.hub_authors()),
+            tuple(settings.hub_extra_models()))
+
+
+def current_listing(max_age: float = 0.0) -> ModelListing:
+    """Local, cached and (when reachable) Hub models; never raises for an unreachable Hub.
+
+    ``max_age`` > 0 reuses a listing at most that many seconds old (the events of one page load share one).
+    """
+    from registry import list_models
+
+    key = _listing_key()
+    with _listing_lock:  # one listing at a time: concurrent page loads wait and share it
+        hit = _listing_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] <= max_age:
+            return hit[1]
+        listing = list_models()
+        result = ModelListing(list(listing.entries), list(listing.notices))
+        _listing_cache.clear()
+        _listing_cache[key] = (time.monotonic(), result)
+        return result
+
+
+def _read_training(entry: Any) -> dict[str, Any]:
+    path = getattr(entry, "path", None)
+    if path is None:
+        return {}
+    try:
+        data = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    training = data.get("training") if isinstance(data, dict) else None
+    return training if isinstance(training, dict) else {}
+
+
+def sr_loss_kind(training: dict[str, Any] | None, name: str = "") -> str | None:
+    """"pixel" or "feature": which loss a super-resolution model was trained with, from its training record.
+
+    Looks for the loss ``train.sr`` records (``sr_loss``, or ``loss`` in ``train_config``), else infers it from the weights: a
+    weighted feature (content) layer means the paper's feature-loss model, a pixel weight alone the per-pixel
+    baseline. Falls back on the model's name ("...pixel...", "...feature...").
+    """
+    training = training or {}
+    for source, key in ((training, "sr_loss"), (training, "loss"), (training.get("train_config") or {}, "loss")):
+        loss = source.get(key) if isinstance(source, dict) else None
+        if loss in ("pixel", "feature"):
+            return loss
+    layers = training.get("content_layers") or []
+    content_weight = training.get("content_weight")
+    pixel_weight = training.get("pixel_weight")
+    if layers and (content_weight is None or content_weight > 0):
+        return "feature"
+    if pixel_weight and pixel_weight > 0:
+        return "pixel"
+    lowered = name.lower()
+    if "pixel" in lowered:
+        return "pixel"
+    if "feature" in lowered or "perceptual" in lowered:
+        return "feature"
+    return None
+
+
+def sr_choices(listing: ModelListing, scale: int) -> tuple[list[str], str | None, str | None]:
+    """SR model ids at ``scale``, and the default pick for the pixel-loss and the feature-loss slot."""
+    ids, pixel, feature = [], None, None
+    for entry in listing.sr_entries(scale):
+        ids.append(entry.id)
+        kind = sr_loss_kind(_read_training(entry), entry.id)
+        if kind == "pixel" and pixel is None:
+            pixel = entry.id
+        elif kind == "feature" and feature is None:
+            feature = entry.id
+    return ids, pixel, feature
+
+
+def thumbnail(entry: Any) -> Image.Image:
+    """The model's style image (else its preview), small; a labelled tile when it has neither or it cannot be read."""
+    folder = getattr(entry, "path", None)
+    style_image = Path(folder) / "style.jpg" if folder is not None else None
+    path = style_image if style_image is not None and style_image.is_file() else getattr(entry, "thumbnail", None)
+    if path is not None:
+        try:
+            with Image.open(path) as image:
+                picture = image.convert("RGB")
+            picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            return picture
+        except OSError as exc:
+            logger.warning("cannot read the thumbnail of %s: %s", entry.id, exc)
+    return samples.placeholder_thumbnail(entry.label, THUMBNAIL_SIDE)
+
+
+def gallery_caption(entry: Any) -> str:
+    return f"{entry.label} · {entry.source} · {entry.loss_network or 'loss network not recorded'}"
+
+
+def style_gallery(listing: ModelListing) -> list[tuple[Image.Image, str]]:
+    return [(thumbnail(e), gallery_caption(e)) for e in listing.usable("style-transfer")]
+
+
+def _task_label(entry: Any) -> str:
+    if entry.task is None:
+        return "?"
+    return "style transfer" if entry.task == "style-transfer" else "super-resolution"
+
+
+def table_rows(listing: ModelListing) -> list[list[str]]:
+    rows = []
+    for e in listing.entries:
+        label = e.label if e.task else "?"
+        if e.task == "super-resolution":
+            kind = sr_loss_kind(_read_training(e), e.id)
+            label += f" ({kind} loss)" if kind else ""
+        rows.append([e.id, e.source, _task_label(e), label, e.loss_network or "?",
+                     "yes" if e.ready_offline else "no", "ok" if e.error is None else f"⚠️ {e.error}"])
+    return rows
+
+
+def records(listing: ModelListing) -> list[dict[str, Any]]:
+    """The listing as JSON-ready dicts (the ``/list_models`` endpoint)."""
+    out = []
+    for e in listing.entries:
+        out.append({
+            "id": e.id, "source": e.source, "task": e.task, "style": e.style, "scale": e.scale,
+            "loss_network": e.loss_network, "ready_offline": e.ready_offline, "error": e.error,
+            "sr_loss": sr_loss_kind(_read_training(e), e.id) if e.task == "super-resolution" else None,
+        })
+    return out
+
+
+def notices_markdown(listing: ModelListing) -> str:
+    lines = [f"{len(listing.entries)} model(s)."]
+    lines += [f"- {notice}" for notice in listing.notices]
+    if not listing.usable("style-transfer"):
+        lines.append("- No style model yet: train one in **Train a style**, or pull one from the Hub below.")
+    return "\n".join(lines)
+
+
+def _strip_front_matter(text: str) -> str:
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end != -1:
+            return text[end + 4:].lstrip()
+    return text
+
+
+def model_card(model_id: str | None) -> tuple[str, Image.Image | None]:
+    """The model card's Markdown (front matter removed) and its thumbnail, without downloading anything."""
+    from registry import RegistryError, describe
+
+    if not model_id:
+        return "Select a model to see its card.", None
+    try:
+        entry, config = describe(str(model_id))
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
+    card = None
+    if entry.path is not None and (Path(entry.path) / "README.md").is_file():
+        card = (Path(entry.path) / "README.md").read_text(encoding="utf-8", errors="replace")
+    header = f"**{entry.id}** · {entry.source} · {_task_label(entry)} · loss network `{entry.loss_network or '?'}`"
+    if entry.error:
+        header += f"\n\n⚠️ {entry.error}"
+    if card is None:
+        body = "No model card on disk (a Hub model that is not downloaded yet: pull it first)."
+        if config:
+            body += "\n\n```json\n" + json.dumps(config, indent=2)[:4000] + "\n```"
+    else:
+        # Relative image links in the card cannot be served from here; the thumbnail is shown beside it.
+        body = _RELATIVE_IMAGE.sub("", _strip_front_matter(card))
+    return f"{header}\n\n{body}", thumbnail(entry)
+
+
+def pull_model(repo_id: str | None) -> str:
+    """Download a Hub model into the HF cache; returns a sentence saying where it is."""
+    from registry import pull
+
+    repo_id = (repo_id or "").strip()
+    if not repo_id:
+        raise ValueError("Enter a Hub repo id, e.g. owner/model-name.")
+    folder = pull(repo_id)
+    return f"Pulled `{repo_id}` into the local Hugging Face cache (`{folder}`); it now works offline."

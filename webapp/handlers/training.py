@@ -1,0 +1,364 @@
+"""The Train journey: train or fine-tune a style network in the app, one job at a time, with live progress.
+
+The training itself is ``train.style.train_style`` (the same code as ``python -m train.style``) running in a
+worker thread; its per-step callback feeds :func:`train_style_job`, a generator of :class:`TrainUpdate` the
+UI streams (loss terms, preview images, the loss plot). Cancelling sets the job's ``threading.Event``: the
+trainer stops after the current step and still writes a usable model folder. A module-level lock keeps it to
+one job per process; the UI also queues the event with ``concurrency_limit=1`` so waiting users see their
+position. Content images come from ``PERCEPTUAL_TRAIN_CONTENT`` or the small bundled set (``webapp.samples``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from PIL import Image
+
+import settings
+from imaging import load_image
+
+from .. import samples
+from .common import loss_network_status
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Preset:
+    label: str
+    iterations: int
+    image_size: int
+    batch_size: int
+    learning_rate: float
+    width: float
+    preview_every: int
+    fine_tune: bool = False
+
+
+PRESETS: dict[str, Preset] = {
+    "quick_finetune": Preset("Quick fine-tune from an existing style model", 120, 128, 2, 1e-3, 1.0, 10, fine_tune=True),
+    "starter": Preset("Quick starter style from scratch (small network)", 120, 128, 2, 2e-3, 0.5, 10),
+    "paper": Preset("Paper recipe (40k iterations, 256 px, batch 4: hours on a GPU)", 40_000, 256, 4, 1e-3, 1.0, 500),
+}
+DEFAULT_PRESET = "starter"
+PLOT_EVERY_S = 1.0
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What the Train tab (or ``/train_style``) asks for; ``None`` weights mean the loss network's defaults."""
+
+    style: str
+    style_name: str | None = None
+    preset: str = DEFAULT_PRESET
+    init_model: str | None = None
+    iterations: int = PRESETS[DEFAULT_PRESET].iterations
+    image_size: int = PRESETS[DEFAULT_PRESET].image_size
+    batch_size: int = PRESETS[DEFAULT_PRESET].batch_size
+    learning_rate: float = PRESETS[DEFAULT_PRESET].learning_rate
+    width: float = PRESETS[DEFAULT_PRESET].width
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    content_source: str | None = None
+    preview_every: int = PRESETS[DEFAULT_PRESET].preview_every
+    seed: int = 0
+
+
+@dataclass
+class TrainUpdate:
+    step: int
+    total: int
+    status: str
+    losses: dict[str, float] = field(default_factory=dict)
+    preview: Image.Image | None = None
+    plot: Image.Image | None = None
+    done: bool = False
+    cancelled: bool = False
+    model_id: str | None = None
+    card: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ jobs and cancelling
+
+_train_lock = threading.Lock()
+_jobs: "OrderedDict[str, threading.Event]" = OrderedDict()
+_jobs_lock = threading.Lock()
+_MAX_JOBS = 256
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _job_event(job_id: str | None) -> threading.Event:
+    with _jobs_lock:
+        if not job_id:
+            return threading.Event()
+        event = _jobs.get(job_id)
+        if event is None:
+            event = _jobs[job_id] = threading.Event()
+            while len(_jobs) > _MAX_JOBS:
+                _jobs.popitem(last=False)
+        return event
+
+
+def cancel_job(job_id: str | None) -> str:
+    """Ask job ``job_id`` to stop (also before it starts, while it waits in the queue)."""
+    if not job_id:
+        return "No training job to cancel."
+    _job_event(job_id).set()
+    return "Cancelling: the run stops after the current step and keeps the model trained so far."
+
+
+def training_busy() -> bool:
+    return _train_lock.locked()
+
+
+# ------------------------------------------------------------------------------------------ configs
+
+
+def preset_values(preset: str) -> Preset:
+    if preset not in PRESETS:
+        labels = {p.label: key for key, p in PRESETS.items()}
+        if preset in labels:
+            return PRESETS[labels[preset]]
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def _preset_key(preset: str) -> str:
+    return preset if preset in PRESETS else {p.label: k for k, p in PRESETS.items()}.get(preset, preset)
+
+
+def unique_model_name(wanted: str) -> str:
+    """``wanted`` as a folder name, suffixed -2, -3... so no model or run folder is overwritten."""
+    base = _NAME_CHARS.sub("-", wanted).strip("-._")[:60] or "style"
+    name, n = base, 1
+    while (settings.models_dir() / name).exists() or (settings.runs_dir() / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _optional_weight(value: Any, name: str) -> float | None:
+    if value in (None, ""):
+        return None
+    value = float(value)
+    if value <= 0:
+        return None  # 0 in the form means "the default", as the field's help says
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number")
+    return value
+
+
+def build_config(request: TrainRequest, name: str):
+    """The ``StyleTrainConfig`` for ``request``, writing the model as ``<models dir>/<name>``."""
+    from train.config import StyleTrainConfig
+
+    preset = preset_values(request.preset)
+    init = (request.init_model or "").strip() or None
+    if preset.fine_tune and init is None:
+        raise ValueError("The fine-tune preset starts from an existing style model: choose one (or use the starter preset).")
+    return StyleTrainConfig(
+        out=name,
+        style=request.style,
+        content=(request.content_source or "").strip() or samples.training_content_source(),
+        style_name=(request.style_name or "").strip() or None,
+        init=init if preset.fine_tune else None,
+        iterations=int(request.iterations),
+        image_size=int(request.image_size),
+        batch_size=int(request.batch_size),
+        learning_rate=float(request.learning_rate),
+        width=float(request.width),
+        content_weight=_optional_weight(request.content_weight, "content weight"),
+        style_weight=_optional_weight(request.style_weight, "style weight"),
+        tv_weight=_optional_weight(request.tv_weight, "TV weight"),
+        preview_every=int(request.preview_every),
+        checkpoint_every=max(50, int(request.iterations) // 4),
+        log_every=1,
+        preview_size=192,
+        seed=int(request.seed),
+    )
+
+
+# ------------------------------------------------------------------------------------------ the job
+
+
+def _losses_text(losses: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in losses.items() if v)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _plot(history: list[dict[str, Any]], path: Path, title: str) -> Image.Image | None:
+    from train.plot import plot_losses
+
+    if not history:
+        return None
+    plot_losses(history, path, title=title)
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+_DONE = object()
+
+
+def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterator[TrainUpdate]:
+    """Train a style model for ``request``, yielding progress; the last update names the new model.
+
+    Raises ``ValueError`` with a user message for bad inputs and when another job holds the training slot.
+    """
+    from train.style import train_style
+
+    stop = _job_event(job_id)
+    if stop.is_set():
+        yield TrainUpdate(0, int(request.iterations), "Cancelled before it started.", done=True, cancelled=True)
+        return
+    load_image(request.style)  # a bad upload fails here with the image reader's message
+    if not _train_lock.acquire(blocking=False):
+        raise ValueError("Another training job is running in this app; only one runs at a time. Try again when it finishes.")
+    try:
+        name = unique_model_name(request.style_name or Path(request.style).stem)
+        config = build_config(request, name)
+        identity, warning = loss_network_status()
+        events: "queue.Queue[Any]" = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["folder"] = train_style(config, progress=events.put, should_stop=stop)
+            except BaseException as exc:  # noqa: BLE001 - handed to the generator's thread
+                outcome["error"] = exc
+            finally:
+                events.put(_DONE)
+
+        worker = threading.Thread(target=work, name=f"train-{name}", daemon=True)
+        started = time.perf_counter()
+        worker.start()
+        head = (f"Training **{config.name}** as `local:{name}`: {config.iterations} steps at {config.image_size} px, "
+                f"batch {config.batch_size}" + (f", fine-tuning `{config.init}`" if config.init else "") +
+                f". Loss network `{identity}`." + (" ⚠️ Random-weight loss network: the style is learnt from "
+                                                   "random features." if warning else ""))
+        yield TrainUpdate(0, config.iterations, head + "  \nPreparing (loss network, style targets, content images)…")
+        history: list[dict[str, Any]] = []
+        preview: Image.Image | None = None
+        plot: Image.Image | None = None
+        last_plot = 0.0
+        plot_path = settings.runs_dir() / name / "app_loss.png"
+        finished = False
+        last_event = None
+        try:
+            while not finished:
+                batch = [events.get()]
+                while True:
+                    try:
+                        batch.append(events.get_nowait())
+                    except queue.Empty:
+                        break
+                latest = None
+                for event in batch:
+                    if event is _DONE:
+                        finished = True
+                        continue
+                    latest = event
+                    if event.losses and not event.done and not event.cancelled:
+                        history.append({"step": event.step, **event.losses})
+                    if event.preview is not None:
+                        preview = event.preview
+                if latest is not None:
+                    last_event = latest
+                now = time.perf_counter()
+                if finished or (latest is not None and (now - last_plot >= PLOT_EVERY_S or latest.preview is not None)):
+                    plot = _plot(history, plot_path, f"{config.name}: training loss") or plot
+                    last_plot = now
+                if finished or latest is None:
+                    continue
+                per_step = latest.elapsed_s / latest.step if latest.step else None
+                eta = f", about {_duration(per_step * (latest.total - latest.step))} left" if per_step else ""
+                rate = f" · {per_step:.2f} s/step" if per_step else ""
+                status = (f"{head}  \nStep {latest.step}/{latest.total}{rate}{eta}.  \n"
+                          f"Losses: {_losses_text(latest.losses) or '…'}")
+                yield TrainUpdate(latest.step, latest.total, status, dict(latest.losses), preview, plot)
+        finally:
+            if worker.is_alive():
+                stop.set()  # the client went away (or the generator was closed): stop the run cleanly
+                worker.join(timeout=60)
+        if "error" in outcome:
+            raise outcome["error"]
+        folder = Path(outcome["folder"])
+        final = last_event
+        steps = final.step if final is not None else 0
+        cancelled = bool(stop.is_set() and steps < config.iterations)
+        model_id = f"local:{folder.name}"
+        card_path = folder / "README.md"
+        card = card_path.read_text(encoding="utf-8") if card_path.is_file() else None
+        if cancelled:
+            status = (f"Cancelled at step {steps} of {config.iterations}; the model so far is saved as `{model_id}` "
+                      f"and is in the Stylize gallery.")
+        else:
+            status = (f"Done: `{model_id}` ({steps} steps in {_duration(time.perf_counter() - started)}). "
+                      f"It is now in the Stylize gallery; publish it to the Hub below.")
+        if final is not None and final.losses:
+            status += f"  \nFinal losses: {_losses_text(final.losses)}. Loss network `{identity}`."
+        preview_final = final.preview if final is not None and final.preview is not None else preview
+        yield TrainUpdate(steps, config.iterations, status, dict(final.losses) if final else {}, preview_final, plot,
+                          done=True, cancelled=cancelled, model_id=model_id, card=card)
+    finally:
+        _train_lock.release()
+        with _jobs_lock:
+            if job_id:
+                _jobs.pop(job_id, None)
+
+
+def run_training(request: TrainRequest, job_id: str | None = None) -> TrainUpdate:
+    """Run :func:`train_style_job` to the end and return its last update (scripts, tests, the CLI)."""
+    last = None
+    for last in train_style_job(request, job_id):
+        pass
+    assert last is not None
+    return last
+
+
+def with_preset(request: TrainRequest) -> TrainRequest:
+    """``request`` with the numeric options of its preset (what choosing the preset in the UI fills in)."""
+    preset = preset_values(request.preset)
+    return replace(request, preset=_preset_key(request.preset), iterations=preset.iterations,
+                   image_size=preset.image_size, batch_size=preset.batch_size, learning_rate=preset.learning_rate,
+                   width=preset.width, preview_every=preset.preview_every)
+
+
+# ------------------------------------------------------------------------------------------ publishing
+
+
+def publish_model(model_id: str | None, repo_id: str | None, token: str | None = None, private: bool = False) -> str:
+    """Upload a local model folder to the Hub as ``repo_id``; returns Markdown with the link (never the token)."""
+    from registry import describe, publish
+
+    if not model_id:
+        raise ValueError("Choose a local model to publish (train one first).")
+    repo_id = (repo_id or "").strip()
+    if not repo_id or "/" not in repo_id:
+        raise ValueError("Enter the Hub repo id to publish to, as owner/name.")
+    entry, _ = describe(str(model_id))
+    if entry.source != "local" or entry.path is None:
+        raise ValueError(f"{model_id} is not a local model; only local models can be published from here.")
+    result = publish(entry.path, repo_id, token=(token or "").strip() or None, private=bool(private))
+    visibility = "private" if result.private else "public"
+    return f"Published `{model_id}` to [{result.repo_id}]({result.url}) ({visibility}); commit `{result.commit or '?'}`."

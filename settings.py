@@ -11,6 +11,13 @@
 | PERCEPTUAL_MAX_PIXELS | the largest input image accepted, in pixels | 40 000 000 |
 | PERCEPTUAL_VGG16_WEIGHTS | a local safetensors file with VGG-16 weights | (none) |
 | PERCEPTUAL_LOSS_NETWORK | ``random`` forces the random-weight fallback | (auto) |
+| PERCEPTUAL_MAX_OUTPUT_PIXELS | the largest result the app computes (stylize, super-resolution) | 4096 x 4096 |
+| PERCEPTUAL_MAX_SIDE | top of the app's output-size slider | 2048 |
+| PERCEPTUAL_STYLE_TILE | style-network inputs longer than this run tile by tile | 1024 |
+| PERCEPTUAL_TRAIN_CONTENT | training content for the app: a folder or a Hub dataset id | bundled samples |
+| PERCEPTUAL_CONCURRENCY | stylize / super-resolution requests run at once | 2 |
+| PERCEPTUAL_QUEUE_SIZE | requests waiting before new ones are refused | 64 |
+| PERCEPTUAL_MAX_UPLOAD | the app's upload size cap | 50mb |
 | PERCEPTUAL_MAX_MODEL_MB | the largest ``model.safetensors`` the registry reads, in MiB | 512 |
 """
 from __future__ import annotations

@@ -186,6 +186,19 @@ def test_explain_endpoints(client, tmp_path) -> None:
     assert Image.open(plot).width > 100 and "Invariance to translate" in text
 
 
+def test_explain_evolution_endpoint(client) -> None:
+    import settings
+
+    previews = settings.runs_dir() / "evolving" / "previews"
+    previews.mkdir(parents=True)
+    for step, shade in ((0, 40), (50, 120), (100, 220)):
+        Image.new("RGB", (48, 40), (shade, 80, 255 - shade)).save(previews / f"step_{step:08d}.jpg")
+    strip, text = client.predict("evolving", api_name="/explain_evolution")
+    assert Image.open(strip).width > 3 * 40 and "steps 0 to 100" in text
+    with pytest.raises(Exception, match="No training run named"):
+        client.predict("../../etc", api_name="/explain_evolution")
+
+
 def test_model_card_handler() -> None:
     from webapp.handlers.models import model_card
 

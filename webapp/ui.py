@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+import settings
 from webapp import handlers, samples
 from webapp.errors import user_message
 from webapp.gpu import gpu
@@ -535,6 +536,7 @@ def explain_available() -> bool:
 
 def explain_tab() -> None:
     from explain import handlers as explain_handlers
+    from explain.evolution import find_previews
     from explain.invariance import TRANSFORMS
 
     @event(gpu_seconds=120)
@@ -545,6 +547,21 @@ def explain_tab() -> None:
     @event(gpu_seconds=120)
     def invariance_event(image: str | None, transform: str = "translate", progress=gr.Progress()):
         return explain_handlers.explain_invariance(image, transform, _progress_fn_kw(progress))
+
+    def runs_with_previews() -> list[str]:
+        runs = settings.runs_dir()
+        if not runs.is_dir():
+            return []
+        return sorted(d.name for d in runs.iterdir() if d.is_dir() and find_previews(d))
+
+    @event()
+    def evolution_event(run_name: str | None):
+        if not run_name:
+            raise ValueError("Pick a training run (train a style in the Train tab first).")
+        folder = settings.runs_dir() / run_name
+        if folder.parent != settings.runs_dir() or not folder.is_dir():
+            raise ValueError(f"No training run named {run_name!r} in {settings.runs_dir()}.")
+        return explain_handlers.explain_evolution(folder)
 
     with gr.Tab("Explain", id="explain"):
         gr.Markdown("What the loss network sees (Zeiler & Fergus 2014): the strongest activations of a layer, "
@@ -570,6 +587,17 @@ def explain_tab() -> None:
             with gr.Column():
                 inv_output = gr.Image(label="Feature distance vs transform", format="png", interactive=False)
                 inv_info = gr.Markdown()
+        gr.Markdown("**Training evolution**: a style run's preview images over the iterations "
+                    "(in the spirit of Zeiler & Fergus's Fig. 4).")
+        with gr.Row():
+            run_input = gr.Dropdown(runs_with_previews(), label="Training run", allow_custom_value=True)
+            runs_refresh = gr.Button("Refresh runs")
+            evolution_button = gr.Button("Show evolution", variant="primary")
+        evolution_output = gr.Image(label="Output over training", format="png", interactive=False)
+        evolution_info = gr.Markdown()
+    runs_refresh.click(lambda: gr.update(choices=runs_with_previews()), None, run_input, api_visibility="private")
+    evolution_button.click(evolution_event, run_input, [evolution_output, evolution_info],
+                           api_name="explain_evolution", concurrency_limit=1, concurrency_id="slow")
     top9_button.click(top9_event, [layer_input, channels_input, images_input], [top9_output, top9_info],
                       api_name="explain", concurrency_limit=1, concurrency_id="slow")
     inv_button.click(invariance_event, [inv_input, transform_input], [inv_output, inv_info],

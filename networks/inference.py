@@ -15,10 +15,16 @@ How (each measured on a 2-core Xeon with AVX-512 bf16 + AMX, style network at 51
   followed by a ReLU in a ``Sequential`` becomes one module with an in-place ReLU.
 * The float32 plan uses the same prepared copy (channels-last); its outputs match the stock model's to
   about 1e-5, the batch-norm kernel summing the variance in a different order.
+* Eval-mode batch norms (the super-resolution network) are folded into the conv before them, and the ReLU
+  after becomes in-place: SR x4 from 256x256 spent about a quarter of its time in those two ops.
 * On CUDA the same plan (bfloat16, else float16; channels-last) is chosen by analogy, not measured here.
 * ``torch.compile`` (inductor, ``dynamic=True``, so a new image size does not recompile) is opt-in: it
   costs tens of seconds per process and model and gains little over the prepared eager copy; any
   compile failure falls back to eager.
+* CUDA graphs (``cuda_graphs=True``, CUDA only) are opt-in too and unmeasured here (no GPU was available
+  when they were added): each new input shape is captured once (up to :data:`MAX_GRAPH_SHAPES` kept) and
+  then replayed, which removes the per-kernel launch cost that dominates small images on a fast GPU;
+  any capture failure falls back to eager. ``python -m benchmarks.inference --device cuda`` times both.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import copy
 import logging
 import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +58,8 @@ class InferencePlan:
     channels_last: bool
     # torch.compile the prepared network (dynamic shapes, eager fallback on failure).
     compile: bool = False
+    # CUDA only: capture one CUDA graph per input shape and replay it (eager fallback on failure).
+    cuda_graphs: bool = False
 
     def describe(self) -> str:
         parts = [
@@ -60,6 +69,8 @@ class InferencePlan:
         ]
         if self.compile:
             parts.append("torch.compile(dynamic)")
+        if self.cuda_graphs:
+            parts.append("CUDA graphs")
         return ", ".join(parts)
 
 
@@ -84,12 +95,14 @@ def choose_plan(
     *,
     channels_last: bool | None = None,
     compile: bool = False,
+    cuda_graphs: bool = False,
 ) -> InferencePlan:
     """The fastest plan for ``model`` on ``device`` (default: ``settings.device()``).
 
     ``precision="auto"``: bfloat16 on a CPU with native bfloat16, else float32; on CUDA bfloat16 where
     supported, else float16; float32 elsewhere. ``channels_last`` defaults to True on CPU and CUDA for
-    conv networks (measured faster once instance norm keeps the layout).
+    conv networks (measured faster once instance norm keeps the layout). ``cuda_graphs`` is ignored
+    off CUDA.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -112,7 +125,8 @@ def choose_plan(
     if channels_last is None:
         has_conv = any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules())
         channels_last = has_conv and device.type in ("cpu", "cuda")
-    return InferencePlan(device=device, dtype=dtype, channels_last=channels_last, compile=compile)
+    return InferencePlan(device=device, dtype=dtype, channels_last=channels_last, compile=compile,
+                         cuda_graphs=cuda_graphs and device.type == "cuda")
 
 
 @torch.inference_mode()
@@ -181,6 +195,66 @@ def swap_instance_norms(module: nn.Module) -> nn.Module:
     return module
 
 
+def _conv_of(module: nn.Module) -> nn.Conv2d | nn.ConvTranspose2d | None:
+    """The convolution ``module`` ends with: itself, or the ``conv`` of a padding wrapper such as ReflectConv."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        return module
+    inner = getattr(module, "conv", None)
+    if isinstance(inner, nn.Conv2d | nn.ConvTranspose2d) and len(list(module.children())) == 1:
+        return inner
+    return None
+
+
+def _fold(conv: nn.Conv2d | nn.ConvTranspose2d, norm: nn.BatchNorm2d) -> None:
+    """conv -> eval-mode batch norm  ==  conv with per-output-channel rescaled weights and a shifted bias."""
+    with torch.no_grad():
+        scale = norm.running_var.add(norm.eps).rsqrt()
+        if norm.weight is not None:
+            scale = scale * norm.weight
+        shift = -norm.running_mean * scale
+        if norm.bias is not None:
+            shift = shift + norm.bias
+        axis = 1 if isinstance(conv, nn.ConvTranspose2d) else 0  # out channels: (in, out, k, k) vs (out, in, k, k)
+        shape = [1] * conv.weight.dim()
+        shape[axis] = -1
+        conv.weight.mul_(scale.view(shape))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
+        conv.bias = nn.Parameter(bias * scale + shift, requires_grad=False)
+
+
+def _foldable(module: nn.Module) -> bool:
+    return (isinstance(module, nn.BatchNorm2d) and module.track_running_stats and module.running_mean is not None
+            and not module.training)
+
+
+def fold_batch_norms(module: nn.Module) -> nn.Module:
+    """Fold, in place, every eval-mode ``BatchNorm2d`` that directly follows a conv (in a ``Sequential``, or as
+    the ``norm`` after the ``conv`` of an upsampling stage) into that conv; a ReLU right after such a conv
+    becomes in-place. Meant for an inference copy: the super-resolution network (batch norm) then runs its
+    convs alone instead of conv, norm and an out-of-place ReLU."""
+    from .layers import UpsampleConvNormReLU
+
+    if isinstance(module, nn.Sequential):
+        kids = list(module.children())
+        for i in range(1, len(kids)):
+            conv = _conv_of(kids[i - 1])
+            if conv is not None and _foldable(kids[i]):
+                _fold(conv, kids[i])
+                kids[i] = nn.Identity()
+                if i + 1 < len(kids) and type(kids[i + 1]) is nn.ReLU:
+                    kids[i + 1] = nn.ReLU(inplace=True)  # its input is the conv's fresh output
+        module._modules = {str(k): m for k, m in enumerate(kids)}
+    elif isinstance(module, UpsampleConvNormReLU) and _foldable(module.norm):
+        conv = _conv_of(module.conv)
+        if conv is not None:
+            _fold(conv, module.norm)
+            module.norm = nn.Identity()
+            module.relu = nn.ReLU(inplace=True)  # forward is relu(norm(conv(x))): the conv's fresh output
+    for child in module.children():
+        fold_batch_norms(child)
+    return module
+
+
 class _Prepared:
     """A copy of one model set up for one plan, with its fallbacks (autocast, eager)."""
 
@@ -190,6 +264,7 @@ class _Prepared:
         self.cast = plan.dtype is not None
         self.net = self._copy(model, plan.dtype)
         self.compiled = None
+        self.graphs = _CudaGraphs(self) if plan.cuda_graphs and plan.device.type == "cuda" else None
         if plan.compile:
             try:
                 self.compiled = torch.compile(self.net, dynamic=True)
@@ -197,7 +272,7 @@ class _Prepared:
                 logger.warning("torch.compile unavailable (%s); running eager", exc)
 
     def _copy(self, model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
-        net = swap_instance_norms(copy.deepcopy(model)).eval().requires_grad_(False)
+        net = fold_batch_norms(swap_instance_norms(copy.deepcopy(model)).eval().requires_grad_(False))
         net = net.to(self.plan.device, dtype) if dtype is not None else net.to(self.plan.device)
         return net.to(memory_format=torch.channels_last) if self.plan.channels_last else net
 
@@ -214,6 +289,14 @@ class _Prepared:
             except Exception as exc:  # noqa: BLE001 - compile errors surface on the first call
                 logger.warning("torch.compile failed (%s: %s); running eager", type(exc).__name__, exc)
                 self.compiled = None
+        if self.graphs is not None:
+            try:
+                return self.graphs(self._input(x))
+            except _OUT_OF_MEMORY:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. an op that cannot be captured
+                logger.warning("CUDA graph capture failed (%s: %s); running eager", type(exc).__name__, exc)
+                self.graphs = None
         if self.cast:
             try:
                 return self.net(self._input(x))
@@ -228,6 +311,51 @@ class _Prepared:
             return self.net(self._input(x))
         with torch.autocast(self.plan.device.type, dtype=self.plan.dtype):
             return self.net(self._input(x))
+
+
+MAX_GRAPH_SHAPES = 4
+
+
+class _CudaGraphs:
+    """One captured CUDA graph per input shape (static input and output buffers), least recently used first out."""
+
+    def __init__(self, prepared: "_Prepared"):
+        self.prepared = prepared
+        self.lock = threading.Lock()  # the static buffers are shared: one replay at a time
+        self.graphs: "OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]]" = OrderedDict()
+
+    def _capture(self, x: torch.Tensor) -> tuple["torch.cuda.CUDAGraph", torch.Tensor, torch.Tensor]:
+        net = self.prepared.net
+        static_in = x.clone()
+        side = torch.cuda.Stream(x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):  # warm-up off the capture stream (cuDNN picks its algorithms here)
+            for _ in range(2):
+                net(static_in)
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = net(static_in)
+        return graph, static_in, static_out
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with self.lock:
+            return self._replay(x)
+
+    def _replay(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype, x.stride())
+        entry = self.graphs.get(key)
+        if entry is None:
+            entry = self._capture(x)
+            self.graphs[key] = entry
+            while len(self.graphs) > MAX_GRAPH_SHAPES:
+                self.graphs.popitem(last=False)
+        else:
+            self.graphs.move_to_end(key)
+        graph, static_in, static_out = entry
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()  # the next replay overwrites the static output
 
 
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[InferencePlan, tuple[tuple, _Prepared]]]" = weakref.WeakKeyDictionary()

@@ -311,7 +311,7 @@ def core_bounds(length: int, core: int, align: int = 1) -> list[int]:
     return bounds + [length]
 
 
-def _feather(length: int, start: int, stop: int, lead: bool, trail: bool, band: int) -> torch.Tensor:
+def _feather(start: int, stop: int, lead: bool, trail: bool, band: int) -> torch.Tensor:
     """Weights over [start, stop) of a core [start + band, stop - band) widened by ``band`` on the sides it
     shares: ramps that sum to one with the neighbour's across the 2 * ``band`` pixels around each boundary."""
     position = torch.arange(start, stop, dtype=torch.float32)
@@ -327,10 +327,10 @@ class _TiledNet:
     """The prepared copy of one model for one plan, with its norms, stages and a lock (norms hold state)."""
 
     def __init__(self, model: nn.Module, plan: "InferencePlan", halo: int, align: int):
-        from .inference import BatchInstanceNorm2d, swap_instance_norms
+        from .inference import BatchInstanceNorm2d, fold_batch_norms, swap_instance_norms
 
         self.context = _TileContext()
-        net = swap_instance_norms(copy.deepcopy(model)).eval().requires_grad_(False)
+        net = fold_batch_norms(swap_instance_norms(copy.deepcopy(model)).eval().requires_grad_(False))
         self.norms: list[WholeImageInstanceNorm] = []
         self._replace(net, BatchInstanceNorm2d)
         net = net.to(plan.device, plan.dtype) if plan.dtype is not None else net.to(plan.device)
@@ -378,6 +378,9 @@ def _run_stage(tiled: _TiledNet, stage: TileStage, h: torch.Tensor, plan: "Infer
     dtype = plan.dtype or torch.float32
     context = tiled.context
     factor = stage.factor
+    # The feather stays inside the halo's exact margin and within half the smallest core.
+    smallest = min(min(b - a for a, b in zip(ys, ys[1:])), min(b - a for a, b in zip(xs, xs[1:])))
+    band = max(0, min(band, math.floor(stage.halo * factor) // 2, math.floor(smallest * factor) // 2))
 
     def tile_input(i: int, j: int) -> tuple[torch.Tensor, int, int]:
         top, left = max(ys[i] - halo, 0), max(xs[j] - halo, 0)
@@ -393,7 +396,7 @@ def _run_stage(tiled: _TiledNet, stage: TileStage, h: torch.Tensor, plan: "Infer
     while True:
         collector: WholeImageInstanceNorm | None = None
         out: torch.Tensor | None = None
-        activations: torch.Tensor | None = None
+        like: torch.Tensor | None = None  # a tile, for the device and dtype of frozen statistics
         for i in range(len(ys) - 1):
             for j in range(len(xs) - 1):
                 piece, top, left = tile_input(i, j)
@@ -406,7 +409,7 @@ def _run_stage(tiled: _TiledNet, stage: TileStage, h: torch.Tensor, plan: "Infer
                     if collector is not None and norm is not collector:
                         raise RuntimeError("tiles of one image reached different instance norms first") from None
                     collector = norm
-                    activations = piece
+                    like = piece
                     continue
                 if collector is not None:
                     raise RuntimeError("some tiles reached an instance norm without statistics, others did not")
@@ -423,16 +426,16 @@ def _run_stage(tiled: _TiledNet, stage: TileStage, h: torch.Tensor, plan: "Infer
                 if out is None:
                     out = torch.zeros((*y.shape[:2], *out_size), dtype=out_dtype)
                 if band:
-                    weight = (_feather(out_size[0], oy0, oy1, lead_y, trail_y, band)[:, None]
-                              * _feather(out_size[1], ox0, ox1, lead_x, trail_x, band)[None, :])
+                    weight = (_feather(oy0, oy1, lead_y, trail_y, band)[:, None]
+                              * _feather(ox0, ox1, lead_x, trail_x, band)[None, :])
                     out[..., oy0:oy1, ox0:ox1] += piece_out * weight.to(out_dtype)
                 else:
                     out[..., oy0:oy1, ox0:ox1] = piece_out
         if collector is None:
             assert out is not None
             return out
-        assert activations is not None
-        collector.freeze(activations)
+        assert like is not None
+        collector.freeze(like)
 
 
 def default_tile(device: torch.device) -> int:

@@ -6,6 +6,7 @@
     python -m registry publish FOLDER REPO_ID [--private] [--token TOKEN] [--message TEXT]
     python -m registry import-legacy FILE.pth [--name NAME] [--style STYLE] [--style-image IMAGE] [--overwrite]
     python -m registry plugins
+    python -m registry export-onnx ID OUT.onnx [--opset N] [--no-check]
 
 Errors print one line to stderr and exit with 1 (2 for a malformed or ambiguous id or bad arguments);
 ``--debug`` shows the traceback instead. Notices (e.g. an unreachable Hub) go to stderr too.
@@ -57,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     legacy.add_argument("--overwrite", action="store_true")
 
     commands.add_parser("plugins", help="list installed architectures and plugin problems")
+
+    onnx = commands.add_parser("export-onnx", help="export a model to ONNX (dynamic batch/height/width)")
+    onnx.add_argument("id", help="local:NAME, hub:OWNER/NAME, cache:OWNER/NAME, OWNER/NAME or NAME")
+    onnx.add_argument("out", type=Path, help="the .onnx file to write")
+    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
+    onnx.add_argument("--no-check", action="store_true",
+                      help="skip running the graph in onnxruntime against PyTorch (done when onnxruntime is installed)")
     return parser
 
 
@@ -155,8 +163,28 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from networks.onnx_export import check_onnx, export_onnx
+    from registry.api import load_model
+
+    model = load_model(args.id, "cpu")
+    path = export_onnx(model, args.out, opset=args.opset)
+    print(f"exported {model.model_id} -> {path} ({path.stat().st_size / 2**20:.1f} MB; input 'image' (B, 3, H, W) "
+          f"in [0, 1], dynamic batch/height/width)")
+    if args.no_check:
+        return 0
+    if importlib.util.find_spec("onnxruntime") is None:
+        _note("onnxruntime is not installed: the graph was not checked (pip install onnxruntime)")
+        return 0
+    difference = check_onnx(model, path)
+    print(f"onnxruntime vs PyTorch (float32, two odd-sized batches): max abs difference {difference:.2e}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "show": cmd_show, "pull": cmd_pull, "publish": cmd_publish,
-            "import-legacy": cmd_import_legacy, "plugins": cmd_plugins}
+            "import-legacy": cmd_import_legacy, "plugins": cmd_plugins, "export-onnx": cmd_export_onnx}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,36 @@
+"""benchmarks/report.py: the smoke profile writes the five-section Markdown report with its plots (what CI runs).
+
+The numbers of a smoke run are meaningless (tiny networks, a few iterations); this checks the plumbing: every
+section runs on a CPU, the report names the loss network, the plots exist, and a later run of one section
+merges into the same folder.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from benchmarks.report import SECTION_TITLES, main
+
+
+@pytest.mark.slow
+def test_smoke_report_has_the_five_sections(tmp_path) -> None:
+    out, work = tmp_path / "report", tmp_path / "work"
+    assert main(["--smoke", "--device", "cpu", "--out", str(out), "--work-dir", str(work)]) == 0
+    text = (out / "report.md").read_text()
+    for title in SECTION_TITLES.values():
+        assert f"## {title}" in text
+    assert "Failed:" not in text and "Not run" not in text
+    assert re.search(r"^- Loss network: `vgg16:[^`]+` \((ImageNet-pretrained|random-weight)", text, re.M)
+    assert "profile `smoke`" in text and "scaled down" in text
+    assert "| 256x256 | paper, GTX Titan X | 3.17 s |" in text  # the paper's Table 1 beside this run's
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (out / image).stat().st_size > 1000, image
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["sections"]) == {"1", "2", "3", "4", "5"}
+
+    # One section again: the others are kept from results.json.
+    assert main(["--smoke", "--device", "cpu", "--out", str(out), "--work-dir", str(work), "--sections", "1"]) == 0
+    text = (out / "report.md").read_text()
+    assert all(f"## {title}" in text for title in SECTION_TITLES.values()) and "Not run" not in text

@@ -122,10 +122,10 @@ def measure(args: argparse.Namespace) -> dict:
     results["loadavg_end"] = _loadavg()
     reference = next((r for r in results["rows"] if r["variant"] == "whole" and "error" not in r), None)
     if reference is not None:
-        ref = torch.load(reference["output"])
+        ref = torch.load(reference["output"], weights_only=True)
         for row in results["rows"]:
             if "error" not in row and row is not reference:
-                row["psnr_vs_whole_db"] = _psnr(torch.load(row["output"]), ref)
+                row["psnr_vs_whole_db"] = _psnr(torch.load(row["output"], weights_only=True), ref)
     for row in results["rows"]:
         if "output" in row:
             Path(row.pop("output")).unlink(missing_ok=True)

@@ -10,7 +10,8 @@
 | PERCEPTUAL_DEVICE | ``cuda``, ``cpu``, ``cuda:1``... | ``cuda`` when available, else ``cpu`` |
 | PERCEPTUAL_MAX_PIXELS | the largest input image accepted, in pixels | 40 000 000 |
 | PERCEPTUAL_VGG16_WEIGHTS | a local safetensors file with VGG-16 weights | (none) |
-| PERCEPTUAL_LOSS_NETWORK | ``random`` forces the random-weight fallback | (auto) |
+| PERCEPTUAL_LOSS_NETWORK | which VGG-16 weights to prefer: ``auto``/``caffe`` (the paper's Oxford weights first), ``torchvision``, or ``random`` (force the fallback) | ``auto`` |
+| PERCEPTUAL_CACHE_DIR | converted files (the Oxford VGG-16 as safetensors) | ``<data>/cache`` |
 | PERCEPTUAL_MAX_OUTPUT_PIXELS | the largest result the app computes (stylize, super-resolution) | 4096 x 4096 |
 | PERCEPTUAL_MAX_SIDE | top of the app's output-size slider | 2048 |
 | PERCEPTUAL_STYLE_TILE | style-network inputs longer than this run tile by tile | 1024 |
@@ -57,6 +58,27 @@ def hub_authors() -> list[str]:
 
 def hub_extra_models() -> list[str]:
     return _csv("PERCEPTUAL_HUB_MODELS")
+
+
+LOSS_NETWORK_CHOICES = ("auto", "caffe", "torchvision", "random")
+
+
+def loss_network_choice() -> str:
+    """``PERCEPTUAL_LOSS_NETWORK``; ``oxford`` is accepted for ``caffe``. An unknown value raises with the choices."""
+    raw = os.environ.get("PERCEPTUAL_LOSS_NETWORK", "").strip().lower() or "auto"
+    raw = {"oxford": "caffe"}.get(raw, raw)
+    if raw not in LOSS_NETWORK_CHOICES:
+        raise ValueError(f"PERCEPTUAL_LOSS_NETWORK={raw!r} is not one of {', '.join(LOSS_NETWORK_CHOICES)}")
+    return raw
+
+
+def vgg16_weights_file() -> Path | None:
+    raw = os.environ.get("PERCEPTUAL_VGG16_WEIGHTS", "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PERCEPTUAL_CACHE_DIR") or data_dir() / "cache").expanduser()
 
 
 def device() -> torch.device:

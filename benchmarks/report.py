@@ -183,7 +183,7 @@ def _loss_network() -> dict:
     from networks.vgg import default_vgg16_weights
 
     weights = default_vgg16_weights()
-    kind = "ImageNet-pretrained VGG-16" if weights.is_pretrained else (
+    kind = f"ImageNet-pretrained VGG-16: {weights.description}" if weights.is_pretrained else (
         "random-weight VGG-16 fallback, NOT ImageNet-pretrained: no pretrained weights were available; see He et al. 2016")
     return {"identity": weights.identity, "source": weights.source, "pretrained": weights.is_pretrained, "kind": kind}
 
@@ -353,7 +353,7 @@ def section_objective(profile: Profile, device: str, work: Path, out: Path, trai
     model = load_model_folder(trained["folder"], device)
     with _Quiet():
         weights = loss_network_weights(config.vgg_weights)
-    loss = PerceptualLoss(loss_config_for(config, weights.is_pretrained), weights=weights).to(device)
+    loss = PerceptualLoss(loss_config_for(config, weights), weights=weights).to(device)
     style = load_style_image(config.style, config.style_size or config.image_size)
     loss.set_style(style.to(device))
     rows = []
@@ -634,7 +634,7 @@ def _time_to_quality(profile: Profile, device: str, trained: dict, objective: di
     config = trained["config"]
     with _Quiet():
         weights = loss_network_weights(config.vgg_weights)
-    loss = PerceptualLoss(loss_config_for(config, weights.is_pretrained), weights=weights).to(device)
+    loss = PerceptualLoss(loss_config_for(config, weights), weights=weights).to(device)
     loss.set_style(load_style_image(config.style, config.style_size or config.image_size).to(device))
     content = load_preview_input(trained["probe"], profile.style_size).to(device)
     points = []

@@ -162,7 +162,7 @@ def quality(work: Path, device: str, image_size: int, iterations: int, width: fl
     history = _history(run_dir)
     model = load_model_folder(model_folder_for(config.out), device)
     weights = loss_network_weights(config.vgg_weights)
-    loss = PerceptualLoss(loss_config_for(config, weights.is_pretrained), weights=weights).to(device)
+    loss = PerceptualLoss(loss_config_for(config, weights), weights=weights).to(device)
     style_tensor = load_style_image(config.style, config.style_size or config.image_size).to(device)
     loss.set_style(style_tensor)
     rows = []

@@ -101,8 +101,9 @@ class Deconvnet:
     """Deconvnet over an ``nn.Sequential`` of Conv2d / ReLU / MaxPool2d layers, used as a context manager.
 
     ``model`` is that sequence, or a module holding it as ``.features`` (e.g. :class:`LossNetwork`), whose
-    ``mean``/``std`` buffers, when present, normalise the input first; projections are then in that
-    normalised input space. Layers are named by ``layer_names`` (default: VGG-16's ``conv1_1`` ... for a
+    input convention (``normalize_input``, or ``mean``/``std`` buffers), when present, is applied first;
+    projections are then in that normalised input space, with the channels put back in RGB order (the
+    Oxford weights see BGR). Layers are named by ``layer_names`` (default: VGG-16's ``conv1_1`` ... for a
     LossNetwork, else ``"0"``, ``"1"``, ...) or addressed by index.
 
     In-place ReLUs are fine: the input is copied before the first layer, the hooks take sizes and switches
@@ -132,6 +133,10 @@ class Deconvnet:
         mean, std = getattr(model, "mean", None), getattr(model, "std", None)
         self._mean = mean if isinstance(mean, torch.Tensor) else None
         self._std = std if isinstance(std, torch.Tensor) else None
+        # A LossNetwork knows its weights' whole convention (channel order and scale too, e.g. Caffe's BGR 0-255).
+        self._normalize_input = getattr(model, "normalize_input", None)
+        order = getattr(getattr(model, "convention", None), "channel_order", (0, 1, 2))
+        self._to_rgb = [order.index(c) for c in range(3)] if tuple(order) != (0, 1, 2) else None
         self.receptive_fields = receptive_fields(features, self.layer_names)
         self._handles: list[RemovableHandle] = []
         self._entered = False
@@ -204,6 +209,8 @@ class Deconvnet:
 
     def normalise(self, image: torch.Tensor) -> torch.Tensor:
         """The network's input for ``image`` in [0, 1]: always a new tensor, so in-place layers cannot touch the caller's."""
+        if self._normalize_input is not None:
+            return self._normalize_input(image.clone())
         if self._mean is None or self._std is None:
             return image.clone()
         return (image - self._mean.to(image)) / self._std.to(image)
@@ -268,7 +275,7 @@ class Deconvnet:
                 r = F.max_unpool2d(r, switches, module.kernel_size, module.stride, module.padding, output_size=size[-2:])
             elif isinstance(module, nn.Conv2d):
                 r = conv_transpose(r, module, size)
-        return r
+        return r[:, self._to_rgb] if self._to_rgb is not None and r.shape[1] == 3 else r
 
     def project(
         self, image: torch.Tensor, layer: Layer, channel: int, position: tuple[int, int] | None = None

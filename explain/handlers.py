@@ -15,7 +15,7 @@ from PIL import Image
 
 import settings
 from imaging.io import ImageSource, image_to_tensor, load_image
-from networks.vgg import LAYER_NAMES, TAP_NAMES, LossNetwork, default_vgg16_weights
+from networks.vgg import LAYER_NAMES, TAP_NAMES, LossNetwork, default_vgg16_weights, describe_loss_network
 
 from .deconvnet import Deconvnet
 from .evolution import evenly, evolution_strip, find_previews
@@ -50,7 +50,7 @@ def loss_network(layers: Sequence[str]) -> LossNetwork:
 
 def network_note(net: LossNetwork) -> str:
     """Markdown naming the loss network; a warning when its weights are random."""
-    note = f"Loss network: `{net.identity}` (weights from {net.weights_source})."
+    note = f"Loss network: `{net.identity}` (weights from {net.weights_source}): {describe_loss_network(net.identity)}"
     if not net.is_pretrained:
         note += (
             f"\n\n**Warning: these features come from a RANDOM-weight VGG-16 (`{net.identity}`)**, because no "

@@ -3,12 +3,15 @@
     total = content_weight * sum_j w_j l_feat^j + style_weight * sum_j w_j l_style^j
             + pixel_weight * l_pixel + tv_weight * l_tv
 
-The paper gives no loss weights. ``PerceptualLossConfig.style_transfer()`` uses the weights of
-pytorch/examples' ``fast_neural_style`` (content 1e5, style 1e10 on mean-squared Gram entries), rewritten
-for our Frobenius-norm style loss as style_weight 1e5 with layer weights 1 / C_j^2 (so the sum is the same).
-With ``normalize_layers`` each layer's loss is divided by its target's own scale (||G_j(y_s)||_F^2 for style,
-mean(phi_j(y)^2) for content), which random-weight loss networks need (He et al. 2016) and which makes
-layer weights comparable across loss networks.
+The paper gives no loss weights, and weights found for one loss network do not carry over to another (the
+features' scales differ by orders of magnitude), so the style-transfer defaults are a preset per loss network
+(``STYLE_PRESETS``), chosen by :func:`style_preset_name`:
+- ``caffe`` (the paper's Oxford VGG-16, inputs 0-255): calibrated here with the optimisation baseline on the
+  bundled photos and example styles (``python -m benchmarks.calibrate_loss_weights``; README, design choices);
+- ``torchvision``: pytorch/examples' ``fast_neural_style`` weights (content 1e5, style 1e10 on mean-squared
+  Gram entries), rewritten for our Frobenius-norm style loss as style_weight 1e5 with layer weights 1 / C_j^2;
+- ``normalized`` (the random-weight fallback): each layer's loss divided by its target's own scale
+  (||G_j(y_s)||_F^2 for style, mean(phi_j(y)^2) for content), which random features need (He et al. 2016).
 """
 from __future__ import annotations
 
@@ -27,8 +30,41 @@ from .functional import (
     total_variation_loss,
 )
 
-_PYTORCH_EXAMPLES_STYLE_LAYER_WEIGHTS = {"relu1_2": 1 / 64**2, "relu2_2": 1 / 128**2, "relu3_3": 1 / 256**2, "relu4_3": 1 / 512**2}
 _EPS = 1e-12
+_BLOCK_CHANNELS = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
+
+
+def channel_layer_weights(layers) -> dict[str, float]:
+    """pytorch/examples' style layer weights 1 / C_j^2 (its style loss is a mean over the C_j^2 Gram entries)."""
+    return {name: 1.0 / _BLOCK_CHANNELS[name[4]] ** 2 for name in layers}
+
+
+@dataclass(frozen=True)
+class StylePreset:
+    """Style-transfer loss weights for one kind of loss network; layer weights follow ``equal_layers``."""
+
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    normalize_layers: bool
+    equal_layers: bool  # True: every style layer weighs 1; False: 1 / C_j^2
+
+    def style_layer_weights(self, layers) -> dict[str, float]:
+        return {name: 1.0 for name in layers} if self.equal_layers else channel_layer_weights(layers)
+
+
+STYLE_PRESETS: dict[str, StylePreset] = {
+    # Calibrated on the Oxford weights (benchmarks/calibrate_loss_weights.py; README design choices).
+    "caffe": StylePreset(content_weight=1.0, style_weight=0.3, tv_weight=1e4, normalize_layers=False, equal_layers=False),
+    "torchvision": StylePreset(content_weight=1.0, style_weight=1e5, tv_weight=1.0, normalize_layers=False, equal_layers=False),
+    "normalized": StylePreset(content_weight=1.0, style_weight=5.0, tv_weight=1.0, normalize_layers=True, equal_layers=True),
+}
+
+
+def style_preset_name(weights: LossNetworkWeights, normalize_layers: bool | None = None) -> str:
+    """The preset for these weights: ``normalized`` for random features (or when asked), else their convention."""
+    normalize = (not weights.is_pretrained) if normalize_layers is None else normalize_layers
+    return "normalized" if normalize else weights.convention.name
 
 
 @dataclass(frozen=True)
@@ -36,7 +72,7 @@ class PerceptualLossConfig:
     # Feature reconstruction taps and their weights (paper: relu2_2; the authors' code: relu3_3).
     content_layers: dict[str, float] = field(default_factory=lambda: {"relu2_2": 1.0})
     # Style reconstruction taps and their weights (paper: relu1_2, relu2_2, relu3_3, relu4_3).
-    style_layers: dict[str, float] = field(default_factory=lambda: dict(_PYTORCH_EXAMPLES_STYLE_LAYER_WEIGHTS))
+    style_layers: dict[str, float] = field(default_factory=lambda: channel_layer_weights(STYLE_LAYERS))
     content_weight: float = 1.0
     style_weight: float = 1e5
     # Total variation: the paper cross-validates it per style in [1e-6, 1e-4] for unnormalised [0, 255]
@@ -84,18 +120,17 @@ class PerceptualLossConfig:
         return cls(**data)
 
     @classmethod
-    def style_transfer(cls, *, normalize_layers: bool = False, **overrides) -> "PerceptualLossConfig":
-        """Paper layers; weights as in the module docstring. Normalised layers get equal layer weights."""
-        if normalize_layers:
-            base = dict(style_layers={name: 1.0 for name in STYLE_LAYERS}, content_weight=1.0, style_weight=5.0, tv_weight=1.0)
-        else:
-            base = {}
-        return cls(normalize_layers=normalize_layers, **{**base, **overrides})
+    def style_transfer(cls, preset: str = "caffe", **overrides) -> "PerceptualLossConfig":
+        """The paper's layers with the weights of ``STYLE_PRESETS[preset]``; ``overrides`` replace fields."""
+        chosen = STYLE_PRESETS[preset]
+        base = dict(style_layers=chosen.style_layer_weights(STYLE_LAYERS), content_weight=chosen.content_weight,
+                    style_weight=chosen.style_weight, tv_weight=chosen.tv_weight, normalize_layers=chosen.normalize_layers)
+        return cls(**{**base, **overrides})
 
     @classmethod
     def for_weights(cls, weights: LossNetworkWeights, **overrides) -> "PerceptualLossConfig":
-        """Style-transfer defaults suited to the loss network at hand (random features need normalising)."""
-        return cls.style_transfer(normalize_layers=not weights.is_pretrained, **overrides)
+        """Style-transfer defaults suited to the loss network at hand (its preset; random features normalised)."""
+        return cls.style_transfer(style_preset_name(weights, overrides.get("normalize_layers")), **overrides)
 
     @classmethod
     def super_resolution(cls, loss: str = "feature", **overrides) -> "PerceptualLossConfig":

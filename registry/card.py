@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from huggingface_hub import ModelCard, ModelCardData
 
 import settings
+from networks.vgg import describe_loss_network
 
 if TYPE_CHECKING:
     from .model_format import ModelConfig
@@ -30,7 +31,8 @@ TEMPLATE = """---
 > [!WARNING]
 > **Trained with a RANDOM-weight loss network** (`{{ loss_network }}`), **not** a pretrained VGG-16.
 > No ImageNet weights were available when it was trained, so its perceptual losses used the features of a
-> seeded random VGG-16. Results differ from the paper's; retrain with `vgg16:imagenet` for comparable quality.
+> seeded random VGG-16. Results differ from the paper's; retrain with `vgg16:imagenet-caffe` (the paper's Oxford
+> VGG-16, installed with this project) for comparable quality.
 {% endif %}
 ## What it does
 
@@ -65,7 +67,7 @@ In the app, pick **{{ model_id }}** from the model list. From the command line:
 
 | | |
 |---|---|
-| Loss network | `{{ loss_network }}`{% if random_warning %} (**random weights**){% endif %} |
+| Loss network | `{{ loss_network }}`{% if random_warning %} (**random weights**){% endif %}: {{ loss_network_description }} |
 {%- for key, value in training_rows %}
 | {{ key }} | {{ value }} |
 {%- endfor %}
@@ -145,6 +147,7 @@ def build_card(config: "ModelConfig", *, title: str, model_id: str | None = None
         style=config.style,
         scale=config.scale,
         loss_network=config.training.loss_network,
+        loss_network_description=describe_loss_network(config.training.loss_network).replace("|", "\\|"),
         random_warning=config.training.random_loss_network,
         training_rows=rows,
         evaluation=evaluation,

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import settings
+from networks.vgg import TORCHVISION_IDENTITY
 
 from .errors import ModelFormatError
 from .model_format import _check_size, _compare, max_weights_bytes, save_model
@@ -85,7 +86,7 @@ def import_legacy_checkpoint(
     training = {
         # pytorch/examples' vgg.py builds torchvision's ImageNet-pretrained VGG-16, and its train() hard-codes
         # these taps; the loss weights, data and length of the published models are not recorded in the file.
-        "loss_network": "vgg16:imagenet",
+        "loss_network": TORCHVISION_IDENTITY,
         "content_layers": ["relu2_2"],
         "style_layers": ["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
         "imported_from": path.name,

@@ -17,11 +17,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(scope="session")
+def _shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One conversion cache per test session: the Oxford VGG-16 is converted once, not once per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                       _shared_cache_dir: Path) -> None:
     """Each test writes models/runs into its own folder, never the developer's data/."""
     data = tmp_path_factory.mktemp("data")
     monkeypatch.setenv("PERCEPTUAL_DATA_DIR", str(data))
+    monkeypatch.setenv("PERCEPTUAL_CACHE_DIR", str(_shared_cache_dir))
     monkeypatch.delenv("PERCEPTUAL_MODELS_DIR", raising=False)
 
 

@@ -444,3 +444,22 @@ def test_other_forward_passes_inside_the_block_do_not_disturb_the_projection() -
         signal[0, 2, y, x] = acts[0, 2, y, x]
         net(torch.rand(2, 3, 20, 16))  # someone else runs the network: other sizes, other switches
         assert torch.equal(deconv.down(signal), expected)
+
+
+def test_deconvnet_applies_the_caffe_convention_and_returns_rgb() -> None:
+    """With the Oxford weights' convention (BGR, 0-255, mean), the deconvnet's forward pass is the loss
+    network's own, and a projection comes back in RGB order (checked on a conv1_1 activation, whose
+    projection is the filter itself, channel-reversed)."""
+    from networks.vgg import CAFFE_CONVENTION, LossNetworkWeights, random_vgg16_state
+
+    weights = LossNetworkWeights(random_vgg16_state(4), "vgg16:test-caffe", "test", convention=CAFFE_CONVENTION)
+    net = LossNetwork(("relu2_2",), weights)
+    image = torch.rand(1, 3, 20, 24)
+    with Deconvnet(net) as deconv:
+        assert torch.allclose(deconv.forward(image, "relu2_2"), net(image)["relu2_2"])
+        sign = deconv.forward(image, "conv1_1")[0, 3, 10, 12].sign()
+        projection = deconv.project(image, "conv1_1", channel=3, position=(10, 12))
+    kernel = net.features[0].weight[3]  # (3, 3, 3) in the network's BGR order
+    patch = projection[0, :, 9:12, 11:14] / projection[0, :, 9:12, 11:14].abs().max()
+    expected = sign * kernel.flip(0) / kernel.abs().max()  # back to RGB, scaled by the activation's sign
+    assert torch.allclose(patch, expected, atol=1e-5)

@@ -153,3 +153,26 @@ def test_pixel_only_objective_needs_no_loss_network() -> None:
 def test_sr_feature_objective_uses_relu2_2_only(random_vgg_weights) -> None:
     loss = PerceptualLoss(PerceptualLossConfig.super_resolution("feature"), weights=random_vgg_weights)
     assert loss.loss_network.layers == ("relu2_2",)
+
+
+def test_style_defaults_follow_the_loss_network() -> None:
+    """One preset per loss network, shared by the baseline (for_weights) and training (loss_config_for)."""
+    from losses.perceptual import STYLE_PRESETS
+    from networks.vgg import CAFFE_CONVENTION, LossNetworkWeights, random_vgg16_state
+    from train.config import StyleTrainConfig
+    from train.style import loss_config_for
+
+    state = random_vgg16_state(0)
+    oxford = LossNetworkWeights(state, "vgg16:imagenet-caffe", "test", convention=CAFFE_CONVENTION)
+    torchvision = LossNetworkWeights(state, "vgg16:imagenet-torchvision", "test")
+    random = LossNetworkWeights(state, "vgg16:random(seed=0)", "random")
+    for weights, name in ((oxford, "caffe"), (torchvision, "torchvision"), (random, "normalized")):
+        preset = STYLE_PRESETS[name]
+        baseline = PerceptualLossConfig.for_weights(weights)
+        training = loss_config_for(StyleTrainConfig(style="s.png", content="c", out="o"), weights)
+        for cfg in (baseline, training):
+            assert (cfg.style_weight, cfg.tv_weight, cfg.normalize_layers) == (
+                preset.style_weight, preset.tv_weight, preset.normalize_layers), name
+        assert baseline.style_layers == training.style_layers
+    assert STYLE_PRESETS["caffe"].style_weight == 0.3 and STYLE_PRESETS["caffe"].tv_weight == 1e4
+    assert PerceptualLossConfig.for_weights(oxford, style_weight=2.0).style_weight == 2.0

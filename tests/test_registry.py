@@ -150,6 +150,21 @@ def test_card_metadata_and_random_loss_network_warning(env):
     assert "RANDOM" not in ModelCard.load(env / "imagenet" / "README.md").text
 
 
+def test_loss_network_identities_load_and_are_described_truthfully(env):
+    """Old identities still load; each card says which VGG-16 it was, the Oxford one with its attribution."""
+    api.save_model(tiny_style(), "legacy", style="waves", training=training("vgg16:imagenet"))
+    api.save_model(tiny_style(), "oxford", style="waves", training=training("vgg16:imagenet-caffe"))
+    api.save_model(tiny_style(), "tv", style="waves", training=training("vgg16:imagenet-torchvision"))
+    for name in ("legacy", "oxford", "tv"):
+        assert api.load_model(f"local:{name}") is not None
+    legacy = (env / "legacy" / "README.md").read_text()
+    assert "`vgg16:imagenet`" in legacy and "torchvision" in legacy and "told apart" in legacy
+    oxford = (env / "oxford" / "README.md").read_text()
+    assert "Simonyan" in oxford and "CC BY 4.0" in oxford and "Oxford" in oxford
+    tv = (env / "tv" / "README.md").read_text()
+    assert "torchvision" in tv and "not the paper's Oxford weights" in tv
+
+
 def test_save_refuses_inconsistent_arguments(env):
     with pytest.raises(ModelFormatError, match="does not match"):
         api.save_model(tiny_style(), "x", architecture_args={"width": 0.5, "num_residual": 1})
@@ -693,7 +708,7 @@ def test_legacy_checkpoint_imports_to_identical_outputs(env, tmp_path, offline_e
             got = model(x)
         assert got.shape == x.shape and torch.equal(got, want)
     config = json.loads((folder / "config.json").read_text())
-    assert config["training"]["loss_network"] == "vgg16:imagenet" and "Provenance" in (folder / "README.md").read_text()
+    assert config["training"]["loss_network"] == "vgg16:imagenet-torchvision" and "Provenance" in (folder / "README.md").read_text()
     # The original layout also loads straight from the .pth with the stale keys (strict key matching).
     net = networks.legacy.PyTorchExamplesTransformerNet()
     net.load_state_dict(torch.load(tmp_path / "candy.pth", weights_only=True), strict=True)

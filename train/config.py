@@ -4,7 +4,7 @@ Defaults follow Johnson, Alahi & Fei-Fei (ECCV 2016), Sec. 4 (style) and Sec. 5 
 content images, batch 4, 40k iterations, Adam 1e-3, content at relu2_2, style at relu1_2..relu4_3; SR on
 288x288 patches, low-res input by Gaussian blur (sigma 1.0) then bicubic downsampling, feature loss at relu2_2.
 Loss weights the paper does not give are left as ``None`` and resolved from the loss network at hand
-(``PerceptualLossConfig.for_weights``: per-layer normalised losses for a random-weight VGG-16).
+(``losses.perceptual.STYLE_PRESETS``: calibrated for the Oxford weights, per-layer normalised for random ones).
 
 A config is built once (from argparse or by the web app), saved as JSON beside the checkpoints of its run
 and in the model's ``config.json``, and never mutated during a run.

@@ -7,8 +7,8 @@ relu2_2, style at relu1_2..relu4_3).
 
 Deviations and choices: content images are resized (shorter side) and centre-cropped rather than squashed; the
 style image's longer side is resized to ``--style-size`` (default: the training size, as in the authors'
-code); loss weights the paper leaves open come from ``PerceptualLossConfig.for_weights`` (per-layer normalised
-losses when the loss network is the random-weight fallback). ``--init`` warm-starts from any registry style
+code); loss weights the paper leaves open come from the loss network's preset (``losses.perceptual.STYLE_PRESETS``:
+calibrated for the Oxford VGG-16, per-layer normalised for the random-weight fallback). ``--init`` warm-starts from any registry style
 model, which reaches a new style in a fraction of the iterations.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from PIL import Image
 
 from imaging.io import image_to_tensor, load_image, resize_to_max_side
 from losses import PerceptualLoss
-from losses.perceptual import PerceptualLossConfig
+from losses.perceptual import STYLE_PRESETS, PerceptualLossConfig, style_preset_name
+from networks.vgg import LossNetworkWeights
 from networks import StyleTransformNet
 
 from . import data as data_mod
@@ -40,22 +41,14 @@ from .run import (device_label, loss_network_weights, loss_table, plan_run, publ
 
 logger = logging.getLogger(__name__)
 
-# VGG-16 channels per block, for the pytorch/examples layer weights 1 / C_j^2 of unnormalised style losses.
-_BLOCK_CHANNELS = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
-
-
-def loss_config_for(config: StyleTrainConfig, is_pretrained: bool) -> PerceptualLossConfig:
-    """The objective: the config's layers and weights, with the loss network's defaults where not given."""
-    normalize = (not is_pretrained) if config.normalize_layers is None else config.normalize_layers
-    if normalize:
-        style_layers = {name: 1.0 for name in config.style_layers}
-    else:
-        style_layers = {name: 1.0 / _BLOCK_CHANNELS[name[4]] ** 2 for name in config.style_layers}
+def loss_config_for(config: StyleTrainConfig, weights: LossNetworkWeights) -> PerceptualLossConfig:
+    """The objective: the config's layers and weights, with the loss network's preset where not given."""
+    preset = style_preset_name(weights, config.normalize_layers)
     overrides = {k: getattr(config, k) for k in ("content_weight", "style_weight", "tv_weight") if getattr(config, k) is not None}
     try:
         return PerceptualLossConfig.style_transfer(
-            normalize_layers=normalize, content_layers={name: 1.0 for name in config.content_layers},
-            style_layers=style_layers, **overrides)
+            preset, content_layers={name: 1.0 for name in config.content_layers},
+            style_layers=STYLE_PRESETS[preset].style_layer_weights(config.style_layers), **overrides)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -109,7 +102,7 @@ def _train_style(config: StyleTrainConfig, ctx: DistContext, progress: ProgressC
     preview_tensor = load_preview_input(config.preview_image or paths[0], config.preview_size)
 
     weights = loss_network_weights(config.vgg_weights)
-    loss_config = loss_config_for(config, weights.is_pretrained)
+    loss_config = loss_config_for(config, weights)
     numerics = resolve_numerics(config, device)
     configure_determinism(config, device)
 

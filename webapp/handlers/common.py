@@ -76,18 +76,25 @@ def loss_network_status() -> tuple[str, str | None]:
 
 
 def loss_network_banner() -> str:
+    """The banner under the title: which VGG-16 defines every loss here, with its attribution."""
+    from networks.vgg import describe_loss_network
+
     identity, warning = loss_network_status()
     if warning:
         return f"⚠️ **Loss network: `{identity}`.** {warning}"
-    return f"Loss network: `{identity}` (pretrained VGG-16)."
+    return f"Loss network: `{identity}`: {describe_loss_network(identity)}"
 
 
 def identity_note(identity: str | None) -> str:
-    """How a model's training loss network reads in a result."""
+    """How a model's training loss network reads in a result (legacy ``vgg16:imagenet`` explained)."""
+    from networks.vgg import LEGACY_IMAGENET_IDENTITY
+
     if not identity or identity == "unknown":
         return "loss network not recorded"
     if identity.startswith("vgg16:random"):
         return f"⚠️ trained with the random-weight loss network `{identity}`"
+    if identity == LEGACY_IMAGENET_IDENTITY:
+        return f"trained with loss network `{identity}` (recorded before the Oxford and torchvision weights were told apart: torchvision's)"
     return f"trained with loss network `{identity}`"
 
 

@@ -100,6 +100,9 @@ class CompareOutput:
         lines.append(f"Both objectives use the loss network `{self.loss_network}` (lower is better).")
         if self.model_id:
             lines.append(f"The model `{self.model_id}` was {identity_note(self.model_loss_network)}.")
+            if self.model_loss_network and self.model_loss_network != self.loss_network:
+                lines.append("⚠️ It was trained against another loss network than the one scoring it here, so its "
+                             "objective is not the one it was trained to lower: compare the pictures, not the numbers.")
         return "  \n".join(lines)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image
 
 import settings
+from networks.vgg import describe_loss_network
 
 from .. import samples
 
@@ -171,7 +172,8 @@ def records(listing: ModelListing) -> list[dict[str, Any]]:
     for e in listing.entries:
         out.append({
             "id": e.id, "source": e.source, "task": e.task, "style": e.style, "scale": e.scale,
-            "loss_network": e.loss_network, "ready_offline": e.ready_offline, "error": e.error,
+            "loss_network": e.loss_network, "loss_network_description": describe_loss_network(e.loss_network),
+            "ready_offline": e.ready_offline, "error": e.error,
             "sr_loss": sr_loss_kind(_read_training(e), e.id) if e.task == "super-resolution" else None,
         })
     return out
@@ -207,6 +209,7 @@ def model_card(model_id: str | None) -> tuple[str, Image.Image | None]:
     if entry.path is not None and (Path(entry.path) / "README.md").is_file():
         card = (Path(entry.path) / "README.md").read_text(encoding="utf-8", errors="replace")
     header = f"**{entry.id}** · {entry.source} · {_task_label(entry)} · loss network `{entry.loss_network or '?'}`"
+    header += f"\n\n*Loss network:* {describe_loss_network(entry.loss_network)}"
     if entry.error:
         header += f"\n\n⚠️ {entry.error}"
     if card is None:

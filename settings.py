@@ -11,6 +11,7 @@
 | PERCEPTUAL_MAX_PIXELS | the largest input image accepted, in pixels | 40 000 000 |
 | PERCEPTUAL_VGG16_WEIGHTS | a local safetensors file with VGG-16 weights | (none) |
 | PERCEPTUAL_LOSS_NETWORK | which VGG-16 weights to prefer: ``auto``/``caffe`` (the paper's Oxford weights first), ``torchvision``, or ``random`` (force the fallback) | ``auto`` |
+| SPACE_ID | set by Hugging Face Spaces: publishing then needs the visitor's own sign-in or typed token, and Hub reads are anonymous unless the visitor signed in (the owner's ``HF_TOKEN`` is never used for a visitor) | (unset) |
 | PERCEPTUAL_CACHE_DIR | converted files (the Oxford VGG-16 as safetensors) | ``<data>/cache`` |
 | PERCEPTUAL_MAX_OUTPUT_PIXELS | the largest result the app computes (stylize, super-resolution) | 4096 x 4096 |
 | PERCEPTUAL_MAX_SIDE | top of the app's output-size slider | 2048 |
@@ -79,6 +80,11 @@ def vgg16_weights_file() -> Path | None:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("PERCEPTUAL_CACHE_DIR") or data_dir() / "cache").expanduser()
+
+
+def running_on_space() -> bool:
+    """True on a Hugging Face Space (``SPACE_ID`` is set there), where visitors must never act as the owner."""
+    return bool(os.environ.get("SPACE_ID", "").strip())
 
 
 def device() -> torch.device:

@@ -136,8 +136,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from registry.api import publish
 
-    result = publish(args.folder, args.repo_id, token=args.token, private=args.private, commit_message=args.message)
-    print(f"published {result.repo_id} ({'private' if result.private else 'public'}): {result.url}")
+    result = publish(args.folder, args.repo_id, token=args.token, private=True if args.private else None,
+                     commit_message=args.message)
+    print(f"published {result.repo_id} ({'private' if result.private else 'default visibility'}): {result.url}")
     return 0
 
 

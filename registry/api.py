@@ -199,14 +199,13 @@ def _repo_folder(source: str, repo_id: str, token: str | None) -> Path:
 
 
 def _download(repo_id: str, token: str | None) -> Path:
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
     try:
         return hub_mod.download(repo_id, token)
     except RepositoryNotFoundError:
         raise ModelNotFoundError(f"{repo_id} was not found on the Hub (or is private: pass a token)") from None
-    except (HfHubHTTPError, OfflineModeIsEnabled, httpx2.HTTPError, OSError, TimeoutError) as exc:
+    except (HfHubHTTPError, OfflineModeIsEnabled, *hub_mod.http_errors(), OSError, TimeoutError) as exc:
         first = str(exc).strip().splitlines()
         raise HubUnavailableError(
             f"downloading {repo_id} failed: {first[0] if first else type(exc).__name__}"
@@ -285,12 +284,12 @@ def _folder_of(folder_or_id: str | os.PathLike) -> Path:
     return path
 
 
-def publish(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
+def publish(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
             commit_message: str | None = None) -> hub_mod.PublishResult:
     """Upload a model folder (a path, ``local:<name>`` or a local name) to the Hub as ``repo_id``.
 
-    The token comes from ``token``, else ``HF_TOKEN``, else the cached login; it never appears in logs or
-    errors. ``private`` applies when the repo is created.
+    The token comes from ``token``, else (never on a Space) ``HF_TOKEN`` or the cached login; it never appears in logs or
+    errors. ``private`` applies when the repo is created (``None``: the namespace's default visibility).
     """
     path = _folder_of(folder)
     if not path.is_dir():

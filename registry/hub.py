@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import settings
+
 from .errors import HubUnavailableError, InvalidModelIdError, ModelFormatError, PublishError, UnsafeModelError
 from .hub_probe import hub_endpoint, probe_hub
 from .model_format import (
@@ -37,6 +39,8 @@ from .model_format import (
 logger = logging.getLogger(__name__)
 
 HUB_TIMEOUT_S = 5.0
+# A whole model download (a few files, at most PERCEPTUAL_MAX_MODEL_MB) must end; huggingface_hub sets no limit.
+HUB_DOWNLOAD_DEADLINE_S = 300.0
 HUB_LIST_DEADLINE_S = 6.0
 HUB_LIST_LIMIT = 200
 OFFLINE_NOTICE = "Hub unreachable: showing local and cached models"
@@ -76,6 +80,43 @@ def require_hub() -> str:
     if not usable:
         raise HubUnavailableError(notice or OFFLINE_NOTICE)
     return hub_endpoint()
+
+
+def http_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP library's error base class: huggingface_hub 2.x uses ``httpx2``, 1.x ``httpx``."""
+    try:
+        import httpx2
+
+        return (httpx2.HTTPError,)
+    except ImportError:
+        import httpx
+
+        return (httpx.HTTPError,)
+
+
+def read_token(token: str | None) -> str | bool | None:
+    """The token for listing and downloading: the caller's (typed, or a visitor's OAuth sign-in); on a Space
+    otherwise ``False`` (anonymous), so the owner's ``HF_TOKEN`` never lists or serves private models to
+    visitors; elsewhere ``None`` (huggingface_hub's own: ``HF_TOKEN`` or the cached login)."""
+    if token:
+        return token
+    return False if settings.running_on_space() else None
+
+
+def with_anonymous_retry(call: Callable[[str | bool | None], T], token: str | bool | None, what: str) -> T:
+    """Run a read with ``token``; if the Hub refuses the token itself (401), read again anonymously and say why.
+
+    The real Hub answers 401 to an invalid or expired token even for public repos."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return call(token)
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status != 401 or token is False:
+            raise
+    logger.warning("the Hub refused the token (401: invalid or expired) for %s; reading anonymously instead", what)
+    return call(False)
 
 
 def _api(token: str | bool | None = None):
@@ -123,28 +164,38 @@ def _hub_model(info: Any) -> HubModel:
                     summary if isinstance(summary, dict) else {})
 
 
-def list_hub_models(tag: str, authors: list[str], extra_repo_ids: list[str]) -> tuple[list[HubModel], list[str]]:
+def list_hub_models(tag: str, authors: list[str], extra_repo_ids: list[str],
+                    token: str | None = None) -> tuple[list[HubModel], list[str]]:
     """Models carrying ``tag`` (by any author, or only ``authors``) plus ``extra_repo_ids``; and notices."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    api = _api()
     found: dict[str, HubModel] = {}
     notices: list[str] = []
-    for author in authors or [None]:
-        for info in api.list_models(filter=[tag], author=author, cardData=True, limit=HUB_LIST_LIMIT):
-            found[info.id] = _hub_model(info)
+    token = read_token(token)
+
+    def listing(use: str | bool | None) -> list[Any]:
+        api = _api(use)
+        return [info for author in authors or [None]
+                for info in api.list_models(filter=[tag], author=author, cardData=True, limit=HUB_LIST_LIMIT)]
+
+    for info in with_anonymous_retry(listing, token, "listing"):
+        found[info.id] = _hub_model(info)
     for repo_id in extra_repo_ids:
         if repo_id in found:
             continue
         try:
-            found[repo_id] = _hub_model(api.model_info(validate_repo_id(repo_id), timeout=HUB_TIMEOUT_S))
+            info = with_anonymous_retry(
+                lambda use: _api(use).model_info(validate_repo_id(repo_id), timeout=HUB_TIMEOUT_S), token, repo_id)
+            found[repo_id] = _hub_model(info)
         except (InvalidModelIdError, HfHubHTTPError) as exc:
             notices.append(f"extra Hub model {repo_id!r} skipped: {str(exc).splitlines()[0]}")
     return sorted(found.values(), key=lambda m: m.repo_id), notices
 
 
-def check_remote_files(repo_id: str, token: str | bool | None = None) -> None:
-    """Refuse a repo before downloading anything: missing weights, pickles only, or files over the limits."""
+def check_remote_files(repo_id: str, token: str | bool | None = None) -> str | None:
+    """Refuse a repo before downloading anything: missing weights, pickles only, or files over the limits.
+
+    Returns the commit sha that was checked, so the download fetches exactly those files."""
     info = _api(token).model_info(repo_id, files_metadata=True, timeout=HUB_TIMEOUT_S)
     sizes = {s.rfilename: s.size for s in info.siblings or []}
     if WEIGHTS_FILE not in sizes:
@@ -161,6 +212,7 @@ def check_remote_files(repo_id: str, token: str | bool | None = None) -> None:
             raise UnsafeModelError(
                 f"{repo_id}: {name} is {size / (1 << 20):.1f} MiB, over the {limit / (1 << 20):.0f} MiB limit"
             )
+    return getattr(info, "sha", None)
 
 
 def download(repo_id: str, token: str | bool | None = None) -> Path:
@@ -169,10 +221,28 @@ def download(repo_id: str, token: str | bool | None = None) -> Path:
 
     endpoint = require_hub()
     validate_repo_id(repo_id)
-    check_remote_files(repo_id, token)
-    folder = snapshot_download(repo_id, allow_patterns=list(MODEL_FILES), cache_dir=cache_dir(), endpoint=endpoint,
-                               token=token, etag_timeout=HUB_TIMEOUT_S)
-    return Path(folder)
+
+    def fetch(use: str | bool | None) -> str:
+        sha = check_remote_files(repo_id, use)
+        # Pinned to the checked commit: a push between the check and the download cannot slip other files in.
+        return run_with_deadline(
+            lambda: snapshot_download(repo_id, revision=sha, allow_patterns=list(MODEL_FILES), cache_dir=cache_dir(),
+                                      endpoint=endpoint, token=use, etag_timeout=HUB_TIMEOUT_S),
+            HUB_DOWNLOAD_DEADLINE_S)
+
+    folder = Path(with_anonymous_retry(fetch, read_token(token), repo_id))
+    _remember_as_main(repo_id, folder.name)
+    return folder
+
+
+def _remember_as_main(repo_id: str, sha: str) -> None:
+    """Point the cache's ``refs/main`` at the pinned commit we fetched (a download by sha does not), so the
+    cached copy serves offline, as a download of ``main`` would have."""
+    from huggingface_hub.file_download import repo_folder_name
+
+    refs = cache_dir() / repo_folder_name(repo_id=repo_id, repo_type="model") / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    (refs / "main").write_text(sha)
 
 
 def cached_snapshot(repo_id: str) -> Path | None:
@@ -188,10 +258,13 @@ def cached_snapshot(repo_id: str) -> Path | None:
 
 
 def resolve_token(token: str | None) -> str | None:
-    """The token to publish with: the argument, else ``HF_TOKEN``, else the cached ``hf auth login``."""
+    """The token to publish with: the argument (typed, or the visitor's OAuth sign-in); off a Space also
+    ``HF_TOKEN`` or the cached ``hf auth login``. On a Space never those: they are the owner's identity."""
     from huggingface_hub import get_token
 
-    return token or os.environ.get("HF_TOKEN") or get_token()
+    if token or settings.running_on_space():
+        return token or None
+    return os.environ.get("HF_TOKEN") or get_token()
 
 
 def scrub(text: str, token: str | None) -> str:
@@ -203,15 +276,17 @@ class PublishResult:
     repo_id: str
     url: str
     commit: str | None
-    private: bool
+    private: bool | None  # None: the namespace's default visibility
 
 
-def publish_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
+def publish_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
                    commit_message: str | None = None) -> PublishResult:
     """Validate a model folder and upload its model files to ``repo_id`` (created if missing).
 
-    ``private`` applies when the repo is created; an existing repo keeps its visibility. The token never
-    appears in logs or error messages.
+    ``private`` applies when the repo is created (``None``: the namespace's default, e.g. an organisation's
+    private default); an existing repo keeps its visibility. Model files of an earlier upload that this one
+    lacks are deleted, so a stale preview never outlives its model. The token never appears in logs or
+    error messages.
     """
     folder = Path(folder)
     validate_repo_id(repo_id)
@@ -220,6 +295,9 @@ def publish_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None
         raise ModelFormatError(f"{folder.name}: missing {CARD_FILE} (save models with registry.save_model)")
     token = resolve_token(token)
     if not token:
+        if settings.running_on_space():
+            raise PublishError("sign in with Hugging Face (the button above) or type a token with write access: "
+                               "this Space never publishes with its owner's token")
         raise PublishError("no Hugging Face token: pass --token, set HF_TOKEN, or run `hf auth login`")
     endpoint = require_hub()
     with tempfile.TemporaryDirectory(prefix="registry-publish-") as staging_dir:
@@ -235,7 +313,8 @@ def publish_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None
         try:
             api = _api(token)
             api.create_repo(repo_id, private=private, exist_ok=True)
-            commit = api.upload_folder(folder_path=staging, repo_id=repo_id,
+            # delete_patterns: an earlier upload's model files that this one lacks (an old preview.jpg) go.
+            commit = api.upload_folder(folder_path=staging, repo_id=repo_id, delete_patterns=list(MODEL_FILES),
                                        commit_message=commit_message or f"Upload {config.label} ({config.architecture})")
         except Exception as exc:  # noqa: BLE001 - one message, without the token, whatever went wrong
             first = scrub(str(exc), token).strip().splitlines()
@@ -243,4 +322,4 @@ def publish_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None
                 f"publishing {folder.name} to {repo_id} failed: {type(exc).__name__}: {first[0] if first else ''}"
             ) from None
     logger.info("published %s to %s", folder, repo_id)
-    return PublishResult(repo_id, f"{endpoint.rstrip('/')}/{repo_id}", getattr(commit, "oid", None), private)
+    return PublishResult(repo_id, f"{endpoint}/{repo_id}", getattr(commit, "oid", None), private)

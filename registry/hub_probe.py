@@ -20,7 +20,8 @@ _lock = threading.Lock()
 def hub_endpoint() -> str:
     from huggingface_hub import constants
 
-    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    # A trailing slash (``HF_ENDPOINT=https://hf.co/``) would make every URL ``//api/...``.
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def hub_offline_mode() -> bool:

@@ -29,8 +29,10 @@ Errors carry the ``X-Error-Code`` header the client maps to exceptions: ``RepoNo
 `RepositoryNotFoundError`, ``RevisionNotFound`` -> `RevisionNotFoundError`, ``EntryNotFound`` ->
 `RemoteEntryNotFoundError`.  Writes need ``Authorization: Bearer <token>`` (any token, or exactly
 ``required_token`` when given; else 401 -> `HfHubHTTPError`).  Private repos are invisible (404 RepoNotFound,
-absent from listings) to requests without such a token.  Only the head commit of ``main`` is kept: a
-revision is ``main`` or the current commit sha.  Tags are the README ``tags:`` plus ``library_name``,
+absent from listings) to requests without such a token.  Every commit's files are kept: a
+revision is ``main`` or any commit sha (a download pinned to a checked sha gets that commit).  Tokens can be
+checked as the real Hub does (``tokens=``: 401 for an unknown token on every request, 403 for a namespace it
+cannot write), and organisations can default to private repos (``private_by_default=``).  Tags are the README ``tags:`` plus ``library_name``,
 ``pipeline_tag``, ``license:<id>`` and ``safetensors`` when a ``.safetensors`` file is present.  Any other
 route answers 501 naming it (not 500: the client retries 500, 502, 503 and 504 with backoff).  Because every
 file is "regular", both upload paths of 2.4 work: the hf_xet pipeline (`_upload_pipeline.py`, taken when
@@ -100,9 +102,16 @@ class _Repo:
         self.created = self.modified = _now()
         self.sha = secrets.token_hex(20)
         folder.mkdir(parents=True, exist_ok=True)
+        # Every commit's files, as the real Hub keeps them: a download pinned to an older sha gets that commit.
+        self.history: dict[str, dict[str, bytes]] = {self.sha: {}}
 
     def bump(self) -> None:
         self.sha, self.modified = secrets.token_hex(20), _now()
+        self.history[self.sha] = {name: self.read(name) or b"" for name in self.files()}
+
+    def at(self, sha: str) -> "_Repo":
+        """A read-only view of an earlier commit."""
+        return _Commit(self, sha)
 
     def files(self) -> list[str]:
         return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file())
@@ -113,13 +122,30 @@ class _Repo:
         return target.read_bytes() if safe and target.is_file() else None
 
 
+class _Commit(_Repo):
+    def __init__(self, repo: _Repo, sha: str) -> None:  # noqa: D107 - no folder of its own
+        self.repo_id, self.folder, self.private = repo.repo_id, repo.folder, repo.private
+        self.created, self.modified, self.sha, self._files = repo.created, repo.modified, sha, repo.history[sha]
+
+    def files(self) -> list[str]:
+        return sorted(self._files)
+
+    def read(self, path: str) -> bytes | None:
+        return self._files.get(path)
+
+
 class FakeHub:
     """In-process Hub stand-in; see the module docstring for what it serves."""
 
-    def __init__(self, root: pathlib.Path | None = None, required_token: str | None = None, user: str = "fake-user"):
+    def __init__(self, root: pathlib.Path | None = None, required_token: str | None = None, user: str = "fake-user",
+                 tokens: dict[str, tuple[str, ...]] | None = None, private_by_default: tuple[str, ...] = ()):
+        """``tokens``: the valid tokens and the namespaces each may write, as the real Hub checks them: any other
+        token gets 401 on every request, public reads too; writing elsewhere gets 403. ``private_by_default``:
+        namespaces (organisations) whose new repos are private unless the request says otherwise."""
         self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="fakehub-")
         self.root = pathlib.Path(root if root is not None else self._tmp.name)  # type: ignore[union-attr]
         self.required_token, self.user = required_token, user
+        self.tokens, self.private_by_default = tokens, tuple(private_by_default)
         self.requests: list[tuple[str, str]] = []  # (method, path as sent, without query), in arrival order
         self.repos: dict[str, _Repo] = {}
         self.url = ""
@@ -189,13 +215,15 @@ class FakeHub:
         query = parse_qs(parts.query)
         auth = headers.get("Authorization") or ""
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        if token and self.tokens is not None and token not in self.tokens:
+            return _error(401, _BAD_TOKEN)  # the real Hub refuses invalid credentials even for public repos
         authorized = bool(token) and (self.required_token is None or token == self.required_token)
         for verb, pattern, func in self._routes:
             match = re.fullmatch(pattern, parts.path)
             if match and (verb is None or verb == method or (verb == "GET" and method == "HEAD")):
                 args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
                 with self._lock:
-                    return func(query=query, body=body, authorized=authorized, **args)
+                    return func(query=query, body=body, authorized=authorized, token=token, **args)
         return _error(501, f"FakeHub does not serve {method} {parts.path}")  # 501: not retried by the client
 
     def _visible(self, repo_id: str, authorized: bool) -> _Repo | None:
@@ -206,9 +234,11 @@ class FakeHub:
         repo = self._visible(repo_id, authorized)
         if repo is None:
             return _error(404, "Repository not found", "RepoNotFound")
-        if rev not in (None, "main", repo.sha):
-            return _error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
-        return repo
+        if rev in (None, "main", repo.sha):
+            return repo
+        if rev in repo.history:
+            return repo.at(rev)
+        return _error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
 
     # ------------------------------------------------------------------ info
     def _info(self, repo: _Repo, *, siblings: bool, blobs: bool, card: bool) -> dict:
@@ -311,17 +341,25 @@ class FakeHub:
         return _json(200, {"type": "user", "id": "0" * 24, "name": self.user, "fullname": "Fake User", "orgs": [],
                            "auth": token_info})
 
-    def _create_repo(self, body: bytes, authorized: bool, **_: Any) -> Response:
+    def _may_write(self, token: str | None, namespace: str) -> bool:
+        return self.tokens is None or namespace in self.tokens.get(token or "", ())
+
+    def _create_repo(self, body: bytes, authorized: bool, token: str | None = None, **_: Any) -> Response:
         if not authorized:
             return _error(401, _BAD_TOKEN)
         payload = json.loads(body or b"{}")
         if payload.get("type") not in (None, "model"):
             return _error(400, "FakeHub only serves model repos")
-        repo_id = f"{payload.get('organization') or self.user}/{payload['name']}"
+        namespace = payload.get("organization") or self.user
+        repo_id = f"{namespace}/{payload['name']}"
         url = f"{self.url}/{repo_id}"
+        if not self._may_write(token, namespace):
+            return _error(403, f"You don't have the rights to create a model under the namespace \"{namespace}\"")
         if repo_id in self.repos:
             return _json(409, {"error": "You already created this model repo", "url": url})
-        self._repo_or_create(repo_id, payload.get("visibility") == "private")
+        # No "visibility" in the request: the namespace's default, as for an organisation set to private.
+        visibility = payload.get("visibility") or ("private" if namespace in self.private_by_default else "public")
+        self._repo_or_create(repo_id, visibility == "private")
         return _json(200, {"url": url, "name": repo_id, "id": repo_id})
 
     def _validate_yaml(self, body: bytes, **_: Any) -> Response:
@@ -331,16 +369,18 @@ class FakeHub:
             return _json(400, {"errors": [{"message": str(exc)}], "warnings": []})
         return _json(200, {"errors": [], "warnings": []})
 
-    def _writable(self, repo_id: str, rev: str, authorized: bool) -> _Repo | Response:
+    def _writable(self, repo_id: str, rev: str, authorized: bool, token: str | None = None) -> _Repo | Response:
         if not authorized:
             return _error(401, _BAD_TOKEN)
+        if not self._may_write(token, repo_id.split("/")[0]):
+            return _error(403, f"You don't have the rights to write to {repo_id}")
         found = self._lookup(repo_id, None, authorized)
         if isinstance(found, _Repo) and rev != "main":
             return _error(404, f"FakeHub only commits to main, not {rev}", "RevisionNotFound")
         return found
 
-    def _preupload(self, repo: str, rev: str, body: bytes, authorized: bool, **_: Any) -> Response:
-        found = self._writable(repo, rev, authorized)
+    def _preupload(self, repo: str, rev: str, body: bytes, authorized: bool, token: str | None = None, **_: Any) -> Response:
+        found = self._writable(repo, rev, authorized, token)
         if not isinstance(found, _Repo):
             return found
         files = []
@@ -350,8 +390,9 @@ class FakeHub:
             files.append({"path": entry["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": oid})
         return _json(200, {"files": files, "commitOid": found.sha})
 
-    def _commit(self, repo: str, rev: str, body: bytes, query: dict, authorized: bool, **_: Any) -> Response:
-        found = self._writable(repo, rev, authorized)
+    def _commit(self, repo: str, rev: str, body: bytes, query: dict, authorized: bool, token: str | None = None,
+                **_: Any) -> Response:
+        found = self._writable(repo, rev, authorized, token)
         if not isinstance(found, _Repo):
             return found
         if "create_pr" in query:

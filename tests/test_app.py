@@ -438,3 +438,37 @@ def test_cli_stylize_and_upscale_files_and_folders(tmp_path, capsys) -> None:
     assert "truncated or corrupt" in capsys.readouterr().err
     assert main(["stylize", "--model", "local:nope", str(single), "--out", str(tmp_path / "s3")]) == 2
     assert "cannot be used" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ bad uploads
+
+_BAD_UPLOAD_MESSAGES = {
+    "empty.png": "is empty", "text-named.png": "not a recognised image", "pickle-named.png": "not a recognised image",
+    "bomb-header.png": "too large to open safely", "bomb-header.gif": "truncated or corrupt",
+    "truncated.png": "truncated or corrupt", "truncated.jpg": "truncated or corrupt",
+    "drawing.svg": "not a recognised image", "page-named.jpg": "not a recognised image",
+    "archive-named.png": "not a recognised image", "document-named.jpg": "not a recognised image",
+}
+
+
+def test_every_bad_upload_gets_the_projects_message_through_the_api(client, tmp_path) -> None:
+    """Eleven kinds of bad file through /stylize and /super_resolve: each answer is imaging's one-line
+    message naming the file, never Gradio's generic error; the app keeps serving after all of them."""
+    from badfiles import bad_files
+
+    files = bad_files(tmp_path / "bad")
+    assert set(files) == set(_BAD_UPLOAD_MESSAGES) and len(files) >= 10
+    for name, path in files.items():
+        for call in (
+            lambda f: client.predict(handle_file(str(f)), STYLE_ID, 64, False, 1.0, 1.0, api_name="/stylize"),
+            lambda f: client.predict(handle_file(str(f)), "as_is", "x4", "", "", 0.5, "bicubic", "blend", 0.5, 0.5,
+                                     api_name="/super_resolve"),
+        ):
+            with pytest.raises(Exception) as refused:
+                call(path)
+            message = str(refused.value)
+            assert _BAD_UPLOAD_MESSAGES[name] in message and Path(name).stem in message, (name, message)
+            assert "upstream Gradio app has raised an exception" not in message
+    good = photo(tmp_path / "good.png")
+    image_path, _ = client.predict(handle_file(str(good)), STYLE_ID, 48, False, 1.0, 1.0, api_name="/stylize")
+    assert Image.open(image_path).size == (48, 40)

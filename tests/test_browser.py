@@ -130,3 +130,16 @@ def test_every_tab_opens(page, tab) -> None:
     assert page.locator(".error, .toast-body.error").count() == 0
     name = tab.lower().replace(" ", "_")
     page.screenshot(path=str(screenshots_dir() / f"tab_{name}.png"), full_page=True)
+
+
+def test_a_bad_upload_shows_the_projects_message_on_the_page(page, tmp_path) -> None:
+    """A text file named .png: the page shows imaging's own sentence, not Gradio's bare "Error"."""
+    bogus = tmp_path / "holiday.png"
+    bogus.write_text("this is not an image")
+    page.locator("#stylize-content").scroll_into_view_if_needed()
+    page.get_by_text("tiny · local · vgg16:random(seed=0)").first.wait_for()
+    page.locator("#stylize-content input[type=file]").set_input_files(str(bogus))
+    page.wait_for_timeout(1000)  # the upload reaches the server; no preview can be drawn
+    page.locator("#stylize-button").click()
+    page.get_by_text("is not a recognised image", exact=False).first.wait_for()
+    page.screenshot(path=str(screenshots_dir() / "bad_upload.png"), full_page=True)

@@ -22,6 +22,7 @@ import gradio as gr
 
 import settings
 from webapp import handlers, samples
+from webapp.components import checked_image
 from webapp.errors import user_message
 from webapp.gpu import gpu
 from webapp.handlers import models as models_handlers
@@ -318,7 +319,7 @@ def stylize_tab() -> dict[str, Any]:
                 style_gallery = gr.Gallery(label="Style models (click one)", columns=4, height=260, allow_preview=False,
                                            interactive=False, object_fit="cover", fit_columns=False)
                 model_input = gr.Dropdown(label="Style model", choices=[], allow_custom_value=True)
-                content_input = gr.Image(label="Content image", type="filepath",
+                content_input = checked_image(label="Content image",
                                          sources=["upload", "clipboard", "webcam"], elem_id="stylize-content")
                 gr.Examples([[str(p)] for p in samples.example_photos()], inputs=[content_input], label="Example photos")
             with gr.Column(scale=3):
@@ -356,8 +357,8 @@ def compare_tab() -> dict[str, Any]:
             "(L-BFGS on the image itself, Gatys et al.), scored with the same perceptual objective."
         )
         with gr.Row():
-            content_input = gr.Image(label="Content image", type="filepath", sources=["upload", "clipboard"])
-            style_input = gr.Image(label="Style image (optional: defaults to the model's own)", type="filepath",
+            content_input = checked_image(label="Content image", sources=["upload", "clipboard"])
+            style_input = checked_image(label="Style image (optional: defaults to the model's own)",
                                    sources=["upload", "clipboard"])
         gr.Examples([[str(p)] for p in samples.example_photos()], inputs=[content_input], label="Example photos")
         with gr.Row():
@@ -387,7 +388,7 @@ def superres_tab() -> dict[str, Any]:
         )
         with gr.Row():
             with gr.Column(scale=2):
-                image_input = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"],
+                image_input = checked_image(label="Image", sources=["upload", "clipboard"],
                                        elem_id="sr-input")
                 gr.Examples([[str(p)] for p in samples.example_photos()], inputs=[image_input], label="Example photos")
                 mode_input = gr.Radio([(label, key) for key, label in sr_handlers.MODES.items()], value="original",
@@ -445,7 +446,7 @@ def train_tab() -> dict[str, Any]:
         )
         with gr.Row():
             with gr.Column(scale=2):
-                style_input = gr.Image(label="Style image", type="filepath", sources=["upload", "clipboard"])
+                style_input = checked_image(label="Style image", sources=["upload", "clipboard"])
                 gr.Examples([[str(p)] for p in samples.example_styles()], inputs=[style_input],
                             label="Example styles (generated)")
                 name_input = gr.Textbox(label="Style name", placeholder="defaults to the file name")
@@ -593,7 +594,7 @@ def explain_tab() -> None:
                 top9_info = gr.Markdown()
         with gr.Row():
             with gr.Column():
-                inv_input = gr.Image(label="Image (empty = the bundled cat)", type="filepath",
+                inv_input = checked_image(label="Image (empty = the bundled cat)",
                                      sources=["upload", "clipboard"])
                 transform_input = gr.Radio(list(TRANSFORMS), value="translate", label="Transform")
                 inv_button = gr.Button("Invariance", variant="primary")

@@ -359,6 +359,6 @@ def publish_model(model_id: str | None, repo_id: str | None, token: str | None =
     entry, _ = describe(str(model_id))
     if entry.source != "local" or entry.path is None:
         raise ValueError(f"{model_id} is not a local model; only local models can be published from here.")
-    result = publish(entry.path, repo_id, token=(token or "").strip() or None, private=bool(private))
-    visibility = "private" if result.private else "public"
+    result = publish(entry.path, repo_id, token=(token or "").strip() or None, private=True if private else None)
+    visibility = "private" if result.private else "the owner's default visibility"
     return f"Published `{model_id}` to [{result.repo_id}]({result.url}) ({visibility}); commit `{result.commit or '?'}`."

@@ -1,0 +1,152 @@
+"""Load on the running app: bursts of concurrent mixed requests, as many visitors of a Space would send them.
+
+``python -m benchmarks.load [--requests 50] [--rounds 3] [--workers 50]``
+
+Starts ``python app.py`` in a child process on a free port with a throw-away data folder holding small models
+saved through the registry (one style model, x4 pixel- and feature-loss SR models), then sends ``--rounds``
+bursts of ``--requests`` requests at once through ``gradio_client``: stylize, super-resolve, list models and
+the Explain invariance view, interleaved. It prints a Markdown table per kind (completed, lost, p50 and p95
+latency) and the server's resident memory after each burst and at its peak (``VmHWM``): nothing may be lost,
+and memory must level off after the first bursts fill the caches.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
+    img = np.stack([xx * 255 / size[0], yy * 255 / size[1], rng.integers(0, 255, (size[1], size[0]))], -1)
+    Image.fromarray(img.astype(np.uint8)).save(path)
+    return path
+
+
+def _save_models(models: Path, style_image: Path) -> None:
+    import torch
+
+    from networks import StyleTransformNet, SuperResolutionNet
+    from registry import save_model
+
+    torch.manual_seed(0)
+    save_model(StyleTransformNet(width=0.5, num_residual=2).eval(), models / "load-style", style="load",
+               style_image=style_image, training={"loss_network": "vgg16:random(seed=0)"})
+    for name, loss in (("load-sr-pixel", "none (pixel loss)"), ("load-sr-feature", "vgg16:random(seed=0)")):
+        save_model(SuperResolutionNet(scale=4, channels=16, num_residual=2).eval(), models / name,
+                   training={"loss_network": loss})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _memory_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=50, help="requests per burst")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=50, help="client threads (requests in flight at once)")
+    args = parser.parse_args(argv)
+    from gradio_client import Client, handle_file
+
+    with tempfile.TemporaryDirectory(prefix="load-") as tmp:
+        root = Path(tmp)
+        env = {**os.environ, "PERCEPTUAL_DATA_DIR": str(root / "data"), "GRADIO_TEMP_DIR": str(root / "gradio"),
+               "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+               "PERCEPTUAL_LOSS_NETWORK": os.environ.get("PERCEPTUAL_LOSS_NETWORK", "random")}
+        os.environ.update({k: env[k] for k in ("PERCEPTUAL_DATA_DIR", "HF_HUB_OFFLINE")})
+        _save_models(root / "data" / "models", _photo(root / "style.png", (64, 64), 3))
+        photos = [_photo(root / f"p{i}.png", (96 + 4 * (i % 8), 72), i) for i in range(8)]
+        port = _free_port()
+        env["GRADIO_SERVER_PORT"] = str(port)
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    client = Client(url, verbose=False)
+                    break
+                except Exception:  # noqa: BLE001 - not up yet
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise SystemExit("the app did not start")
+                    time.sleep(0.5)
+            calls = {
+                "stylize": lambda i: client.predict(handle_file(str(photos[i % 8])), "local:load-style", 128, False,
+                                                    1.0, 1.0, api_name="/stylize"),
+                "super_resolve": lambda i: client.predict(handle_file(str(photos[i % 8])), "original", "x4",
+                                                          "local:load-sr-pixel", "local:load-sr-feature", 0.5,
+                                                          "bicubic", "feature loss", 0.5, 0.5,
+                                                          api_name="/super_resolve"),
+                "list_models": lambda i: client.predict(api_name="/list_models"),
+                "explain_invariance": lambda i: client.predict(handle_file(str(photos[i % 8])), "translate",
+                                                               api_name="/explain_invariance"),
+            }
+            kinds = ["stylize", "super_resolve", "list_models", "stylize", "super_resolve", "list_models",
+                     "stylize", "super_resolve", "list_models", "explain_invariance"]
+            results: dict[str, list[tuple[bool, float, str]]] = {k: [] for k in calls}
+            rss_after = []
+
+            def one(i: int) -> tuple[str, bool, float, str]:
+                kind = kinds[i % len(kinds)]
+                started = time.perf_counter()
+                try:
+                    calls[kind](i)
+                    return kind, True, time.perf_counter() - started, ""
+                except Exception as exc:  # noqa: BLE001 - counted as lost, with why
+                    return kind, False, time.perf_counter() - started, str(exc).splitlines()[0][:120]
+
+            for _ in range(args.rounds):
+                with ThreadPoolExecutor(args.workers) as pool:
+                    for kind, ok, seconds, error in pool.map(one, range(args.requests)):
+                        results[kind].append((ok, seconds, error))
+                rss_after.append(_memory_mb(server.pid, "VmRSS"))
+            peak = _memory_mb(server.pid, "VmHWM")
+        finally:
+            server.terminate()
+            server.wait(30)
+
+    total = sum(len(v) for v in results.values())
+    lost = sum(not ok for v in results.values() for ok, _, _ in v)
+    print(f"{args.rounds} bursts of {args.requests} concurrent requests ({total} in all) against app.py on "
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at the end\n")
+    print("| request | sent | completed | lost | p50 (s) | p95 (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for kind, rows in results.items():
+        times = sorted(s for ok, s, _ in rows if ok)
+        p50 = statistics.median(times) if times else float("nan")
+        p95 = times[min(len(times) - 1, int(0.95 * len(times)))] if times else float("nan")
+        print(f"| {kind} | {len(rows)} | {len(times)} | {len(rows) - len(times)} | {p50:.2f} | {p95:.2f} |")
+    print(f"\nServer RSS after each burst: {', '.join(f'{r:.0f} MB' for r in rss_after)}; peak {peak:.0f} MB")
+    errors = sorted({e for rows in results.values() for ok, _, e in rows if not ok})
+    for error in errors:
+        print(f"- lost: {error}")
+    print(f"\nlost: {lost} of {total}")
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

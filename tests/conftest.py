@@ -39,3 +39,27 @@ def random_vgg_weights():
     from networks.vgg import LossNetworkWeights, random_vgg16_state
 
     return LossNetworkWeights(random_vgg16_state(0), "vgg16:random(seed=0)", "random")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """For registry and Hub tests: models folder and HF cache under tmp_path, no token, not on a Space, nothing
+    remembered from other tests. Yields the models folder."""
+    import huggingface_hub.constants
+
+    from registry import api, hub_probe
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("PERCEPTUAL_MODELS_DIR", str(models))
+    # Plain environment variables, read by the registry at call time (huggingface_hub reads them at import).
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "PERCEPTUAL_HUB_MODELS", "PERCEPTUAL_HUB_AUTHORS",
+                 "PERCEPTUAL_MAX_MODEL_MB", "SPACE_ID"):
+        monkeypatch.delenv(name, raising=False)
+    api.clear_memory_cache()
+    hub_probe._cache.clear()
+    yield models
+    api.clear_memory_cache()
+    hub_probe._cache.clear()

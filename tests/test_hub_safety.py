@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import sys
 
-import huggingface_hub
-import huggingface_hub.constants
 import pytest
 import torch
 
@@ -19,21 +17,6 @@ from fakehub import FakeHub
 
 OWNER_TOKEN = "hf_owner_secret_0001"
 VISITOR_TOKEN = "hf_visitor_secret_0002"
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PERCEPTUAL_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "PERCEPTUAL_HUB_MODELS", "PERCEPTUAL_HUB_AUTHORS", "SPACE_ID"):
-        monkeypatch.delenv(name, raising=False)
-    api.clear_memory_cache()
-    hub_probe._cache.clear()
-    yield tmp_path
-    api.clear_memory_cache()
-    hub_probe._cache.clear()
 
 
 def _hub(tmp_path, monkeypatch, **kwargs) -> FakeHub:
@@ -111,7 +94,7 @@ def test_republishing_removes_stale_files(env, tmp_path, monkeypatch):
         model = _model("evolving", preview=True)
         api.publish(model, "owner/evolving", token=OWNER_TOKEN)
         assert "preview.jpg" in server.repos["owner/evolving"].files()
-        (env / "models" / "evolving" / "preview.jpg").unlink()
+        (env / "evolving" / "preview.jpg").unlink()
         api.publish(model, "owner/evolving", token=OWNER_TOKEN)
         assert "preview.jpg" not in server.repos["owner/evolving"].files()
         assert "model.safetensors" in server.repos["owner/evolving"].files()

@@ -17,7 +17,6 @@ import pytest
 import torch
 from torch import nn
 
-import huggingface_hub
 from huggingface_hub import ModelCard
 
 import networks
@@ -62,25 +61,6 @@ def tiny_sr() -> networks.SuperResolutionNet:
 def training(loss_network: str = RANDOM_ID) -> dict:
     return {"loss_network": loss_network, "content_layers": ["relu2_2"], "style_weight": 1e10, "iterations": 10,
             "seconds": 1.5, "device": "cpu", "evaluation": {"final_loss": 1.25}}
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """Models folder and HF cache under tmp_path, no token, nothing remembered from other tests."""
-    models = tmp_path / "models"
-    monkeypatch.setenv("PERCEPTUAL_MODELS_DIR", str(models))
-    # Plain environment variables, read by the registry at call time (huggingface_hub reads them at import).
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "PERCEPTUAL_HUB_MODELS", "PERCEPTUAL_HUB_AUTHORS",
-                 "PERCEPTUAL_MAX_MODEL_MB"):
-        monkeypatch.delenv(name, raising=False)
-    api.clear_memory_cache()
-    hub_probe._cache.clear()
-    yield models
-    api.clear_memory_cache()
-    hub_probe._cache.clear()
 
 
 @pytest.fixture

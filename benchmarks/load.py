@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,21 +89,30 @@ def main(argv: list[str] | None = None) -> int:
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    client = Client(url, verbose=False)
+                    Client(url, verbose=False)
                     break
                 except Exception:  # noqa: BLE001 - not up yet
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise SystemExit("the app did not start")
                     time.sleep(0.5)
+            # One client (one session, one event stream) per simulated visitor, as 50 browser tabs would be:
+            # a single Client shared by 50 threads races its own stream's close against new submissions.
+            visitors = threading.local()
+
+            def client() -> Client:
+                if not hasattr(visitors, "client"):
+                    visitors.client = Client(url, verbose=False)
+                return visitors.client
+
             calls = {
-                "stylize": lambda i: client.predict(handle_file(str(photos[i % 8])), "local:load-style", 128, False,
+                "stylize": lambda i: client().predict(handle_file(str(photos[i % 8])), "local:load-style", 128, False,
                                                     1.0, 1.0, api_name="/stylize"),
-                "super_resolve": lambda i: client.predict(handle_file(str(photos[i % 8])), "original", "x4",
+                "super_resolve": lambda i: client().predict(handle_file(str(photos[i % 8])), "original", "x4",
                                                           "local:load-sr-pixel", "local:load-sr-feature", 0.5,
                                                           "bicubic", "feature loss", 0.5, 0.5,
                                                           api_name="/super_resolve"),
-                "list_models": lambda i: client.predict(api_name="/list_models"),
-                "explain_invariance": lambda i: client.predict(handle_file(str(photos[i % 8])), "translate",
+                "list_models": lambda i: client().predict(api_name="/list_models"),
+                "explain_invariance": lambda i: client().predict(handle_file(str(photos[i % 8])), "translate",
                                                                api_name="/explain_invariance"),
             }
             kinds = ["stylize", "super_resolve", "list_models", "stylize", "super_resolve", "list_models",
@@ -117,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
                     calls[kind](i)
                     return kind, True, time.perf_counter() - started, ""
                 except Exception as exc:  # noqa: BLE001 - counted as lost, with why
-                    return kind, False, time.perf_counter() - started, str(exc).splitlines()[0][:120]
+                    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+                    return kind, False, time.perf_counter() - started, why
 
-            for _ in range(args.rounds):
-                with ThreadPoolExecutor(args.workers) as pool:
+            with ThreadPoolExecutor(args.workers) as pool:  # the same visitors come back burst after burst
+                for _ in range(args.rounds):
                     for kind, ok, seconds, error in pool.map(one, range(args.requests)):
                         results[kind].append((ok, seconds, error))
-                rss_after.append(_memory_mb(server.pid, "VmRSS"))
+                    rss_after.append(_memory_mb(server.pid, "VmRSS"))
             peak = _memory_mb(server.pid, "VmHWM")
         finally:
             server.terminate()
@@ -141,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         p95 = times[min(len(times) - 1, int(0.95 * len(times)))] if times else float("nan")
         print(f"| {kind} | {len(rows)} | {len(times)} | {len(rows) - len(times)} | {p50:.2f} | {p95:.2f} |")
     print(f"\nServer RSS after each burst: {', '.join(f'{r:.0f} MB' for r in rss_after)}; peak {peak:.0f} MB")
+    half = len(rss_after) // 2
+    if half:
+        print(f"Level-off: {rss_after[-1] - rss_after[half]:+.0f} MB over the last {len(rss_after) - half} bursts "
+              f"(first burst to middle: {rss_after[half] - rss_after[0]:+.0f} MB)")
     errors = sorted({e for rows in results.values() for ok, _, e in rows if not ok})
     for error in errors:
         print(f"- lost: {error}")

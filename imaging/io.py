@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import pathlib
+import re
 import struct
 import warnings
 import zlib
@@ -234,7 +235,13 @@ def _decode(stream: BinaryIO, name: str | None, limit: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(stream, formats=_PILLOW_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageInputError(f"{label} is too large to open safely: {exc}") from exc
+        # Pillow refuses before it tells the size; its message holds the declared pixel count and its own limit.
+        numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(exc))]
+        declared = numbers[0] if numbers else None
+        ceiling = min(limit, numbers[1]) if len(numbers) > 1 else limit
+        size = f"{_megapixels(declared)} megapixels" if declared else "more pixels than can be opened safely"
+        raise ImageInputError(f"{label} declares {size}, above the limit of {_megapixels(ceiling)} megapixels. "
+                              "Please downscale it and try again.") from exc
     except UnidentifiedImageError as exc:
         sniffed = _sniff_format(head)
         if sniffed is not None:

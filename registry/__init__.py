@@ -14,7 +14,7 @@ _EXPORTS = {
     "import_legacy_checkpoint": "legacy", "load_plugins": "plugins", "ENTRY_POINT_GROUP": "plugins",
     "RegistryError": "errors", "ModelFormatError": "errors", "UnsafeModelError": "errors",
     "MissingPluginError": "errors", "ModelNotFoundError": "errors", "AmbiguousModelIdError": "errors",
-    "InvalidModelIdError": "errors", "HubUnavailableError": "errors", "PublishError": "errors",
+    "InvalidModelIdError": "errors", "HubUnavailableError": "errors", "PublishError": "errors", "PrivateModelError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -70,8 +70,11 @@ def _plugin_notices() -> list[str]:
     return [f"architecture plugin problem: {line}" for line in report.errors]
 
 
-def list_models(task: str | None = None, source: str | None = None) -> Listing:
+def list_models(task: str | None = None, source: str | None = None, *, token: str | None = None) -> Listing:
     """Local, Hub and cached models, merged; filter by ``task`` and ``source`` ("local" | "hub" | "cache").
+
+    ``token``: the caller's (a visitor's sign-in on a Space); without one, a Space lists anonymously and a
+    local run uses huggingface_hub's own token (``HF_TOKEN`` or the cached login).
 
     Never raises for an unreachable Hub or a broken model: the former becomes a notice (within a few
     seconds), the latter an entry with ``error`` set.
@@ -94,7 +97,7 @@ def list_models(task: str | None = None, source: str | None = None) -> Listing:
             try:
                 models, hub_notices = hub_mod.run_with_deadline(
                     lambda: hub_mod.list_hub_models(settings.hub_tag(), settings.hub_authors(),
-                                                    settings.hub_extra_models()),
+                                                    settings.hub_extra_models(), token),
                     hub_mod.HUB_LIST_DEADLINE_S,
                 )
                 hub = [hub_entry(m) for m in models]

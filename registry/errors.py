@@ -35,5 +35,9 @@ class HubUnavailableError(RegistryError):
     """The Hub could not be reached (or offline mode is on) and the cache cannot stand in."""
 
 
+class PrivateModelError(RegistryError):
+    """A private repo that this app will not copy into a cache other visitors share (on a Space)."""
+
+
 class PublishError(RegistryError):
     """Publishing failed; the message never contains the token."""

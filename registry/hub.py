@@ -20,7 +20,8 @@ from typing import Any, Callable, TypeVar
 
 import settings
 
-from .errors import HubUnavailableError, InvalidModelIdError, ModelFormatError, PublishError, UnsafeModelError
+from .errors import (HubUnavailableError, InvalidModelIdError, ModelFormatError, PrivateModelError, PublishError,
+                     UnsafeModelError)
 from .hub_probe import hub_endpoint, probe_hub
 from .model_format import (
     CARD_FILE,
@@ -197,6 +198,11 @@ def check_remote_files(repo_id: str, token: str | bool | None = None) -> str | N
 
     Returns the commit sha that was checked, so the download fetches exactly those files."""
     info = _api(token).model_info(repo_id, files_metadata=True, timeout=HUB_TIMEOUT_S)
+    if getattr(info, "private", False) and settings.running_on_space():
+        # The Space's Hub cache is one folder for every visitor: a private model pulled into it with one
+        # visitor's sign-in could be loaded by all the others.
+        raise PrivateModelError(f"{repo_id} is private: this shared Space does not copy private models into the cache "
+                                "every visitor uses; run the app on your own machine to use it")
     sizes = {s.rfilename: s.size for s in info.siblings or []}
     if WEIGHTS_FILE not in sizes:
         pickles = sorted(f for f in sizes if f.lower().endswith(PICKLE_SUFFIXES))

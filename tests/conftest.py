@@ -55,6 +55,9 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    # The stand-in Hub emulates LFS, not Xet storage (tests/fakehub.py): uploads take huggingface_hub's LFS path.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "PERCEPTUAL_HUB_MODELS", "PERCEPTUAL_HUB_AUTHORS",
                  "PERCEPTUAL_MAX_MODEL_MB", "SPACE_ID"):
         monkeypatch.delenv(name, raising=False)

@@ -10,10 +10,18 @@ Routes served (model repos only; repo ids must be ``owner/name``):
 =========================================================  ====================================================
 ``POST /api/repos/create``                                 ``create_repo`` (409 when it exists: ``exist_ok``)
 ``POST /api/validate-yaml``                                README front matter check done by ``create_commit``
-``POST /api/models/{id}/preupload/main``                   answers ``uploadMode: "regular"`` for every file, so
-                                                           content travels inline: no LFS, no Xet negotiation
-``POST /api/models/{id}/commit/main``                      NDJSON: ``header``, ``file`` (base64), ``deletedFile``,
-                                                           ``deletedFolder`` (``lfsFile`` is refused: never asked)
+``POST /api/models/{id}/preupload/main``                   ``uploadMode: "lfs"`` as the real Hub answers it: a file
+                                                           over 10 MiB, a binary one (a NUL byte in the sample) or
+                                                           one a new repo's ``.gitattributes`` sends to LFS
+                                                           (``*.safetensors``, ``*.onnx``, ...); else "regular"
+``POST /{id}.git/info/lfs/objects/batch``                  LFS batch API, ``basic`` transfer: upload actions for
+``PUT /lfs-upload/{oid}``                                  objects it lacks; the PUT body must hash to the oid
+``GET /api/models/{id}/xet-write-token/{rev}``             refused (501): Xet storage is not emulated, so tests set
+                                                           ``HF_HUB_DISABLE_XET`` (`hub_env` does) and 2.4 takes its
+                                                           LFS path
+``POST /api/models/{id}/commit/main``                      NDJSON: ``header``, ``file`` (base64; refused over 10 MiB
+                                                           or for an LFS file, as the Hub refuses them), ``lfsFile``
+                                                           (an uploaded LFS object), ``deletedFile``, ``deletedFolder``
 ``GET /api/models``                                        ``list_models``: filter (tags, AND), author, search,
                                                            pipeline_tag, sort, limit, full / cardData / expand
 ``GET /api/models/{id}[/revision/{rev}]``                  ``model_info`` / ``repo_info`` (siblings; sizes and
@@ -34,9 +42,9 @@ revision is ``main`` or any commit sha (a download pinned to a checked sha gets 
 checked as the real Hub does (``tokens=``: 401 for an unknown token on every request, 403 for a namespace it
 cannot write), and organisations can default to private repos (``private_by_default=``).  Tags are the README ``tags:`` plus ``library_name``,
 ``pipeline_tag``, ``license:<id>`` and ``safetensors`` when a ``.safetensors`` file is present.  Any other
-route answers 501 naming it (not 500: the client retries 500, 502, 503 and 504 with backoff).  Because every
-file is "regular", both upload paths of 2.4 work: the hf_xet pipeline (`_upload_pipeline.py`, taken when
-hf_xet is installed, as it is by default on x86_64/arm64) and the legacy `create_commit` path.
+route answers 501 naming it (not 500: the client retries 500, 502, 503 and 504 with backoff).  LFS files are
+listed with their ``lfs`` block (sha256, size) in the tree and in ``files_metadata`` siblings, and resolve with
+``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``, as on the Hub.
 
 Use: ``with FakeHub(tmp_path / "hub") as hub, hub_env(hub.url, cache_dir=tmp_path / "cache"): ...`` (see
 `hub_env` for why patching the environment alone is not enough once huggingface_hub is imported).
@@ -46,6 +54,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -66,6 +75,12 @@ _REPO = r"(?P<repo>[^/]+/[^/]+)"
 _REV = r"(?P<rev>[^/]+)"
 _FRONT_MATTER = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
 _BAD_TOKEN = "Invalid credentials in Authorization header"  # the client turns this 401 into a plain HfHubHTTPError
+INLINE_LIMIT = 10 * 1024 * 1024  # the Hub's limit for a file sent inline in a commit
+# The LFS patterns of the .gitattributes the Hub writes into a new model repo (the binary formats among them).
+_LFS_PATTERNS = ("*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.mlmodel",
+                 "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl",
+                 "*.pt", "*.pth", "*.rar", "*.safetensors", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip",
+                 "*.zst", "*tfevents*")
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -73,6 +88,19 @@ Response = tuple[int, dict[str, str], bytes]
 def git_blob_sha1(data: bytes) -> str:
     """The git object id of a blob: what the Hub uses as ETag and oid of a regular (non-LFS) file."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def needs_lfs(path: str, size: int, sample: bytes) -> bool:
+    """The Hub's rule for a file that may not travel inline: too big, binary, or an LFS pattern of the repo."""
+    name = path.rsplit("/", 1)[-1]
+    return size > 0 and (size > INLINE_LIMIT or b"\0" in sample[:512]
+                         or any(fnmatch.fnmatch(name, pattern) for pattern in _LFS_PATTERNS))
+
+
+def _lfs_block(path: str, data: bytes, sha_key: str) -> dict[str, Any]:
+    if not needs_lfs(path, len(data), data):
+        return {}
+    return {"lfs": {sha_key: hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
 
 
 def _now() -> str:
@@ -148,6 +176,7 @@ class FakeHub:
         self.tokens, self.private_by_default = tokens, tuple(private_by_default)
         self.requests: list[tuple[str, str]] = []  # (method, path as sent, without query), in arrival order
         self.repos: dict[str, _Repo] = {}
+        self.lfs_objects: dict[str, bytes] = {}  # sha256 hex -> content, uploaded through the LFS batch API
         self.url = ""
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -162,6 +191,10 @@ class FakeHub:
             ("GET", rf"/api/models/{_REPO}/tree/{_REV}(?:/(?P<path>.*))?", self._tree),
             ("POST", rf"/api/models/{_REPO}/preupload/{_REV}", self._preupload),
             ("POST", rf"/api/models/{_REPO}/commit/{_REV}", self._commit),
+            ("POST", rf"/{_REPO}\.git/info/lfs/objects/batch", self._lfs_batch),
+            ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", self._lfs_upload),
+            ("GET", rf"/api/models/{_REPO}/xet-(?:read|write)-token/{_REV}",
+             lambda **_: _error(501, "FakeHub does not emulate Xet storage: set HF_HUB_DISABLE_XET=1 (hub_env does)")),
             ("GET", rf"/{_REPO}/resolve/{_REV}/(?P<path>.+)", self._resolve),
         ]
 
@@ -262,7 +295,8 @@ class FakeHub:
             if blobs:
                 for sibling in info["siblings"]:
                     data = repo.read(sibling["rfilename"]) or b""
-                    sibling.update(size=len(data), blobId=git_blob_sha1(data))
+                    sibling.update(size=len(data), blobId=git_blob_sha1(data),
+                                   **_lfs_block(sibling["rfilename"], data, "sha256"))
         return info
 
     def _model_info(self, repo: str, query: dict, authorized: bool, rev: str | None = None, **_: Any) -> Response:
@@ -317,7 +351,8 @@ class FakeHub:
                     break
             if recursive or len(rest) == 1:
                 data = found.read(name) or b""
-                entries[name] = {"type": "file", "oid": git_blob_sha1(data), "size": len(data), "path": name}
+                entries[name] = {"type": "file", "oid": git_blob_sha1(data), "size": len(data), "path": name,
+                                 **_lfs_block(name, data, "oid")}
         if prefix and not entries:
             return _error(404, f"{path} does not exist on {rev}", "EntryNotFound")
         return _json(200, sorted(entries.values(), key=lambda e: e["path"]))
@@ -331,6 +366,8 @@ class FakeHub:
             return _error(404, "Entry not found", "EntryNotFound", {"X-Repo-Commit": found.sha})
         headers = {"Content-Type": "application/octet-stream", "ETag": f'"{git_blob_sha1(data)}"',
                    "X-Repo-Commit": found.sha}
+        if needs_lfs(path, len(data), data):
+            headers.update({"X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"', "X-Linked-Size": str(len(data))})
         return 200, headers, data
 
     # ------------------------------------------------------------------ writes
@@ -386,8 +423,12 @@ class FakeHub:
         files = []
         for entry in json.loads(body)["files"]:
             existing = found.read(entry["path"])
-            oid = git_blob_sha1(existing) if existing is not None else None  # lets the client skip unchanged files
-            files.append({"path": entry["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": oid})
+            sample = base64.b64decode(entry.get("sample", ""))
+            mode = "lfs" if needs_lfs(entry["path"], int(entry.get("size", len(sample))), sample) else "regular"
+            # The remote oid lets the client skip unchanged files: sha256 for an LFS file, git blob sha1 otherwise.
+            oid = None if existing is None else (hashlib.sha256(existing).hexdigest() if mode == "lfs"
+                                                 else git_blob_sha1(existing))
+            files.append({"path": entry["path"], "uploadMode": mode, "shouldIgnore": False, "oid": oid})
         return _json(200, {"files": files, "commitOid": found.sha})
 
     def _commit(self, repo: str, rev: str, body: bytes, query: dict, authorized: bool, token: str | None = None,
@@ -411,13 +452,24 @@ class FakeHub:
             if not path or ".." in path.split("/"):
                 return _error(400, f"Invalid path: {path!r}")
             if key == "file":
-                writes[path] = base64.b64decode(value["content"])
+                data = base64.b64decode(value["content"])
+                if len(data) > INLINE_LIMIT:
+                    return _error(400, "Your push was rejected because it contains files larger than 10 MiB. "
+                                       "Please use https://git-lfs.github.com/ to store large files.")
+                if needs_lfs(path, len(data), data):
+                    return _error(400, "Your push was rejected because it contains binary files. Please use "
+                                       "https://huggingface.co/docs/hub/xet to store binary files.")
+                writes[path] = data
+            elif key == "lfsFile":
+                if value.get("algo") != "sha256" or value.get("oid") not in self.lfs_objects:
+                    return _error(400, f"LFS object {value.get('oid')} for {path} was never uploaded")
+                writes[path] = self.lfs_objects[value["oid"]]
             elif key in ("deletedFile", "deletedFolder"):
                 target = found.folder / path
                 if not (target.is_file() if key == "deletedFile" else target.is_dir()):
                     return _error(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
                 deletes.append(target)
-            else:  # lfsFile: never requested, since preupload always answers "regular"
+            else:
                 return _error(400, f"FakeHub does not accept {key} operations")
         for target in deletes:
             shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -429,6 +481,28 @@ class FakeHub:
         return _json(200, {"success": True, "commitOid": found.sha, "commitUrl": commit_url, "hookOutput": ""})
 
 
+    def _lfs_batch(self, repo: str, body: bytes, authorized: bool, token: str | None = None, **_: Any) -> Response:
+        found = self._writable(repo, "main", authorized, token)
+        if not isinstance(found, _Repo):
+            return found
+        request = json.loads(body)
+        if request.get("operation") != "upload" or "basic" not in request.get("transfers", ["basic"]):
+            return _error(422, "FakeHub's LFS batch API only offers basic uploads")
+        objects = []
+        for obj in request.get("objects", []):
+            entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if obj["oid"] not in self.lfs_objects:  # else: already stored, nothing to send
+                entry["actions"] = {"upload": {"href": f"{self.url}/lfs-upload/{obj['oid']}", "expires_in": 900}}
+            objects.append(entry)
+        return _json(200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"})
+
+    def _lfs_upload(self, oid: str, body: bytes, **_: Any) -> Response:
+        if hashlib.sha256(body).hexdigest() != oid:  # like S3 with a signed checksum: a corrupt upload is refused
+            return _error(400, f"uploaded content does not hash to {oid}")
+        self.lfs_objects[oid] = body
+        return 200, {}, b""
+
+
 class _Handler(BaseHTTPRequestHandler):
     hub: FakeHub
     protocol_version = "HTTP/1.0"  # one request per connection: once stopped, no pooled connection answers
@@ -437,7 +511,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while (size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             status, headers, payload = self.hub.handle(self.command, self.path, self.headers, body)
         except Exception as exc:  # a server bug: 501, since the client retries 500s with backoff for ~20 s
@@ -461,7 +542,7 @@ def hub_env(url: str, *, cache_dir: str | os.PathLike | None = None, offline: bo
     huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE and HF_HUB_DISABLE_TELEMETRY into
     `huggingface_hub.constants` at import time, so setting the environment inside a running process is not
     enough.  This patches the constants the 2.4 code reads at call time (ENDPOINT, HUGGINGFACE_CO_URL_TEMPLATE
-    for `hf_hub_download`, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_HUB_DISABLE_TELEMETRY), the endpoint of the
+    for `hf_hub_download`, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_HUB_DISABLE_TELEMETRY, HF_HUB_DISABLE_XET), the endpoint of the
     module-level `HfApi` behind `huggingface_hub.list_models` / `create_repo` / `upload_folder` / ... (bound at
     import), and the environment for subprocesses.  `HfApi` objects created earlier keep their old endpoint.
     """
@@ -469,8 +550,9 @@ def hub_env(url: str, *, cache_dir: str | os.PathLike | None = None, offline: bo
 
     url = url.rstrip("/")
     values = {"ENDPOINT": url, "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
-              "HF_HUB_OFFLINE": offline, "HF_HUB_DISABLE_TELEMETRY": True}
-    env = {"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "1" if offline else "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+              "HF_HUB_OFFLINE": offline, "HF_HUB_DISABLE_TELEMETRY": True, "HF_HUB_DISABLE_XET": True}
+    env = {"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "1" if offline else "0", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_HUB_DISABLE_XET": "1"}
     if cache_dir is not None:
         values["HF_HUB_CACHE"] = env["HF_HUB_CACHE"] = str(cache_dir)
     saved_values = {name: getattr(constants, name) for name in values}

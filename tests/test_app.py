@@ -444,7 +444,7 @@ def test_cli_stylize_and_upscale_files_and_folders(tmp_path, capsys) -> None:
 
 _BAD_UPLOAD_MESSAGES = {
     "empty.png": "is empty", "text-named.png": "not a recognised image", "pickle-named.png": "not a recognised image",
-    "bomb-header.png": "too large to open safely", "bomb-header.gif": "truncated or corrupt",
+    "bomb-header.png": "declares 3600.0 megapixels, above the limit of 40.0", "bomb-header.gif": "truncated or corrupt",
     "truncated.png": "truncated or corrupt", "truncated.jpg": "truncated or corrupt",
     "drawing.svg": "not a recognised image", "page-named.jpg": "not a recognised image",
     "archive-named.png": "not a recognised image", "document-named.jpg": "not a recognised image",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 
@@ -57,18 +58,18 @@ def publish(api: HfApi, repo_id: str, folder: pathlib.Path, *, private: bool = F
     return api.upload_folder(folder_path=folder, repo_id=repo_id, token=token, commit_message="add model").oid
 
 
-# With hf_xet installed (a default dependency on x86_64/arm64), `upload_folder` takes the pipelined path of
-# `_upload_pipeline.py`; without it, the legacy `create_commit` path. Both must work against FakeHub.
-@pytest.mark.parametrize("disable_xet", [False, True], ids=["xet-pipeline", "legacy-create-commit"])
-def test_round_trip_publish_discover_download_then_offline(hub, tmp_path, monkeypatch, disable_xet):
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", disable_xet)
+# The real Hub sends model.safetensors (an LFS pattern of every new repo) through LFS or Xet. FakeHub emulates
+# the LFS batch API and refuses Xet, so `hub_env` turns hf_xet off and 2.4 takes its legacy LFS path.
+def test_round_trip_publish_discover_download_then_offline(hub, tmp_path):
     api = HfApi(endpoint=hub.url)
     folder = make_model_folder(tmp_path / "model")
     oid = publish(api, "studio/mosaic", folder)
     assert oid == hub.repos["studio/mosaic"].sha and len(oid) == 40
     for step in ("/api/repos/create", "/api/validate-yaml", "/api/models/studio/mosaic/preupload/main",
-                 "/api/models/studio/mosaic/commit/main"):
+                 "/studio/mosaic.git/info/lfs/objects/batch", "/api/models/studio/mosaic/commit/main"):
         assert ("POST", step) in hub.requests
+    weights_sha256 = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert ("PUT", f"/lfs-upload/{weights_sha256}") in hub.requests
 
     found = list(api.list_models(filter="perceptual-studio", full=True, cardData=True))
     assert [m.id for m in found] == ["studio/mosaic"]
@@ -189,3 +190,65 @@ def test_module_level_functions_follow_hub_env_and_skip_unchanged(hub, tmp_path)
     with pytest.raises(HfHubHTTPError):
         huggingface_hub.create_repo("fake-user/mosaic", token=TOKEN)  # 409 without exist_ok
     assert not any(path.startswith("/api/agent-harnesses") for _, path in hub.requests)  # telemetry is off
+
+
+def _commit_inline(hub: FakeHub, repo_id: str, path: str, data: bytes) -> tuple[int, bytes]:
+    """A raw commit that sends ``data`` inline (base64), as a client that ignored preupload would."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    lines = [{"key": "header", "value": {"summary": "inline"}},
+             {"key": "file", "value": {"path": path, "content": base64.b64encode(data).decode(), "encoding": "base64"}}]
+    request = urllib.request.Request(f"{hub.url}/api/models/{repo_id}/commit/main", method="POST",
+                                     data="\n".join(json.dumps(line) for line in lines).encode(),
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_inline_uploads_over_10_mib_or_binary_are_refused_as_by_the_hub(hub):
+    HfApi(endpoint=hub.url).create_repo("studio/big", token=TOKEN)
+    status, body = _commit_inline(hub, "studio/big", "notes.txt", b"a" * (10 * 1024 * 1024 + 1))
+    assert status == 400 and b"larger than 10 MiB" in body
+    status, body = _commit_inline(hub, "studio/big", "model.safetensors", b"small but an LFS pattern")
+    assert status == 400 and b"binary files" in body
+    status, body = _commit_inline(hub, "studio/big", "notes.txt", b"plain text")
+    assert status == 200, body
+
+
+def test_preupload_sends_big_and_binary_files_to_lfs(hub, tmp_path):
+    api = HfApi(endpoint=hub.url)
+    api.create_repo("studio/modes", token=TOKEN)
+    folder = tmp_path / "modes"
+    folder.mkdir()
+    (folder / "notes.md").write_text("text")
+    (folder / "preview.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x01" * 100)
+    (folder / "big.txt").write_bytes(b"b" * (10 * 1024 * 1024 + 7))
+    api.upload_folder(folder_path=folder, repo_id="studio/modes", token=TOKEN)
+    uploaded = {p for m, p in hub.requests if m == "PUT"}
+    lfs = {hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in ("preview.jpg", "big.txt")}
+    assert uploaded == {f"/lfs-upload/{oid}" for oid in lfs}
+    tree = {e.path: e for e in api.list_repo_tree("studio/modes")}
+    assert tree["notes.md"].lfs is None and tree["big.txt"].lfs.size == 10 * 1024 * 1024 + 7
+    assert pathlib.Path(hf_hub_download("studio/modes", "big.txt")).read_bytes() == (folder / "big.txt").read_bytes()
+
+
+def test_xet_is_refused_and_a_corrupt_lfs_upload_is_rejected(hub, tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", False)
+    api = HfApi(endpoint=hub.url)
+    with pytest.raises(Exception, match="xet-write-token"):
+        publish(api, "studio/xet", make_model_folder(tmp_path / "model"))
+    assert "studio/xet" in hub.repos and hub.repos["studio/xet"].files() == []  # nothing half-committed
+
+    oid = hashlib.sha256(b"expected").hexdigest()
+    request = urllib.request.Request(f"{hub.url}/lfs-upload/{oid}", data=b"something else", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 400 and oid not in hub.lfs_objects

@@ -12,7 +12,7 @@ import torch
 import networks
 from registry import api, hub_probe
 from registry import hub as hub_mod
-from registry.errors import PublishError
+from registry.errors import PrivateModelError, PublishError
 from fakehub import FakeHub
 
 OWNER_TOKEN = "hf_owner_secret_0001"
@@ -58,21 +58,36 @@ def test_a_space_never_publishes_with_the_owners_token(env, tmp_path, monkeypatc
         server.stop()
 
 
-def test_a_space_lists_and_pulls_anonymously(env, tmp_path, monkeypatch):
+def test_a_space_lists_and_pulls_anonymously_unless_the_visitor_signed_in(env, tmp_path, monkeypatch):
+    from webapp.handlers import models as models_handlers
+
     server = _hub(tmp_path, monkeypatch)
     try:
         model = _model("secret")
         api.publish(model, "owner/private-one", token=OWNER_TOKEN, private=True)
+        api.publish(_model("shared"), "visitor/public-one", token=VISITOR_TOKEN)
         monkeypatch.setenv("PERCEPTUAL_HUB_MODELS", "owner/private-one")
         monkeypatch.setenv("HF_TOKEN", OWNER_TOKEN)
         api.clear_memory_cache()
         assert "hub:owner/private-one" in {e.id for e in api.list_models().entries}  # the owner, locally
         monkeypatch.setenv("SPACE_ID", "owner/perceptual-studio")
         api.clear_memory_cache()
-        assert "hub:owner/private-one" not in {e.id for e in api.list_models().entries}  # a visitor
+        assert "hub:owner/private-one" not in {e.id for e in api.list_models().entries}  # an anonymous visitor
         with pytest.raises(Exception, match="not found|private"):
             api.pull("hub:owner/private-one")
-        assert api.pull("hub:owner/private-one", token=OWNER_TOKEN).is_dir()  # a signed-in visitor with access
+        # A visitor signed in as the owner sees the private model in the listing, under their own token...
+        assert "hub:owner/private-one" in {e.id for e in api.list_models(token=OWNER_TOKEN).entries}
+        assert any(path.startswith("/api/models") for _, path in server.requests)
+        signed_in = models_handlers.current_listing(60, token=OWNER_TOKEN)
+        anonymous = models_handlers.current_listing(60)  # ...and the app never hands that listing to others
+        assert "hub:owner/private-one" in {e.id for e in signed_in.entries}
+        assert "hub:owner/private-one" not in {e.id for e in anonymous.entries}
+        # ...but the Space will not copy a private model into the cache all visitors share.
+        with pytest.raises(PrivateModelError, match="private"):
+            api.pull("hub:owner/private-one", token=OWNER_TOKEN)
+        assert hub_mod.cached_snapshot("owner/private-one") is None
+        # A signed-in visitor pulls public models with their own token.
+        assert api.pull("hub:visitor/public-one", token=VISITOR_TOKEN).is_dir()
     finally:
         server.stop()
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import gradio as gr
 
 import settings
-from webapp import handlers, samples
+from webapp import atomic_cache, handlers, samples
 from webapp.components import checked_image
 from webapp.errors import user_message
 from webapp.gpu import gpu
@@ -209,7 +209,7 @@ def preset_event(preset: str):
 @user_errors
 def publish_event(model_id: str | None, repo_id: str, token: str, private: bool,
                   oauth_token: gr.OAuthToken | None = None):
-    secret = (token or "").strip() or (oauth_token.token if oauth_token is not None else None)
+    secret = (token or "").strip() or _visitor_token(oauth_token)
     message = train_handlers.publish_model(model_id, repo_id, secret, bool(private))
     return message, ""  # the token box is cleared, and never echoed
 
@@ -221,14 +221,20 @@ def _listing_outputs(listing) -> tuple:
     return models_handlers.table_rows(listing), models_handlers.records(listing), models_handlers.notices_markdown(listing)
 
 
-@user_errors
-def list_models_event():
-    return _listing_outputs(handlers.current_listing())
+def _visitor_token(oauth_token: gr.OAuthToken | None) -> str | None:
+    """A signed-in visitor's token (Hub listing and pulls then see what they may see); None: anonymous on a
+    Space, huggingface_hub's own token elsewhere."""
+    return oauth_token.token if oauth_token is not None else None
 
 
 @user_errors
-def list_models_recent():
-    return _listing_outputs(handlers.current_listing(LOAD_MAX_AGE_S))
+def list_models_event(oauth_token: gr.OAuthToken | None = None):
+    return _listing_outputs(handlers.current_listing(token=_visitor_token(oauth_token)))
+
+
+@user_errors
+def list_models_recent(oauth_token: gr.OAuthToken | None = None):
+    return _listing_outputs(handlers.current_listing(LOAD_MAX_AGE_S, token=_visitor_token(oauth_token)))
 
 
 @user_errors
@@ -243,8 +249,8 @@ def model_card_event(model_id: str | None):
 
 
 @user_errors
-def pull_event(repo_id: str):
-    return handlers.pull_model(repo_id)
+def pull_event(repo_id: str, oauth_token: gr.OAuthToken | None = None):
+    return handlers.pull_model(repo_id, _visitor_token(oauth_token))
 
 
 # ------------------------------------------------------------------------------------------ model pickers
@@ -511,7 +517,10 @@ def train_tab() -> dict[str, Any]:
 def models_tab() -> dict[str, Any]:
     with gr.Tab("Models", id="models"):
         gr.Markdown("Every model the registry sees: the local models folder, the Hub (when reachable) and the HF cache.")
-        refresh_button = gr.Button("Refresh")
+        with gr.Row():
+            refresh_button = gr.Button("Refresh")
+            if _on_space_with_oauth():  # signed in, the Hub listing and pulls also see your own models
+                gr.LoginButton()
         notices_output = gr.Markdown()
         table_output = gr.Dataframe(headers=models_handlers.TABLE_HEADERS, interactive=False, wrap=True)
         with gr.Accordion("As JSON", open=False):
@@ -628,6 +637,7 @@ def _progress_fn_kw(progress: gr.Progress) -> Callable[..., None]:
 
 def build_demo() -> gr.Blocks:
     """The whole app, with its queue configured (``PERCEPTUAL_QUEUE_SIZE``, ``PERCEPTUAL_CONCURRENCY``)."""
+    atomic_cache.install()
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         banner = gr.Markdown("Loss network: resolving…", elem_id="loss-network-banner")

@@ -1,6 +1,7 @@
 """The Models journey and the model pickers of the other tabs: what the registry lists, as the UI shows it."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -43,31 +44,36 @@ class ModelListing:
 
 
 _listing_cache: dict[tuple, tuple[float, ModelListing]] = {}
+_LISTING_CACHE_SIZE = 32  # listings kept: the anonymous one and recent signed-in visitors'
 _listing_lock = threading.Lock()
 
 
-def _listing_key() -> tuple:
-    """What a listing depends on: the models folder, the HF cache and the Hub settings."""
+def _listing_key(token: str | None) -> tuple:
+    """What a listing depends on: the models folder, the HF cache, the Hub settings and whose token asks (a
+    signed-in visitor's listing may hold their private models: it is never served to anyone else)."""
     env = tuple(os.environ.get(name) for name in ("HF_HUB_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT"))
+    who = hashlib.sha256(token.encode()).hexdigest() if token else None
     return (str(settings.models_dir()), env, settings.hub_tag(), tuple(settings.hub_authors()),
-            tuple(settings.hub_extra_models()))
+            tuple(settings.hub_extra_models()), who)
 
 
-def current_listing(max_age: float = 0.0) -> ModelListing:
+def current_listing(max_age: float = 0.0, token: str | None = None) -> ModelListing:
     """Local, cached and (when reachable) Hub models; never raises for an unreachable Hub.
 
-    ``max_age`` > 0 reuses a listing at most that many seconds old (the events of one page load share one).
+    ``max_age`` > 0 reuses a listing at most that many seconds old (the events of one page load share one);
+    ``token``: a signed-in visitor's, whose listing is kept apart from the anonymous one.
     """
     from registry import list_models
 
-    key = _listing_key()
+    key = _listing_key(token)
     with _listing_lock:  # one listing at a time: concurrent page loads wait and share it
         hit = _listing_cache.get(key)
         if hit is not None and time.monotonic() - hit[0] <= max_age:
             return hit[1]
-        listing = list_models()
+        listing = list_models(token=token)
         result = ModelListing(list(listing.entries), list(listing.notices))
-        _listing_cache.clear()
+        if len(_listing_cache) >= _LISTING_CACHE_SIZE:
+            _listing_cache.pop(next(iter(_listing_cache)))
         _listing_cache[key] = (time.monotonic(), result)
         return result
 
@@ -222,12 +228,13 @@ def model_card(model_id: str | None) -> tuple[str, Image.Image | None]:
     return f"{header}\n\n{body}", thumbnail(entry)
 
 
-def pull_model(repo_id: str | None) -> str:
-    """Download a Hub model into the HF cache; returns a sentence saying where it is."""
+def pull_model(repo_id: str | None, token: str | None = None) -> str:
+    """Download a Hub model into the HF cache (with a signed-in visitor's ``token``, if any); returns a
+    sentence saying where it is."""
     from registry import pull
 
     repo_id = (repo_id or "").strip()
     if not repo_id:
         raise ValueError("Enter a Hub repo id, e.g. owner/model-name.")
-    folder = pull(repo_id)
+    folder = pull(repo_id, token=token)
     return f"Pulled `{repo_id}` into the local Hugging Face cache (`{folder}`); it now works offline."

@@ -1,6 +1,7 @@
-"""Perceptual Studio: start the web app (``python app.py``), locally or as a Hugging Face Space.
+"""Perceptual Studio: start the web app (``python app.py``, or ``perceptual-studio`` once installed), locally or
+as a Hugging Face Space.
 
-Configuration is by environment variables (``settings.py``, ``docs/app.md``); nothing heavy happens before the
+Configuration is by environment variables (``settings.py``; README.md, "Running as a Space"); nothing heavy happens before the
 first request. ``GRADIO_SERVER_NAME=0.0.0.0`` serves on the network (a Space sets it).
 """
 from __future__ import annotations
@@ -8,12 +9,19 @@ from __future__ import annotations
 import logging
 import os
 
+import settings
 from webapp.malloc_arenas import limit_malloc_arenas
 from webapp.ui import build_demo, launch_kwargs
 
-if __name__ == "__main__":
-    logging.basicConfig(level=os.environ.get("PERCEPTUAL_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+
+def main() -> None:
+    """Configure logging, build the app and serve it until interrupted."""
+    logging.basicConfig(level=settings.log_level(), format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     limit_malloc_arenas()  # before Gradio starts its worker threads
     demo = build_demo()
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), **launch_kwargs())
+    demo.launch(server_name=settings.server_name(), **launch_kwargs())
+
+
+if __name__ == "__main__":
+    main()

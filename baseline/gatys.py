@@ -19,6 +19,8 @@ import torch
 
 from losses import PerceptualLoss
 
+from .lbfgs_device import projected_lbfgs
+
 OPTIMIZERS: tuple[str, ...] = ("lbfgs", "lbfgs-device", "adam")
 ProgressCallback = Callable[[int, int, float], None]  # (iteration, total, objective) -> None; may raise to cancel
 
@@ -135,8 +137,6 @@ def _lbfgs_b(loss, start, content, targets, iterations, history, progress) -> to
 
 
 def _lbfgs_device(loss, start, content, targets, iterations, history, progress) -> torch.Tensor:
-    from .lbfgs_device import projected_lbfgs
-
     def objective(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image = x.detach().requires_grad_(True)
         value = loss(image, content, targets).total

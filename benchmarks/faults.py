@@ -90,11 +90,12 @@ def kill_and_resume(root: Path, iterations: int, kill_after: int, env: dict[str,
 def broken_models(root: Path) -> tuple[list[tuple[str, str]], str]:
     import torch
 
+    import settings
     from networks import StyleTransformNet
     from registry import list_models, save_model
     from webapp.handlers import stylize
 
-    models = Path(os.environ["PERCEPTUAL_MODELS_DIR"])
+    models = settings.models_dir()
     torch.manual_seed(0)
     save_model(StyleTransformNet(width=0.25, num_residual=1).eval(), models / "good", style="good",
                training={"loss_network": "vgg16:random(seed=0)"})

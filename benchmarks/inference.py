@@ -34,7 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.common import device_name, loadavg, psnr, sync
+
 ROOT = Path(__file__).resolve().parents[1]
+
 TARGETS_CPU = {"style 512x512": 0.15, "SR x4 256->1024": 0.5}
 TARGETS_GPU = {"style 1024x1024": 0.002}
 TARGET_GPU_BATCH_IMAGES_PER_S = 1000.0
@@ -50,11 +53,6 @@ def network_flops(model: nn.Module, shape: tuple[int, ...]) -> int:
     return int(counter.get_total_flops())
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def peak_flops(device: torch.device, dtype: torch.dtype | None, repeats: int = 5) -> float:
     """FLOP/s of a large square matrix multiply in ``dtype`` (None = float32): the device's practical peak."""
     dtype = dtype or torch.float32
@@ -62,12 +60,12 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None, repeats: int = 5
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return 2 * n**3 / min(times)
 
@@ -130,15 +128,8 @@ def _memory_in_subprocess(row: dict, args: argparse.Namespace) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _loadavg() -> str:
-    try:
-        return "/".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def measure(args: argparse.Namespace) -> dict:
-    from benchmarks.speed import device_name, fitted_style_network, psnr, time_interleaved
+    from benchmarks.speed import fitted_style_network, time_interleaved
     from networks.inference import choose_plan, run_network
 
     device = torch.device(args.device) if args.device else None
@@ -155,7 +146,7 @@ def measure(args: argparse.Namespace) -> dict:
         "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "plan": plans["style"].describe(), "repeats": args.repeats,
         "peak_flops": peak, "peak_dtype": str(plans["style"].dtype or torch.float32).removeprefix("torch."),
-        "loadavg_start": _loadavg(), "rows": [],
+        "loadavg_start": loadavg(), "rows": [],
     }
     for row in _workloads(args, device):
         model, plan, reference = nets[row["net"]], plans[row["net"]], references[row["net"]]
@@ -187,7 +178,7 @@ def measure(args: argparse.Namespace) -> dict:
         elif args.memory:
             entry.update(_memory_in_subprocess(row, args))
         results["rows"].append(entry)
-    results["loadavg_end"] = _loadavg()
+    results["loadavg_end"] = loadavg()
     return results
 
 
@@ -268,8 +259,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, tuple(args.memory_shape), args.device, args.precision)))
         return 0

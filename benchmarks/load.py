@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
         root = Path(tmp)
         env = {**os.environ, "PERCEPTUAL_DATA_DIR": str(root / "data"), "GRADIO_TEMP_DIR": str(root / "gradio"),
-               "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-               "PERCEPTUAL_LOSS_NETWORK": os.environ.get("PERCEPTUAL_LOSS_NETWORK", "random")}
+               "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+        env.setdefault("PERCEPTUAL_LOSS_NETWORK", "random")  # the caller's choice, else the seeded random VGG-16
         os.environ.update({k: env[k] for k in ("PERCEPTUAL_DATA_DIR", "HF_HUB_OFFLINE")})
         _save_models(root / "data" / "models", _photo(root / "style.png", (64, 64), 3))
         photos = [_photo(root / f"p{i}.png", (96 + 4 * (i % 8), 72), i) for i in range(8)]

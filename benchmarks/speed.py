@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +29,11 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# device_name and psnr moved to benchmarks/common.py; tests and other benchmarks still import them from here.
+from benchmarks.common import device_name, loadavg, psnr, sync
+from imaging.io import image_to_tensor
+from imaging.sample_photos import load_sample_photo
 
 # The paper's Table 1 (GTX Titan X, Torch + cuDNN): size -> (Gatys 100, 300, 500 iterations, network), seconds.
 PAPER_TABLE1: dict[int, tuple[float, float, float, float]] = {
@@ -45,9 +48,7 @@ TARGET_SPEEDUP_256 = 1000.0
 
 def photo(name: str, size: int) -> torch.Tensor:
     """A public-domain photo bundled with scikit-image, centre-cropped and resized to (1, 3, size, size)."""
-    import skimage.data
-
-    image = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1)[None].float() / 255.0
+    image = image_to_tensor(load_sample_photo(name))
     h, w = image.shape[-2:]
     side = min(h, w)
     image = image[..., (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
@@ -82,28 +83,17 @@ def fitted_style_network(size: int = 96, steps: int = 40, seed: int = 0) -> nn.M
     return fit_network(StyleTransformNet(), content, recolour(content), steps)
 
 
-def psnr(output: torch.Tensor, reference: torch.Tensor) -> float:
-    """PSNR in dB for images in [0, 1]."""
-    mse = float(((output.float().cpu() - reference.float().cpu()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds per call for each function, after one warm-up call each, timed round-robin."""
     for fn in fns.values():
         fn()
-    _sync(device)
+    sync(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            _sync(device)
+            sync(device)
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -120,7 +110,7 @@ def baseline_seconds_per_iteration(
     evaluations = 0
 
     def progress(step: int, total: int, objective: float) -> None:
-        _sync(device)
+        sync(device)
         stamps.append(time.perf_counter())
 
     def count(module: nn.Module, inputs: tuple, output: object) -> None:
@@ -134,29 +124,6 @@ def baseline_seconds_per_iteration(
         hook.remove()
     durations = [b - a for a, b in zip(stamps, stamps[1:])]
     return durations or [result.seconds / max(result.iterations, 1)], evaluations
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _loadavg() -> str:
-    try:
-        return "/".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 @contextmanager
@@ -250,7 +217,7 @@ def measure(args: argparse.Namespace) -> dict:
         "repeats": args.repeats,
         "baseline_iterations_timed": args.iterations,
         "baseline_optimizer": getattr(args, "baseline_optimizer", "lbfgs"),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
         "sizes": {},
         "paper_table1_titan_x": {str(k): dict(zip(("gatys_100", "gatys_300", "gatys_500", "network"), v)) for k, v in PAPER_TABLE1.items()},
     }
@@ -261,7 +228,7 @@ def measure(args: argparse.Namespace) -> dict:
             if compiled_plan is not None:
                 start = time.perf_counter()
                 run_network(model, content, compiled_plan)
-                _sync(device)
+                sync(device)
                 row["compiled_first_call_s"] = time.perf_counter() - start
             fns = {
                 "float32": lambda: reference_net(content),
@@ -271,12 +238,12 @@ def measure(args: argparse.Namespace) -> dict:
                 fns["compiled"] = lambda: run_network(model, content, compiled_plan)
             times = time_interleaved(fns, args.repeats, device)
             reference = reference_net(content)
-            row["float32_s"] = _median(times["float32"])
-            row["fast_s"] = _median(times["fast"])
+            row["float32_s"] = statistics.median(times["float32"])
+            row["fast_s"] = statistics.median(times["fast"])
             row["times"] = times
             row["psnr_fast_db"] = psnr(run_network(model, content, plan), reference)
             if compiled_plan is not None:
-                row["compiled_s"] = _median(times["compiled"])
+                row["compiled_s"] = statistics.median(times["compiled"])
                 row["psnr_compiled_db"] = psnr(run_network(model, content, compiled_plan), reference)
             results["sizes"][str(size)] = row
         if args.levers:
@@ -288,7 +255,7 @@ def measure(args: argparse.Namespace) -> dict:
             results["levers"] = {
                 "size": size,
                 "rows": [
-                    {"variant": name, "median_s": _median(times[name]), "min_s": min(times[name]), "max_s": max(times[name]),
+                    {"variant": name, "median_s": statistics.median(times[name]), "min_s": min(times[name]), "max_s": max(times[name]),
                      "psnr_db": psnr(fn(), reference)}
                     for name, fn in variants.items()
                 ],
@@ -300,12 +267,12 @@ def measure(args: argparse.Namespace) -> dict:
                                                                     getattr(args, "baseline_optimizer", "lbfgs"))
         row = results["sizes"][str(size)]
         row["baseline_objective_evaluations"] = evaluations
-        row["baseline_s_per_iteration"] = _median(per_iteration)
+        row["baseline_s_per_iteration"] = statistics.median(per_iteration)
         row["baseline_iteration_times"] = per_iteration
         for count in ITERATION_COUNTS:
             row[f"baseline_{count}_s"] = count * row["baseline_s_per_iteration"]
         row["speedup_vs_500"] = row["baseline_500_s"] / row["fast_s"]
-    results["loadavg_end"] = _loadavg()
+    results["loadavg_end"] = loadavg()
     return results
 
 
@@ -348,7 +315,7 @@ def format_markdown(results: dict) -> str:
             ):
                 if key not in row["times"]:
                     continue
-                median = _median(row["times"][key])
+                median = statistics.median(row["times"][key])
                 lines.append(f"| {label} | this run, {device}, {source} | {base} | {_seconds(median)} | "
                              f"{_seconds(min(row['times'][key]))} | {row['baseline_500_s'] / median:.0f}x | {quality} |")
         if size in PAPER_TABLE1:

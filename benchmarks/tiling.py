@@ -25,15 +25,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import device_name, loadavg, psnr
+from imaging.io import image_to_tensor
+from imaging.sample_photos import load_sample_photo
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_PEAK_GB = 4.0
 
 
 def test_image(width: int, height: int) -> torch.Tensor:
     """scikit-image's ``coffee`` photo (CC0) resized to ``width`` x ``height``: (1, 3, H, W) in [0, 1]."""
-    import skimage.data
-
-    image = torch.from_numpy(skimage.data.coffee()).permute(2, 0, 1)[None].float() / 255
+    image = image_to_tensor(load_sample_photo("coffee"))
     return F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
@@ -79,13 +81,6 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    import math
-
-    mse = float((a.float() - b.float()).square().mean())
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
-
-
 def run_variant(variant: str, tile: int, args: argparse.Namespace, weights: Path, work: Path) -> dict:
     out = work / f"{variant}-{tile}.pt"
     command = [sys.executable, "-m", "benchmarks.tiling", "--child", variant, "--tile", str(tile), "--weights", str(weights),
@@ -99,33 +94,26 @@ def run_variant(variant: str, tile: int, args: argparse.Namespace, weights: Path
     return row
 
 
-def _loadavg() -> str:
-    try:
-        return "/".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def measure(args: argparse.Namespace) -> dict:
-    from benchmarks.speed import device_name, fitted_style_network
+    from benchmarks.speed import fitted_style_network
 
     work = Path(tempfile.mkdtemp(prefix="tiling-bench-"))
     weights = work / "style.pt"
     torch.save(fitted_style_network().state_dict(), weights)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     results = {"size": f"{args.width}x{args.height}", "device": str(device), "device_name": device_name(device),
-               "threads": torch.get_num_threads(), "torch": torch.__version__, "loadavg_start": _loadavg(), "rows": []}
+               "threads": torch.get_num_threads(), "torch": torch.__version__, "loadavg_start": loadavg(), "rows": []}
     variants = ([("whole", 0)] if not args.skip_whole else []) + [("tiled", t) for t in args.tiles]
     variants += [("naive", t) for t in args.naive_tiles]
     for variant, tile in variants:
         results["rows"].append(run_variant(variant, tile, args, weights, work))
-    results["loadavg_end"] = _loadavg()
+    results["loadavg_end"] = loadavg()
     reference = next((r for r in results["rows"] if r["variant"] == "whole" and "error" not in r), None)
     if reference is not None:
         ref = torch.load(reference["output"], weights_only=True)
         for row in results["rows"]:
             if "error" not in row and row is not reference:
-                row["psnr_vs_whole_db"] = _psnr(torch.load(row["output"], weights_only=True), ref)
+                row["psnr_vs_whole_db"] = psnr(torch.load(row["output"], weights_only=True), ref)
     for row in results["rows"]:
         if "output" in row:
             Path(row.pop("output")).unlink(missing_ok=True)
@@ -193,8 +181,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     if args.child:
         args.variant = args.child
         return child(args)

@@ -17,12 +17,12 @@ Images: photos bundled with scikit-image (``skimage.data``; no download). Traini
 known copyright restrictions) and ``retina`` (CC0); held-out images are ``astronaut`` (NASA, public domain),
 ``chelsea`` and ``coffee`` (CC0). Style images are generated procedurally here.
 
-    python benchmarks/train_speed.py                       # CPU throughput + small quality table
-    python benchmarks/train_speed.py --device cuda --skip-quality                      # GPU throughput
-    python benchmarks/train_speed.py --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe waves
-    python benchmarks/train_speed.py --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe cells
-    python benchmarks/train_speed.py --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe finetune
-    python benchmarks/train_speed.py --device cuda --skip-throughput --work-dir W --quality-run W/runs/full-cells
+    python -m benchmarks.train_speed                       # CPU throughput + small quality table
+    python -m benchmarks.train_speed --device cuda --skip-quality                      # GPU throughput
+    python -m benchmarks.train_speed --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe waves
+    python -m benchmarks.train_speed --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe cells
+    python -m benchmarks.train_speed --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe finetune
+    python -m benchmarks.train_speed --device cuda --skip-throughput --work-dir W --quality-run W/runs/full-cells
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,25 +37,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.common import device_name, read_history, skimage_photo
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 TRAIN_PHOTOS = ("rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 HELD_OUT_PHOTOS = ("astronaut", "chelsea", "coffee")
-
-
-def _photo(name: str) -> Image.Image:
-    import skimage.data
-
-    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
 
 
 def make_content_folder(folder: Path, count: int, size: int, seed: int = 0) -> Path:
     """``count`` random square crops (at random scales) of the training photos, saved as JPEG."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    photos = [_photo(name) for name in TRAIN_PHOTOS]
+    photos = [skimage_photo(name) for name in TRAIN_PHOTOS]
     for i in range(count):
         photo = photos[i % len(photos)]
         side = int(rng.integers(min(photo.size) // 3, min(photo.size) + 1))
@@ -85,10 +78,6 @@ def make_style_image(path: Path, kind: str, size: int = 512) -> Path:
     return path
 
 
-def _history(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "loss.jsonl").read_text().splitlines() if line.strip()]
-
-
 # ------------------------------------------------------------------------------------------ 1. throughput
 
 
@@ -110,7 +99,7 @@ def throughput(work: Path, device: str, steps: int, warmup: int, image_size: int
                                   channels_last=channels_last, log_every=1, preview_every=0,
                                   checkpoint_every=10**9)
         train_style(config, overwrite=True)
-        hist = _history(work / "runs" / name)
+        hist = read_history(work / "runs" / name)
         timed = hist[warmup:]
         seconds = timed[-1]["elapsed_s"] - hist[warmup - 1]["elapsed_s"] if warmup else timed[-1]["elapsed_s"]
         per_step = seconds / len(timed)
@@ -159,7 +148,7 @@ def quality(work: Path, device: str, image_size: int, iterations: int, width: fl
         train_style(config, overwrite=True)
         run_dir = work / "runs" / "quality"
     config = StyleTrainConfig.load(run_dir / "config.json")
-    history = _history(run_dir)
+    history = read_history(run_dir)
     model = load_model_folder(model_folder_for(config.out), device)
     weights = loss_network_weights(config.vgg_weights)
     loss = PerceptualLoss(loss_config_for(config, weights), weights=weights).to(device)
@@ -167,7 +156,7 @@ def quality(work: Path, device: str, image_size: int, iterations: int, width: fl
     loss.set_style(style_tensor)
     rows = []
     for name in HELD_OUT_PHOTOS:
-        content_tensor = image_to_tensor(resize_to_max_side(load_image(_photo(name)), eval_size)).to(device)
+        content_tensor = image_to_tensor(resize_to_max_side(load_image(skimage_photo(name)), eval_size)).to(device)
         with torch.no_grad():
             t0 = time.perf_counter()
             output = model(content_tensor)
@@ -181,7 +170,7 @@ def quality(work: Path, device: str, image_size: int, iterations: int, width: fl
             rows.append({"image": name, "size": "x".join(map(str, content_tensor.shape[-1:-3:-1])), "init": init,
                          "network": net_value, "network_s": net_seconds, "lbfgs": at, "lbfgs_s": result.seconds,
                          "lbfgs_iterations": result.iterations, "match": match})
-    args = model.model_config.architecture_args
+    args = model.config.architecture_args
     setup = {"image_size": config.image_size, "iterations": history[-1]["step"], "width": args.get("width"),
              "num_residual": args.get("num_residual"), "eval_size": eval_size,
              "train_seconds": history[-1]["elapsed_s"], "loss_network": weights.identity, "final": history[-1]}
@@ -239,7 +228,7 @@ def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_siz
         started = time.perf_counter()
         train_style(config, overwrite=True)
         seconds = time.perf_counter() - started
-        hist = _history(work / "runs" / f"full-{name}")
+        hist = read_history(work / "runs" / f"full-{name}")
         tail = hist[-max(1, len(hist) // 50):]
         results[f"full-{name}"] = {"seconds": seconds, "train_seconds": hist[-1]["elapsed_s"], "iterations": iterations,
                                    "style": sum(r["style"] for r in tail) / len(tail),
@@ -269,7 +258,7 @@ def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_siz
                                 init=str(work / "models" / "full-waves"), device=device, log_every=1, preview_every=0,
                                 checkpoint_every=10**9)
         train_style(tune, watch, stop, overwrite=True)
-        hist = _history(work / "runs" / "tuned-cells")
+        hist = read_history(work / "runs" / "tuned-cells")
         results["finetune"] = {"target_style": target, "reached": watch_state["reached"],
                                "wall_s": time.perf_counter() - started, "last": hist[-1]}
         state_file.write_text(json.dumps(results, indent=2))
@@ -303,9 +292,8 @@ def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_siz
 def _device_name(device: str) -> str:
     import torch
 
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(torch.device(device))}"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    name = device_name(device)
+    return name if device.startswith("cuda") else f"{name} ({torch.get_num_threads()} threads)"
 
 
 def main(argv: list[str] | None = None) -> int:

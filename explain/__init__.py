@@ -1,20 +1,29 @@
 """Explaining the loss network with Zeiler & Fergus's tools (ECCV 2014): deconvnet projections, top-9
 views, invariance curves, and a training run's previews over time.
 
-Handlers for the app's Explain tab are :func:`explain_top9`, :func:`explain_invariance` and
-:func:`explain_evolution`; the library parts are :class:`Deconvnet`, :func:`top9`,
-:func:`invariance_curves`, :func:`find_previews` and :func:`evolution_strip`.
+The library parts are :class:`Deconvnet`, :func:`top9`, :func:`invariance_curves`, :func:`find_previews` and
+:func:`evolution_strip`; the app's Explain tab calls them from ``webapp/handlers/explain.py``.
 """
-from .deconvnet import Deconvnet, ReceptiveField, receptive_fields, strongest_position, to_display
+from .deconvnet import (
+    Deconvnet,
+    ReceptiveField,
+    receptive_fields,
+    strongest_position,
+    to_display,
+)
 from .evolution import Preview, evolution_strip, find_previews
-from .handlers import EXPLAIN_LAYERS, explain_evolution, explain_invariance, explain_top9, parse_channels
-from .invariance import INVARIANCE_LAYERS, TRANSFORMS, InvarianceResult, invariance_curves, transform_images
+from .invariance import (
+    INVARIANCE_LAYERS,
+    TRANSFORMS,
+    InvarianceResult,
+    invariance_curves,
+    transform_images,
+)
 from .samples import SAMPLE_NAMES, sample_images
 from .top9 import Top9Result, TopActivation, top9, top_activations
 
 __all__ = [
     "Deconvnet",
-    "EXPLAIN_LAYERS",
     "INVARIANCE_LAYERS",
     "InvarianceResult",
     "Preview",
@@ -24,12 +33,8 @@ __all__ = [
     "Top9Result",
     "TopActivation",
     "evolution_strip",
-    "explain_evolution",
-    "explain_invariance",
-    "explain_top9",
     "find_previews",
     "invariance_curves",
-    "parse_channels",
     "receptive_fields",
     "sample_images",
     "strongest_position",

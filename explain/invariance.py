@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from imaging.figures import line_plot
 from networks.vgg import LossNetwork
 
-from .plot import line_plot
 from .top9 import report
 
 Transform = Literal["translate", "scale", "rotate"]

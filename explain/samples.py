@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import torch
 from PIL import Image
 
 from imaging.io import image_to_tensor, load_image
+from imaging.sample_photos import load_sample_photo
 
 SAMPLE_NAMES: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins")
 DEFAULT_SIZE = 128
@@ -30,9 +30,7 @@ def load_sample(name: str) -> Image.Image:
     """One sample photo, full size, as 8-bit RGB."""
     if name not in SAMPLE_NAMES:
         raise ValueError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLE_NAMES)}")
-    import skimage.data  # lazily: only the Explain views need it
-
-    return load_image(np.asarray(getattr(skimage.data, name)()))
+    return load_image(load_sample_photo(name))
 
 
 @functools.lru_cache(maxsize=4)

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-logger = logging.getLogger(__name__)
+import settings
+from settings import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV_VAR  # noqa: F401  re-exported (imaging.DEFAULT_MAX_PIXELS)
 
-DEFAULT_MAX_PIXELS: int = 40_000_000
-MAX_PIXELS_ENV_VAR: str = "PERCEPTUAL_MAX_PIXELS"
+logger = logging.getLogger(__name__)
 
 # What users are told is supported; the Pillow plugin names below are what is actually allowed to open.
 SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WebP", "BMP", "TIFF", "GIF")
@@ -67,19 +67,10 @@ class ImageInputError(ValueError):
 
 
 def _resolve_max_pixels(max_pixels: int | None) -> int:
-    """Return the pixel limit to apply: the argument, else the environment variable, else the default."""
+    """Return the pixel limit to apply: the argument, else ``settings.max_pixels()`` (``PERCEPTUAL_MAX_PIXELS``,
+    read at call time, so a deployment can change the limit without re-importing the package)."""
     if max_pixels is None:
-        # Read at call time so a deployment can change the limit without re-importing the package.
-        raw = os.environ.get(MAX_PIXELS_ENV_VAR, "").strip()
-        if not raw:
-            return DEFAULT_MAX_PIXELS
-        try:
-            max_pixels = int(raw)
-        except ValueError:
-            try:
-                max_pixels = int(float(raw))
-            except ValueError:
-                raise ValueError(f"{MAX_PIXELS_ENV_VAR}={raw!r} is not a number of pixels") from None
+        return settings.max_pixels()
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
     return max_pixels

@@ -2,6 +2,7 @@
 
 Importing this package registers the built-in architectures (``johnson-style``, ``johnson-sr``).
 """
+from . import legacy  # noqa: F401  registers "pytorch-examples-transformer" (pytorch/examples checkpoints)
 from .architectures import (
     Architecture,
     DuplicateArchitectureError,
@@ -13,7 +14,6 @@ from .architectures import (
 )
 from .sr import SuperResolutionNet
 from .style import StyleTransformNet
-from . import legacy  # noqa: F401  registers "pytorch-examples-transformer" (pytorch/examples checkpoints)
 
 __all__ = [
     "Architecture",

@@ -60,33 +60,26 @@ def exportable_copy(model: nn.Module) -> nn.Module:
     return net
 
 
-def _metadata(model: nn.Module) -> dict[str, str]:
-    """What travels with the graph: the registry id, architecture and its arguments, task, loss network."""
+def _metadata(model: nn.Module, extra: dict[str, str] | None) -> dict[str, str]:
+    """What travels with the graph: input/output conventions, the network's arguments and scale, and what the
+    caller knows about it (``extra``: the registry id, architecture, task, style, loss network)."""
     meta: dict[str, str] = {"input": "image: (B, 3, H, W) float32 RGB in [0, 1]; H, W >= 16",
                             "output": "output: (B, 3, H*scale, W*scale) float32 RGB in [0, 1]",
                             "producer_note": "Perceptual Studio (Johnson, Alahi & Fei-Fei 2016)"}
-    model_id = getattr(model, "model_id", None)
-    if model_id:
-        meta["model_id"] = str(model_id)
-    config = getattr(model, "model_config", None)
-    for key in ("architecture", "task", "style"):
-        value = getattr(config, key, None)
-        if value is not None:
-            meta[key] = str(value)
-    args = getattr(config, "architecture_args", None) or getattr(model, "config", None)
+    args = getattr(model, "config", None)
     if isinstance(args, dict):
         meta["architecture_args"] = json.dumps(args, sort_keys=True)
-    loss_network = getattr(getattr(config, "training", None), "loss_network", None)
-    if loss_network:
-        meta["loss_network"] = str(loss_network)
     meta["scale"] = str(int(getattr(model, "scale", 1) or 1))
+    meta.update({key: str(value) for key, value in (extra or {}).items() if value is not None})
     return meta
 
 
-def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET, sample_size: int = 64) -> Path:
+def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET, sample_size: int = 64,
+                metadata: dict[str, str] | None = None) -> Path:
     """Write ``model`` as an ONNX graph at ``path`` (dynamic batch, height, width); returns the path.
 
-    Metadata (registry id, architecture, loss network...) is added when the ``onnx`` package is installed.
+    Metadata (conventions, arguments, and ``metadata``: registry id, architecture, loss network...) is added
+    when the ``onnx`` package is installed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +101,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
         logger.info("onnx is not installed: %s has no metadata", path)
         return path
     graph = onnx.load(str(path))
-    for key, value in _metadata(model).items():
+    for key, value in _metadata(model, metadata).items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(graph)

@@ -12,7 +12,16 @@ import torch
 from torch import nn
 
 from .architectures import register_architecture
-from .layers import ConvNormReLU, ReflectConv, ResidualBlock, UpsampleConvNormReLU, check_choice, scaled_tanh, NORMS, UPSAMPLES
+from .layers import (
+    NORMS,
+    UPSAMPLES,
+    ConvNormReLU,
+    ReflectConv,
+    ResidualBlock,
+    UpsampleConvNormReLU,
+    check_choice,
+    scaled_tanh,
+)
 
 
 @register_architecture("johnson-style", task="style-transfer")

@@ -1,15 +1,10 @@
-"""Run an image network over overlapping tiles and blend them linearly, so large images fit in memory.
+"""Style networks on images of any size, tile by tile, with whole-image instance-norm statistics.
 
 Johnson et al. (2016) apply their fully-convolutional networks to whole images; for inputs too large for the
-device (a 4000 px photo through the x4 super-resolution network is a 16000 px output) the image is cut into
-overlapping tiles, each tile is run on its own, and the outputs are blended with weights that ramp linearly
-across each overlap (1 inside a tile, falling to 0 towards an edge it shares with a neighbour; image borders
-keep weight 1). The weights of overlapping tiles sum to one, so there are no seams; a ``margin`` at each
-shared edge gets weight 0, so pixels a tile sees through reflection padding instead of real context never
-count. With an overlap wider than twice the network's receptive-field radius, the blend equals the untiled
-output up to float rounding for networks without image-wide statistics (super-resolution in eval mode).
-Instance-norm style networks normalise per image, so :func:`run_tiled` would give each tile its own statistics
-(visible drift in colour and contrast between tiles); :func:`run_network_tiled` tiles them correctly.
+device the image is cut into tiles. Networks without image-wide statistics (super-resolution) only need
+overlapping tiles blended linearly (:mod:`networks.tiles`). Instance-norm style networks normalise per image,
+so tiles normalised on their own drift apart in colour and contrast; :func:`run_network_tiled` tiles them
+correctly.
 
 Whole-image instance-norm statistics (:func:`run_network_tiled`). The network runs in *stages* whose
 boundaries sit where activations are small (the style network's quarter-resolution, 128-channel
@@ -37,90 +32,25 @@ import threading
 import weakref
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:
-    from .inference import InferencePlan
-
-TileFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length``, evenly spaced, sharing at least ``overlap``."""
-    if length <= tile:
-        return [0]
-    count = -(-(length - overlap) // (tile - overlap))  # ceil: the fewest tiles with that much overlap
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
-
-
-def _ramp(length: int, lead: int, trail: int, margin: int, device: torch.device) -> torch.Tensor:
-    """1-D blend weights for one tile: ``lead``/``trail`` are the overlaps shared with the previous/next tile."""
-    weights = torch.ones(length, device=device)
-    position = torch.arange(length, device=device, dtype=torch.float32)
-    if lead > 0:
-        width = max(lead - 2 * margin, 1)
-        weights = torch.minimum(weights, ((position - margin + 0.5) / width).clamp(0.0, 1.0))
-    if trail > 0:
-        width = max(trail - 2 * margin, 1)
-        from_end = length - 1 - position
-        weights = torch.minimum(weights, ((from_end - margin + 0.5) / width).clamp(0.0, 1.0))
-    return weights
-
-
-def run_tiled(fn: TileFn, x: torch.Tensor, *, tile: int = 128, overlap: int = 32, scale: int = 1,
-              margin: int | None = None) -> torch.Tensor:
-    """``fn(x)`` computed tile by tile: ``x`` (B, C, H, W) -> (B, C', H * scale, W * scale).
-
-    ``tile`` and ``overlap`` are in input pixels; ``margin`` (default ``overlap // 4``) input pixels at each
-    shared tile edge are ignored. Inputs no larger than ``tile`` run in one piece. The output is float32 on
-    the device ``fn`` returns.
-    """
-    if x.dim() != 4:
-        raise ValueError(f"expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
-    if tile < 1 or not 0 <= overlap < tile:
-        raise ValueError(f"need tile >= 1 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
-    margin = overlap // 4 if margin is None else margin
-    if not 0 <= 2 * margin < max(overlap, 1):
-        raise ValueError(f"margin {margin} must be less than half the overlap {overlap}")
-    height, width = x.shape[-2:]
-    if height <= tile and width <= tile:
-        return fn(x).float()
-    ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
-    out: torch.Tensor | None = None
-    total: torch.Tensor | None = None
-    for i, top in enumerate(ys):
-        th = min(tile, height)
-        lead_y = ys[i - 1] + th - top if i > 0 else 0
-        trail_y = top + th - ys[i + 1] if i + 1 < len(ys) else 0
-        for j, left in enumerate(xs):
-            tw = min(tile, width)
-            lead_x = xs[j - 1] + tw - left if j > 0 else 0
-            trail_x = left + tw - xs[j + 1] if j + 1 < len(xs) else 0
-            piece = fn(x[..., top : top + th, left : left + tw]).float()
-            if piece.shape[-2:] != (th * scale, tw * scale):
-                raise ValueError(
-                    f"the network returned {tuple(piece.shape[-2:])} for a {th}x{tw} tile; expected scale {scale}"
-                )
-            if out is None:
-                out = piece.new_zeros((piece.shape[0], piece.shape[1], height * scale, width * scale))
-                total = piece.new_zeros((1, 1, height * scale, width * scale))
-            wy = _ramp(th * scale, lead_y * scale, trail_y * scale, margin * scale, piece.device)
-            wx = _ramp(tw * scale, lead_x * scale, trail_x * scale, margin * scale, piece.device)
-            weight = (wy[:, None] * wx[None, :])[None, None]
-            rows = slice(top * scale, (top + th) * scale)
-            cols = slice(left * scale, (left + tw) * scale)
-            out[..., rows, cols] += piece * weight
-            total[..., rows, cols] += weight
-    assert out is not None and total is not None
-    return out / total.clamp_min(1e-8)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Tiling with whole-image instance-norm statistics (module docstring, second paragraph)
+from .layers import scaled_tanh
+from .legacy import PyTorchExamplesTransformerNet
+from .plan import (
+    BatchInstanceNorm2d,
+    InferencePlan,
+    _weights_signature,
+    choose_plan,
+    fold_batch_norms,
+    run_network,
+    swap_instance_norms,
+)
+from .style import StyleTransformNet
+from .tiles import run_tiled, tile_starts  # noqa: F401 - re-exported: the overlapping-tile helpers live there
 
 
 class _Collected(Exception):
@@ -247,8 +177,6 @@ def _crop(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _johnson_style_stages(model: nn.Module) -> list[TileStage]:
-    from .layers import scaled_tanh
-
     def up(net: nn.Module, t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         half = (-(-size[0] // 2), -(-size[1] // 2))  # the down path's half-resolution size for this tile
         return scaled_tanh(net.tail(net.up2(net.up1(t, half), size)))
@@ -281,8 +209,6 @@ def _pytorch_examples_stages(model: nn.Module) -> list[TileStage]:
 def tile_stages(model: nn.Module, halo: int = 32, align: int = 8) -> list[TileStage]:
     """The stages :func:`run_network_tiled` runs ``model`` in: known architectures split at their bottleneck;
     any other network is one stage (``halo`` and ``align`` in input pixels, scale from ``model.scale``)."""
-    from .legacy import PyTorchExamplesTransformerNet
-    from .style import StyleTransformNet
 
     if type(model) is StyleTransformNet:
         return _johnson_style_stages(model)
@@ -326,8 +252,7 @@ def _feather(start: int, stop: int, lead: bool, trail: bool, band: int) -> torch
 class _TiledNet:
     """The prepared copy of one model for one plan, with its norms, stages and a lock (norms hold state)."""
 
-    def __init__(self, model: nn.Module, plan: "InferencePlan", halo: int, align: int):
-        from .inference import BatchInstanceNorm2d, fold_batch_norms, swap_instance_norms
+    def __init__(self, model: nn.Module, plan: InferencePlan, halo: int, align: int):
 
         self.context = _TileContext()
         net = fold_batch_norms(swap_instance_norms(copy.deepcopy(model)).eval().requires_grad_(False))
@@ -352,8 +277,7 @@ _TILED_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[tuple, _Ti
 _TILED_LOCK = threading.Lock()
 
 
-def _tiled_net(model: nn.Module, plan: "InferencePlan", halo: int, align: int) -> _TiledNet:
-    from .inference import _weights_signature
+def _tiled_net(model: nn.Module, plan: InferencePlan, halo: int, align: int) -> _TiledNet:
 
     signature = _weights_signature(model)
     key = (plan, halo, align)
@@ -367,7 +291,7 @@ def _tiled_net(model: nn.Module, plan: "InferencePlan", halo: int, align: int) -
         return tiled
 
 
-def _run_stage(tiled: _TiledNet, stage: TileStage, h: torch.Tensor, plan: "InferencePlan", tile: int,
+def _run_stage(tiled: _TiledNet, stage: TileStage, h: torch.Tensor, plan: InferencePlan, tile: int,
                out_size: tuple[int, int], out_dtype: torch.dtype, band: int) -> torch.Tensor:
     """One stage over the whole host-memory input ``h``: statistics passes, then the output pass."""
     height, width = h.shape[-2:]
@@ -446,7 +370,7 @@ def default_tile(device: torch.device) -> int:
 
 
 @torch.inference_mode()
-def run_network_tiled(model: nn.Module, x: torch.Tensor, plan: "InferencePlan | None" = None, *, tile: int | None = None,
+def run_network_tiled(model: nn.Module, x: torch.Tensor, plan: InferencePlan | None = None, *, tile: int | None = None,
                       blend: int = 8, halo: int = 32, align: int = 8) -> torch.Tensor:
     """``model(x)`` for images of any size, tile by tile, with whole-image instance-norm statistics.
 
@@ -457,8 +381,6 @@ def run_network_tiled(model: nn.Module, x: torch.Tensor, plan: "InferencePlan | 
     (:func:`tile_stages`). Images within one tile run in one :func:`run_network` call. Returns a
     contiguous float32 tensor on the CPU. ``tile`` defaults to :func:`default_tile` for the plan's device.
     """
-    from .inference import choose_plan, run_network
-
     if x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"expected a (B, C, H, W) floating-point batch, got {x.dtype} of shape {tuple(x.shape)}")
     plan = plan if plan is not None else choose_plan(model)

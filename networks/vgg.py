@@ -31,6 +31,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+import hub_probe
 import settings
 
 from . import vgg_oxford
@@ -224,9 +225,7 @@ def random_vgg16_state(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def _from_hub_if_reachable() -> LossNetworkWeights:
     """The Hub itself, only when a quick retry-free probe answers (huggingface_hub would retry for ~25 s)."""
-    from registry.hub_probe import probe_hub
-
-    reachable, reason = probe_hub(timeout=HUB_TIMEOUT_S)
+    reachable, reason = hub_probe.probe_hub(timeout=HUB_TIMEOUT_S)
     if not reachable:
         raise ConnectionError(reason)
     return _from_hub(offline=False)

@@ -1,6 +1,6 @@
 """The model registry: list, load, save, publish and pull Perceptual Studio models (see ``registry/api.py``).
 
-Exports resolve lazily (PEP 562), so ``import registry`` (or ``registry.hub_probe``) stays cheap.
+Exports resolve lazily (PEP 562), so ``import registry`` stays cheap.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ _EXPORTS = {
     "list_models": "api", "load_model": "api", "save_model": "api", "publish": "api", "pull": "api",
     "describe": "api", "resolve_model_id": "api", "parse_model_id": "api", "clear_memory_cache": "api",
     "Listing": "api", "ModelEntry": "sources", "ModelConfig": "model_format", "TrainingRecord": "model_format",
-    "load_model_folder": "model_format", "validate_folder": "model_format",
+    "load_model_folder": "model_format", "validate_folder": "model_format", "LoadedModel": "model_format",
     "import_legacy_checkpoint": "legacy", "load_plugins": "plugins", "ENTRY_POINT_GROUP": "plugins",
     "RegistryError": "errors", "ModelFormatError": "errors", "UnsafeModelError": "errors",
     "MissingPluginError": "errors", "ModelNotFoundError": "errors", "AmbiguousModelIdError": "errors",

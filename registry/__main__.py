@@ -171,7 +171,11 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from registry.api import load_model
 
     model = load_model(args.id, "cpu")
-    path = export_onnx(model, args.out, opset=args.opset)
+    config = model.config
+    metadata = {"model_id": model.model_id, "architecture": config.architecture, "task": config.task,
+                "style": config.style, "architecture_args": json.dumps(config.architecture_args, sort_keys=True),
+                "loss_network": config.training.loss_network}
+    path = export_onnx(model.network, args.out, opset=args.opset, metadata=metadata)
     print(f"exported {model.model_id} -> {path} ({path.stat().st_size / 2**20:.1f} MB; input 'image' (B, 3, H, W) "
           f"in [0, 1], dynamic batch/height/width)")
     if args.no_check:
@@ -179,7 +183,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("onnxruntime") is None:
         _note("onnxruntime is not installed: the graph was not checked (pip install onnxruntime)")
         return 0
-    difference = check_onnx(model, path)
+    difference = check_onnx(model.network, path)
     print(f"onnxruntime vs PyTorch (float32, two odd-sized batches): max abs difference {difference:.2e}")
     return 0
 
@@ -192,7 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub is imported
-    from registry.errors import AmbiguousModelIdError, InvalidModelIdError, RegistryError
+    from registry.errors import (
+        AmbiguousModelIdError,
+        InvalidModelIdError,
+        RegistryError,
+    )
 
     try:
         return COMMANDS[args.command](args)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 import settings
+from networks.architectures import TASKS
 
 from . import hub as hub_mod
 from .errors import (
@@ -34,14 +35,29 @@ from .errors import (
     ModelNotFoundError,
     RegistryError,
 )
-from .model_format import CONFIG_FILE, WEIGHTS_FILE, PICKLE_SUFFIXES, load_model_folder, validate_folder
+from .model_format import (
+    CONFIG_FILE,
+    PICKLE_SUFFIXES,
+    WEIGHTS_FILE,
+    LoadedModel,
+    load_model_folder,
+    validate_folder,
+)
 from .model_format import save_model as _save_model_folder
 from .plugins import load_plugins
-from .sources import SOURCES, ModelEntry, hub_entry, list_cache, list_local, merge
+from .sources import (
+    SOURCES,
+    ModelEntry,
+    _entry_from_folder,
+    hub_entry,
+    list_cache,
+    list_local,
+    merge,
+)
 
 logger = logging.getLogger(__name__)
 
-_memory: dict[tuple[str, str], tuple[Any, nn.Module]] = {}
+_memory: dict[tuple[str, str], tuple[Any, LoadedModel]] = {}
 _memory_lock = threading.Lock()
 _key_locks: dict[tuple[str, str], threading.Lock] = {}
 
@@ -79,8 +95,6 @@ def list_models(task: str | None = None, source: str | None = None, *, token: st
     Never raises for an unreachable Hub or a broken model: the former becomes a notice (within a few
     seconds), the latter an entry with ``error`` set.
     """
-    from networks.architectures import TASKS
-
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if source is not None and source not in SOURCES:
@@ -202,7 +216,11 @@ def _repo_folder(source: str, repo_id: str, token: str | None) -> Path:
 
 
 def _download(repo_id: str, token: str | None) -> Path:
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
 
     try:
         return hub_mod.download(repo_id, token)
@@ -215,11 +233,11 @@ def _download(repo_id: str, token: str | None) -> Path:
         ) from None
 
 
-def load_model(model_id: str, device: str | torch.device | None = None, *, token: str | None = None) -> nn.Module:
-    """Return the ready network for ``model_id``: eval mode, on ``device`` (default ``settings.device()``).
+def load_model(model_id: str, device: str | torch.device | None = None, *, token: str | None = None) -> LoadedModel:
+    """Return the ready model for ``model_id``: its network in eval mode on ``device`` (default
+    ``settings.device()``), its ``ModelConfig`` (loss network, style, training record) and canonical id.
 
-    The module carries ``model_config`` (its ``ModelConfig``: loss network, style, training record) and
-    ``model_id`` (the canonical id). It is cached and shared: copy it before training it further.
+    It is cached and shared: copy the network before training it further.
     """
     canonical = resolve_model_id(model_id)
     source, name = canonical.split(":", 1)
@@ -247,8 +265,7 @@ def load_model(model_id: str, device: str | torch.device | None = None, *, token
             hit = _memory.get(key)
         if hit is not None and hit[0] == fingerprint:
             return hit[1]
-        model = load_model_folder(folder, target, name=name)
-        model.model_id = canonical  # type: ignore[assignment]
+        model = load_model_folder(folder, target, name=name, model_id=canonical)
         with _memory_lock:
             _memory[key] = (fingerprint, model)
         return model
@@ -312,8 +329,6 @@ def pull(model_id: str, *, token: str | None = None) -> Path:
 
 def describe(model_id: str) -> tuple[ModelEntry, dict | None]:
     """The listing entry for one model and its ``config.json`` (None if not on disk); no download."""
-    from .sources import _entry_from_folder
-
     canonical = resolve_model_id(model_id)
     source, name = canonical.split(":", 1)
     load_plugins(strict=False)

@@ -19,10 +19,17 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import settings
+from hub_probe import hub_endpoint, probe_hub
 
-from .errors import (HubUnavailableError, InvalidModelIdError, ModelFormatError, PrivateModelError, PublishError,
-                     UnsafeModelError)
-from .hub_probe import hub_endpoint, probe_hub
+from .card import CARD_DATA_KEY
+from .errors import (
+    HubUnavailableError,
+    InvalidModelIdError,
+    ModelFormatError,
+    PrivateModelError,
+    PublishError,
+    UnsafeModelError,
+)
 from .model_format import (
     CARD_FILE,
     CONFIG_FILE,
@@ -52,7 +59,7 @@ T = TypeVar("T")
 def cache_dir() -> Path:
     from huggingface_hub import constants
 
-    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE).expanduser()
+    return Path(settings.hf_hub_cache() or constants.HF_HUB_CACHE).expanduser()
 
 
 def validate_repo_id(repo_id: str) -> str:
@@ -157,8 +164,6 @@ class HubModel:
 
 
 def _hub_model(info: Any) -> HubModel:
-    from .card import CARD_DATA_KEY
-
     card = getattr(info, "card_data", None)
     summary = card.get(CARD_DATA_KEY) if card is not None else None
     return HubModel(info.id, getattr(info, "sha", None), tuple(info.tags or ()),
@@ -270,7 +275,7 @@ def resolve_token(token: str | None) -> str | None:
 
     if token or settings.running_on_space():
         return token or None
-    return os.environ.get("HF_TOKEN") or get_token()
+    return settings.hf_token() or get_token()
 
 
 def scrub(text: str, token: str | None) -> str:

@@ -18,10 +18,17 @@ from typing import Any
 import torch
 
 import settings
+from networks.legacy import (
+    ARCHITECTURE_NAME,
+    PyTorchExamplesTransformerNet,
+    drop_stale_norm_stats,
+)
 from networks.vgg import TORCHVISION_IDENTITY
 
+from .checks import _check_size, _compare
 from .errors import ModelFormatError
-from .model_format import _check_size, _compare, max_weights_bytes, save_model
+from .schema import max_weights_bytes
+from .writing import save_model
 
 ORIGIN = "pytorch/examples fast_neural_style"
 
@@ -36,8 +43,6 @@ def _reason(exc: BaseException) -> str:
 
 def read_legacy_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a pytorch/examples checkpoint safely; return its tensors without the stale norm statistics."""
-    from networks.legacy import drop_stale_norm_stats
-
     path = Path(path)
     if not path.is_file():
         raise ModelFormatError(f"{path}: no such file")
@@ -72,8 +77,6 @@ def import_legacy_checkpoint(
     The folder is ``folder`` if given, else ``<models dir>/<name>`` with ``name`` defaulting to the file's
     stem (``candy.pth`` -> ``local:candy``). ``style`` defaults to the same stem.
     """
-    from networks.legacy import ARCHITECTURE_NAME, PyTorchExamplesTransformerNet
-
     path = Path(path)
     state = read_legacy_state_dict(path)
     model = PyTorchExamplesTransformerNet()

@@ -25,8 +25,14 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+import networks  # noqa: F401  built-ins register first, so they win any clash
 from networks import architectures
-from networks.architectures import TASKS, Architecture, DuplicateArchitectureError, add_architecture
+from networks.architectures import (
+    TASKS,
+    Architecture,
+    DuplicateArchitectureError,
+    add_architecture,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +120,6 @@ def load_plugins(*, strict: bool = True) -> PluginReport:
     global _report
     with _lock:
         if _report is None:
-            import networks  # noqa: F401  built-ins register first, so they win any clash
-
             report = PluginReport()
             for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
                 _load_entry_point(entry_point, report)

@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from networks.architectures import TASKS
+
 from .errors import RegistryError
 from .hub import HubModel
 from .model_format import (
@@ -44,6 +46,7 @@ class ModelEntry:
     loss_network: str | None = None  # "vgg16:imagenet", "vgg16:random(seed=0)", ...
     thumbnail: Path | None = None  # preview.jpg, else style.jpg, when on disk
     error: str | None = None  # why it cannot be loaded; None when it checks out
+    sr_loss: str | None = None  # super-resolution: "pixel" or "feature" (the training record's), None if unknown
 
     @property
     def label(self) -> str:
@@ -74,6 +77,7 @@ def _entry_from_folder(folder: Path, *, id: str, source: str, repo_id: str | Non
         style=config.style if config else None, scale=config.scale if config else None,
         ready_offline=error is None, path=folder, repo_id=repo_id,
         loss_network=config.training.loss_network if config else None, thumbnail=_thumbnail(folder), error=error,
+        sr_loss=config.training.sr_loss if config else None,
     )
 
 
@@ -143,8 +147,6 @@ def list_cache(cache_dir: Path) -> list[ModelEntry]:
 
 
 def hub_entry(model: HubModel) -> ModelEntry:
-    from networks.architectures import TASKS
-
     summary = model.summary
     task = summary.get("task") if summary.get("task") in TASKS else next((t for t in model.tags if t in TASKS), None)
     scale = summary.get("scale")
@@ -153,6 +155,7 @@ def hub_entry(model: HubModel) -> ModelEntry:
         style=summary.get("style") if isinstance(summary.get("style"), str) else None,
         scale=scale if isinstance(scale, int) else None, ready_offline=False, repo_id=model.repo_id,
         loss_network=summary.get("loss_network") if isinstance(summary.get("loss_network"), str) else None,
+        sr_loss=summary.get("sr_loss") if summary.get("sr_loss") in ("pixel", "feature") else None,
     )
 
 
@@ -166,7 +169,7 @@ def merge(local: list[ModelEntry], hub: list[ModelEntry], cache: list[ModelEntry
             entry = replace(entry, ready_offline=copy.error is None, path=copy.path, thumbnail=copy.thumbnail,
                             task=entry.task or copy.task, architecture=entry.architecture or copy.architecture,
                             style=entry.style or copy.style, scale=entry.scale or copy.scale,
-                            loss_network=entry.loss_network or copy.loss_network,
+                            loss_network=entry.loss_network or copy.loss_network, sr_loss=entry.sr_loss or copy.sr_loss,
                             error=f"cached copy: {copy.error}" if copy.error else None)
         merged.append(entry)
     merged += cached.values()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,6 @@ import pytest
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("PERCEPTUAL_DEVICE", "cpu")
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +42,8 @@ def env(tmp_path, monkeypatch):
     remembered from other tests. Yields the models folder."""
     import huggingface_hub.constants
 
-    from registry import api, hub_probe
+    import hub_probe
+    from registry import api
 
     models = tmp_path / "models"
     monkeypatch.setenv("PERCEPTUAL_MODELS_DIR", str(models))

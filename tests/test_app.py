@@ -12,9 +12,16 @@ import torch
 from PIL import Image
 
 gradio_client = pytest.importorskip("gradio_client")
+from apptools import (  # noqa: E402
+    FEATURE_ID,
+    PIXEL_ID,
+    STYLE_ID,
+    WIDE_ID,
+    app_environment,
+    launch_app,
+    photo,
+)
 from gradio_client import handle_file  # noqa: E402
-
-from apptools import FEATURE_ID, PIXEL_ID, STYLE_ID, WIDE_ID, app_environment, launch_app, photo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +109,7 @@ def test_out_of_memory_suggests_a_smaller_size(client, tmp_path, monkeypatch) ->
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(stylize_module, "run_model", out_of_memory)
+    monkeypatch.setattr(stylize_module, "infer", out_of_memory)
     with pytest.raises(Exception, match="ran out of memory.*smaller size"):
         client.predict(handle_file(str(photo(tmp_path / "c.png"))), STYLE_ID, 64, False, 1.0, 1.0, api_name="/stylize")
 
@@ -318,11 +325,11 @@ def test_network_interpolation_endpoints_are_the_models() -> None:
     pixel, feature = load_model(PIXEL_ID, "cpu"), load_model(FEATURE_ID, "cpu")
     for alpha, expected in ((0.0, pixel), (1.0, feature)):
         mixed = interpolate_models(pixel, feature, alpha)
-        for (name, value), reference in zip(mixed.state_dict().items(), expected.state_dict().values()):
+        for (name, value), reference in zip(mixed.state_dict().items(), expected.network.state_dict().values()):
             assert torch.equal(value, reference), name
     half = interpolate_models(pixel, feature, 0.5).state_dict()
     key = "head.0.conv.weight" if "head.0.conv.weight" in half else next(k for k in half if k.endswith("weight"))
-    assert torch.allclose(half[key], (pixel.state_dict()[key] + feature.state_dict()[key]) / 2)
+    assert torch.allclose(half[key], (pixel.network.state_dict()[key] + feature.network.state_dict()[key]) / 2)
 
 
 def test_training_can_be_cancelled_and_keeps_the_model(tmp_path) -> None:
@@ -366,17 +373,24 @@ def test_training_name_never_overwrites(tmp_path) -> None:
 
 
 def test_sr_loss_kind_from_training_records() -> None:
-    from webapp.handlers.models import sr_loss_kind
+    """The SR loss is a typed field of the training record; records written before it existed are migrated once,
+    where config.json is parsed (registry.schema). The old name heuristic ("...pixel..." in the id) is gone."""
+    from registry.schema import ModelConfig
+
+    def sr_loss_kind(training: dict) -> str | None:
+        config = {"architecture": "johnson-sr", "task": "super-resolution", "scale": 4, "training": training}
+        return ModelConfig.from_dict(config).training.sr_loss
 
     assert sr_loss_kind({"sr_loss": "pixel", "content_layers": ["relu2_2"]}) == "pixel"  # as train.sr records it
     assert sr_loss_kind({"train_config": {"loss": "feature"}}) == "feature"
     assert sr_loss_kind({"content_layers": [], "pixel_weight": 1.0}) == "pixel"
     assert sr_loss_kind({"content_layers": ["relu2_2"], "content_weight": 1.0}) == "feature"
-    assert sr_loss_kind({}, "hub:me/sr-x4-pixel") == "pixel" and sr_loss_kind({}) is None
+    assert sr_loss_kind({}) is None
 
 
 def test_publish_then_pull_through_the_app(client, tmp_path) -> None:
     from fakehub import FakeHub, hub_env
+
     from webapp.handlers.training import publish_model
 
     with FakeHub(tmp_path / "hub", required_token="secret-token") as hub, hub_env(hub.url, cache_dir=tmp_path / "cache"):

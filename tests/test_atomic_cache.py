@@ -5,9 +5,8 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from gradio import processing_utils
+from PIL import Image
 
 from webapp import atomic_cache
 

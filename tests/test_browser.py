@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from apptools import app_environment, launch_app, photo
 
 pytestmark = pytest.mark.browser

@@ -8,16 +8,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-import explain.handlers as handlers
+import webapp.handlers.explain as handlers
 from explain import (
     Deconvnet,
     evolution_strip,
-    explain_evolution,
-    explain_invariance,
-    explain_top9,
     find_previews,
     invariance_curves,
-    parse_channels,
     receptive_fields,
     to_display,
     top9,
@@ -25,10 +21,16 @@ from explain import (
     transform_images,
 )
 from explain.deconvnet import conv_transpose
-from explain.plot import line_plot
 from explain.samples import load_sample, sample_images, square, stack
+from imaging.figures import line_plot
 from imaging.io import image_to_tensor
 from networks.vgg import LAYER_NAMES, LossNetwork, _build_features
+from webapp.handlers.explain import (
+    explain_evolution,
+    explain_invariance,
+    explain_top9,
+    parse_channels,
+)
 
 LOSS_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 

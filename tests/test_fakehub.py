@@ -6,11 +6,10 @@ import hashlib
 import json
 import pathlib
 
+import huggingface_hub
 import pytest
 import torch
-from safetensors.torch import save_file
-
-import huggingface_hub
+from fakehub import FakeHub, hub_env
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -20,8 +19,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-
-from fakehub import FakeHub, hub_env
+from safetensors.torch import save_file
 
 TOKEN = "hf_fake_token"
 README = """---

@@ -8,12 +8,13 @@ import sys
 
 import pytest
 import torch
+from fakehub import FakeHub
 
+import hub_probe
 import networks
-from registry import api, hub_probe
+from registry import api
 from registry import hub as hub_mod
 from registry.errors import PrivateModelError, PublishError
-from fakehub import FakeHub
 
 OWNER_TOKEN = "hf_owner_secret_0001"
 VISITOR_TOKEN = "hf_visitor_secret_0002"

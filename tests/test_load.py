@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import handle_file  # noqa: E402
-
 from apptools import STYLE_ID, app_environment, launch_app, photo  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 
 REQUESTS = 20
 ROUNDS = 4

@@ -5,8 +5,17 @@ import pytest
 import torch
 
 import networks
-from networks import StyleTransformNet, SuperResolutionNet, create_model, list_architectures
-from networks.architectures import DuplicateArchitectureError, UnknownArchitectureError, register_architecture
+from networks import (
+    StyleTransformNet,
+    SuperResolutionNet,
+    create_model,
+    list_architectures,
+)
+from networks.architectures import (
+    DuplicateArchitectureError,
+    UnknownArchitectureError,
+    register_architecture,
+)
 
 SMALL_KWARGS = {
     "johnson-style": {"width": 0.25, "num_residual": 1},

@@ -71,7 +71,7 @@ def test_registry_model_exports_and_runs_in_onnxruntime(name: str, tmp_path, cap
     generator = torch.Generator().manual_seed(1)
     inputs = [torch.rand(1, 3, 67, 45, generator=generator), torch.rand(2, 3, 32, 50, generator=generator),
               torch.rand(1, 3, 128, 96, generator=generator)]
-    assert check_onnx(loaded, out, inputs) < MAX_ABS_DIFF
+    assert check_onnx(loaded.network, out, inputs) < MAX_ABS_DIFF
     meta = onnx_metadata(out)
     assert meta["model_id"] == "local:tiny"
     assert meta["loss_network"] == "vgg16:random(seed=0)"

@@ -15,13 +15,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakehub import FakeHub, hub_env
+from huggingface_hub import ModelCard
 from torch import nn
 
-from huggingface_hub import ModelCard
-
+import hub_probe
 import networks
-from networks.architectures import DuplicateArchitectureError, get_architecture, register_architecture
-from registry import api, hub_probe, plugins
+from networks.architectures import (
+    DuplicateArchitectureError,
+    get_architecture,
+    register_architecture,
+)
+from registry import api, plugins
 from registry.errors import (
     AmbiguousModelIdError,
     InvalidModelIdError,
@@ -34,8 +39,6 @@ from registry.errors import (
 )
 from registry.legacy import import_legacy_checkpoint
 from registry.model_format import load_model_folder, read_safetensors_header
-
-from fakehub import FakeHub, hub_env
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_test_secret_token_1234"
@@ -94,14 +97,14 @@ def test_save_and_load_folder_round_trip(env):
     api.save_model(sr, "sr-x2", training=training("vgg16:imagenet"))
     for model_id, original, x in (("local:mosaic", style, image()), ("sr-x2", sr, image(16, 12))):
         loaded = api.load_model(model_id, "cpu")
-        assert not loaded.training and torch.equal(loaded(x), original(x))
+        assert not loaded.network.training and torch.equal(loaded(x), original(x))
     assert sorted(p.name for p in (env / "mosaic").iterdir()) == ["README.md", "config.json", "model.safetensors",
                                                                    "style.jpg"]
     config = json.loads((env / "sr-x2" / "config.json").read_text())
     assert config["architecture"] == "johnson-sr" and config["task"] == "super-resolution" and config["scale"] == 2
     assert config["architecture_args"] == sr.config and config["training"]["loss_network"] == "vgg16:imagenet"
     loaded = api.load_model("local:mosaic", "cpu")
-    assert loaded.model_config.training.loss_network == RANDOM_ID and loaded.model_config.style == "mosaic"
+    assert loaded.config.training.loss_network == RANDOM_ID and loaded.config.style == "mosaic"
     assert loaded.model_id == "local:mosaic"
 
 
@@ -679,8 +682,8 @@ def test_legacy_checkpoint_imports_to_identical_outputs(env, tmp_path, offline_e
     folder = import_legacy_checkpoint(tmp_path / "candy.pth")
     assert folder == env / "candy"
     model = api.load_model("local:candy", "cpu")
-    assert model.model_config.architecture == "pytorch-examples-transformer" and model.model_config.style == "candy"
-    assert model.model_config.training.extra["imported_from"] == "candy.pth"
+    assert model.config.architecture == "pytorch-examples-transformer" and model.config.style == "candy"
+    assert model.config.training.extra["imported_from"] == "candy.pth"
     for h, w in ((32, 48), (30, 37)):
         x = image(h, w, seed=h)
         with torch.no_grad():

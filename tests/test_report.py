@@ -1,4 +1,4 @@
-"""benchmarks/report.py: the smoke profile writes the five-section Markdown report with its plots (what CI runs).
+"""benchmarks/report/: the smoke profile writes the five-section Markdown report with its plots (what CI runs).
 
 The numbers of a smoke run are meaningless (tiny networks, a few iterations); this checks the plumbing: every
 section runs on a CPU, the report names the loss network, the plots exist, and a later run of one section

@@ -19,11 +19,12 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from imaging.degrade import degrade
+from imaging.metrics import psnr_y, rgb_to_y, ssim_y
 from train import checkpoint as ckpt
 from train.config import ConfigError, SRTrainConfig, StyleTrainConfig
-from train.data import (DataError, StepBatchSampler, degrade, find_images, list_training_images)
+from train.data import DataError, StepBatchSampler, find_images, list_training_images
 from train.loop import TrainEvent, TrainingDivergedError, renormalize_filters
-from train.metrics import psnr_y, rgb_to_y, ssim_y
 from train.sr import train_sr
 from train.style import train_style
 
@@ -170,9 +171,9 @@ def test_degrade_blurs_then_downsamples_to_8bit_levels():
 
 
 def test_hub_dataset_id_offline_fails_fast_with_a_clear_message(monkeypatch, tmp_path):
-    import registry.hub_probe
+    import hub_probe
 
-    monkeypatch.setattr(registry.hub_probe, "probe_hub", lambda *a, **k: (False, "test: offline"))
+    monkeypatch.setattr(hub_probe, "probe_hub", lambda *a, **k: (False, "test: offline"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match=r"not in the HF cache and the Hub cannot be reached \(test: offline\)"):
         list_training_images("someone/some-images")
@@ -181,7 +182,7 @@ def test_hub_dataset_id_offline_fails_fast_with_a_clear_message(monkeypatch, tmp
 def test_hub_dataset_id_downloads_image_files(monkeypatch, content_dir):
     import huggingface_hub
 
-    import registry.hub_probe
+    import hub_probe
 
     calls = {}
 
@@ -189,7 +190,7 @@ def test_hub_dataset_id_downloads_image_files(monkeypatch, content_dir):
         calls.update(kwargs, repo_id=repo_id)
         return str(content_dir)
 
-    monkeypatch.setattr(registry.hub_probe, "probe_hub", lambda *a, **k: (True, "ok"))
+    monkeypatch.setattr(hub_probe, "probe_hub", lambda *a, **k: (True, "ok"))
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     paths, label = list_training_images("someone/some-images")
     assert len(paths) == 6 and label == "hf-dataset:someone/some-images"

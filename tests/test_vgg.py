@@ -85,7 +85,7 @@ def test_hub_cache_then_torchvision_cache(monkeypatch, no_pretrained_sources) ->
     path.parent.mkdir(parents=True)
     torch.save({**random_vgg16_state(seed=5), "classifier.0.weight": torch.zeros(2, 2)}, path)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: refused at once
-    from registry import hub_probe
+    import hub_probe
 
     hub_probe._cache.clear()
     weights = resolve_vgg16_weights()
@@ -99,7 +99,7 @@ def test_random_fallback_only_when_nothing_else_and_loud(monkeypatch, caplog, no
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
-    from registry import hub_probe
+    import hub_probe
 
     hub_probe._cache.clear()
     started = time.monotonic()

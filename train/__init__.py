@@ -4,7 +4,7 @@
     from train import StyleTrainConfig, train_style
     folder = train_style(StyleTrainConfig(style="wave.jpg", content="photos/", out="wave"), progress=print)
 
-``python -m train.style`` / ``python -m train.sr`` are the command lines; see ``docs/train.md``.
+``python -m train.style`` / ``python -m train.sr`` are the command lines; see README.md, "Training".
 Exports resolve lazily (PEP 562), so ``import train`` stays cheap.
 """
 from __future__ import annotations

@@ -3,62 +3,81 @@ has, a tqdm progress bar fed by the training callback, Ctrl-C as a clean stop, a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Sequence
+import types
+import typing
+from typing import Any, Callable
+
+import settings
 
 from .loop import TrainEvent
 
 _SHOWN_TERMS = ("total", "content", "style", "tv", "pixel")
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, iterations: int) -> None:
-    parser.add_argument("--out", required=True,
-                        help="model folder to write; a bare name means <models dir>/NAME (listed by the registry)")
-    parser.add_argument("--init", metavar="MODEL_ID", help="warm-start from this registry model (fine-tuning)")
-    parser.add_argument("--batch-size", type=int, default=4, help="images per step and process (paper: 4)")
-    parser.add_argument("--iterations", type=int, default=iterations, help=f"optimiser steps (paper: {iterations})")
-    parser.add_argument("--lr", type=float, default=1e-3, dest="learning_rate", help="Adam learning rate (paper: 1e-3)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="cuda, cpu, cuda:1... (default: PERCEPTUAL_DEVICE, else cuda if available)")
-    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
-                        help="auto: bfloat16 autocast on GPU, float32 on CPU")
-    layout = parser.add_mutually_exclusive_group()
-    layout.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
-                        help="channels-last memory layout (default: on GPU)")
-    layout.add_argument("--no-channels-last", dest="channels_last", action="store_false")
-    parser.add_argument("--deterministic", action="store_true", help="deterministic CUDA kernels (slower)")
-    renorm = parser.add_mutually_exclusive_group()
-    renorm.add_argument("--renorm", dest="renorm_radius", action="store_const", const=0.1,
-                        help="Zeiler & Fergus filter renormalisation at RMS radius 0.1")
-    renorm.add_argument("--renorm-radius", dest="renorm_radius", type=float, help="... at this radius")
-    parser.add_argument("--vgg-weights", help="local VGG-16 safetensors file for the loss network")
-    parser.add_argument("--explode-factor", type=float, default=1e3,
-                        help="stop when the loss exceeds this multiple of the first step's loss")
-    parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--preview-every", type=int, default=500, help="0: only at the end")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--preview-image", help="fixed validation image for previews (default: first training image)")
-    parser.add_argument("--preview-size", type=int, default=256)
-    parser.add_argument("--num-workers", type=int, help="data loader processes (default: 4 on GPU, 0 on CPU)")
-    parser.add_argument("--run-dir", help="run folder for checkpoints and previews (default: <runs dir>/<model name>)")
+def _base_type(annotation: Any) -> Any:
+    """``int | None`` -> int, ``tuple[str, ...]`` -> tuple."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        return _base_type(args[0])
+    return typing.get_origin(annotation) or annotation
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One option per field of the config dataclass, named, typed, defaulted and documented by the field
+    (``train.config.option``)."""
+    hints = typing.get_type_hints(config_class)
+    for item in dataclasses.fields(config_class):
+        meta = item.metadata
+        flag = meta.get("flag") or "--" + item.name.replace("_", "-")
+        kind = _base_type(hints[item.name])
+        required = item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
+        default = None if required else (item.default if item.default is not dataclasses.MISSING
+                                         else item.default_factory())
+        common = {"dest": item.name, "help": meta.get("help")}
+        if kind is bool and meta.get("negatable"):
+            pair = parser.add_mutually_exclusive_group()
+            pair.add_argument(flag, action="store_true", default=default, **common)
+            pair.add_argument("--no-" + flag[2:], dest=item.name, action="store_false")
+        elif kind is bool:
+            parser.add_argument(flag, action="store_true", default=default, **common)
+        elif meta.get("shorthand"):
+            short, value, short_help = meta["shorthand"]
+            pair = parser.add_mutually_exclusive_group()
+            pair.add_argument(short, dest=item.name, action="store_const", const=value, help=short_help)
+            pair.add_argument(flag, type=float if kind is float else kind, default=default, **common)
+        elif kind is tuple:
+            parser.add_argument(flag, nargs="+", default=list(default) if default else default, **common)
+        else:
+            parser.add_argument(flag, type=kind, default=default, required=required, choices=meta.get("choices"),
+                                metavar=meta.get("metavar"), **common)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a command does with its run, beside the config: resume, overwrite, output."""
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run of this command")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder and model folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
-COMMON_FIELDS = ("out", "init", "batch_size", "iterations", "learning_rate", "seed", "device", "precision",
-                 "channels_last", "deterministic", "renorm_radius", "vgg_weights", "explode_factor",
-                 "checkpoint_every", "preview_every", "log_every", "preview_image", "preview_size", "num_workers",
-                 "run_dir")
+def build_parser(config_class: type, prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_arguments(parser, config_class)
+    add_run_arguments(parser)
+    return parser
 
 
-def pick(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in names}
+def config_from_args(args: argparse.Namespace, config_class: type):
+    """The config the parsed options describe (lists become tuples, as the dataclass stores them)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)}
+    return config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 class ProgressBar:
@@ -118,7 +137,7 @@ def run_cli(train: Callable[[threading.Event], Any], *, debug: bool) -> int:
     from .data import DataError
     from .loop import TrainingDivergedError
 
-    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the run
+    main_process = settings.torchrun_rank() == 0  # under torchrun, rank 0 speaks for the run
     level = logging.DEBUG if debug else (logging.INFO if main_process else logging.ERROR)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from networks.layers import NORMS, UPSAMPLES
 from networks.vgg import LAYER_NAMES, STYLE_LAYERS
+from registry.schema import SR_LOSSES
 
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
-SR_LOSSES: tuple[str, ...] = ("feature", "pixel")
 SR_SCALES: tuple[int, ...] = (4, 8)
 # Smallest training image side: relu4_3 sits after three 2x2 poolings, relu5_x after four.
 MIN_IMAGE_SIZE = 16
@@ -33,50 +33,57 @@ class ConfigError(ValueError):
     """A configuration value a user can fix; the message says which option and why."""
 
 
+def option(help: str, *, flag: str | None = None, choices: tuple | None = None, metavar: str | None = None,  # noqa: A002
+           negatable: bool = False, shorthand: tuple[str, Any, str] | None = None) -> dict[str, Any]:
+    """A field's command-line option: its help, and where it differs from ``--field-name``: another ``flag``,
+    ``choices``, a ``--no-`` twin (``negatable``, for ``bool | None``), or a ``shorthand`` flag that stores a
+    constant (flag, value, help)."""
+    return {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "negatable": negatable,
+            "shorthand": shorthand}
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfigBase:
-    """Fields shared by style and super-resolution training."""
+    """Fields shared by style and super-resolution training. Each field's ``metadata`` is its command-line
+    option (``train/cli.py`` builds the parsers from these fields: one source for names, defaults and help)."""
 
-    # Where the trained model folder goes: a path, or a bare name meaning <models dir>/<name>.
-    out: str
-    # Registry model id to warm-start from (fine-tuning); its architecture replaces the architecture options.
-    init: str | None = None
-    # Images per optimiser step and process (paper: 4). Under torchrun the global batch is this x processes.
-    batch_size: int = 4
-    # Optimiser steps (paper: 40k for style, 200k for SR).
-    iterations: int = 40_000
-    # Adam learning rate (paper: 1e-3), no weight decay.
-    learning_rate: float = 1e-3
-    # Seed for the network initialisation, the data order and the random crops.
-    seed: int = 0
-    # "cuda", "cpu", "cuda:1"...; None = settings.device() (PERCEPTUAL_DEVICE, else cuda when available).
-    device: str | None = None
-    # "auto" = bfloat16 autocast on GPU, float32 on CPU; or force "float32" / "bfloat16".
-    precision: str = "auto"
-    # Channels-last memory layout; None = on GPU only.
-    channels_last: bool | None = None
-    # Ask CUDA for deterministic kernels (slower). CPU runs are reproducible without it.
-    deterministic: bool = False
-    # Zeiler & Fergus (2014) filter renormalisation: clip each conv filter's RMS to this radius (paper: 0.1).
-    renorm_radius: float | None = None
-    # Local VGG-16 safetensors file for the loss network; None = the default source chain (networks/vgg.py).
-    vgg_weights: str | None = None
-    # Stop when the total loss exceeds this multiple of the first step's loss (or is not finite).
-    explode_factor: float = 1e3
-    # Write a checkpoint every this many steps (and at the end / on cancellation).
-    checkpoint_every: int = 1000
-    # Render the fixed validation image every this many steps (0 = only at the end).
-    preview_every: int = 500
-    # Append a line to loss.jsonl every this many steps.
-    log_every: int = 10
-    # Fixed validation content image for previews; None = the first training image (sorted by path).
-    preview_image: str | None = None
-    # Longer side of the preview image in pixels.
-    preview_size: int = 256
-    # DataLoader worker processes; None = 4 on GPU, 0 on CPU.
-    num_workers: int | None = None
-    # Run folder for checkpoints, previews and the loss log; None = <runs dir>/<model folder name>.
-    run_dir: str | None = None
+    out: str = field(metadata=option(
+        "model folder to write; a bare name means <models dir>/NAME (listed by the registry)"))
+    init: str | None = field(default=None, metadata=option(
+        "warm-start from this registry model or model folder (fine-tuning); its architecture replaces the "
+        "architecture options", metavar="MODEL_ID"))
+    batch_size: int = field(default=4, metadata=option(
+        "images per optimiser step and process (paper: 4); under torchrun the global batch is this x processes"))
+    iterations: int = field(default=40_000, metadata=option("optimiser steps (paper: 40k for style)"))
+    learning_rate: float = field(default=1e-3, metadata=option("Adam learning rate (paper: 1e-3)", flag="--lr"))
+    seed: int = field(default=0, metadata=option("seed of the network initialisation, the data order and the crops"))
+    device: str | None = field(default=None, metadata=option(
+        "cuda, cpu, cuda:1... (default: PERCEPTUAL_DEVICE, else cuda when available)"))
+    precision: str = field(default="auto", metadata=option(
+        "auto: bfloat16 autocast on GPU, float32 on CPU", choices=PRECISIONS))
+    channels_last: bool | None = field(default=None, metadata=option(
+        "channels-last memory layout (default: on GPU only)", negatable=True))
+    deterministic: bool = field(default=False, metadata=option(
+        "ask CUDA for deterministic kernels (slower); CPU runs are reproducible without it"))
+    renorm_radius: float | None = field(default=None, metadata=option(
+        "Zeiler & Fergus (2014) filter renormalisation: clip each conv filter's RMS to this radius",
+        shorthand=("--renorm", 0.1, "... at the paper's radius, 0.1")))
+    vgg_weights: str | None = field(default=None, metadata=option(
+        "local VGG-16 safetensors file for the loss network (default: the source chain of networks/vgg.py)"))
+    explode_factor: float = field(default=1e3, metadata=option(
+        "stop when the total loss exceeds this multiple of the first step's loss (or is not finite)"))
+    checkpoint_every: int = field(default=1000, metadata=option(
+        "write a checkpoint every this many steps (and at the end or on cancellation)"))
+    preview_every: int = field(default=500, metadata=option(
+        "render the fixed validation image every this many steps (0: only at the end)"))
+    log_every: int = field(default=10, metadata=option("append a line to loss.jsonl every this many steps"))
+    preview_image: str | None = field(default=None, metadata=option(
+        "fixed validation content image for previews (default: the first training image)"))
+    preview_size: int = field(default=256, metadata=option("longer side of the preview image in pixels"))
+    num_workers: int | None = field(default=None, metadata=option(
+        "data loader processes (default: 4 on GPU, 0 on CPU)"))
+    run_dir: str | None = field(default=None, metadata=option(
+        "run folder for checkpoints, previews and the loss log (default: <runs dir>/<model folder name>)"))
 
     def __post_init__(self) -> None:
         if not str(self.out).strip():
@@ -142,31 +149,30 @@ BOOKKEEPING_FIELDS: frozenset[str] = frozenset(
 class StyleTrainConfig(TrainConfigBase):
     """``python -m train.style``: a feed-forward style network for one style image (paper Sec. 4)."""
 
-    # The style image y_s (any format imaging.io.load_image reads).
-    style: str
-    # Content images: a folder (searched recursively) or a Hugging Face dataset id "owner/name" (paper: COCO).
-    content: str
-    # Style name shown in the registry and the card; None = the style image's file name stem.
-    style_name: str | None = None
-    # Content images are resized (shorter side) and centre-cropped to this square size (paper: 256).
-    image_size: int = 256
-    # Longer side the style image is resized to before computing its Gram matrices; None = image_size.
-    style_size: int | None = None
-    # VGG-16 taps of the feature reconstruction loss (paper: relu2_2; the authors' later code: relu3_3).
-    content_layers: tuple[str, ...] = ("relu2_2",)
-    # VGG-16 taps of the style reconstruction loss (paper: relu1_2, relu2_2, relu3_3, relu4_3).
-    style_layers: tuple[str, ...] = STYLE_LAYERS
-    # Loss weights lambda_c, lambda_s, lambda_TV; None = defaults for the loss network (losses/perceptual.py).
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    # Divide each layer's loss by its target's scale; None = on for a random-weight loss network.
-    normalize_layers: bool | None = None
-    # Transformation network options (networks/style.py); ignored with ``init`` (the init model's are used).
-    norm: str = "instance"
-    upsample: str = "resize"
-    width: float = 1.0
-    num_residual: int = 5
+    style: str = field(metadata=option("the style image y_s (any format imaging.io.load_image reads)"))
+    content: str = field(metadata=option(
+        "content images: a folder (searched recursively) or a Hugging Face dataset id owner/name (paper: COCO)"))
+    style_name: str | None = field(default=None, metadata=option(
+        "style name in the registry and the card (default: the style image's file name)"))
+    image_size: int = field(default=256, metadata=option(
+        "content images are resized (shorter side) and centre-cropped to this square size (paper: 256)"))
+    style_size: int | None = field(default=None, metadata=option(
+        "longer side of the style image for its Gram matrices (default: --image-size)"))
+    content_layers: tuple[str, ...] = field(default=("relu2_2",), metadata=option(
+        "VGG-16 taps of the feature reconstruction loss (paper: relu2_2)"))
+    style_layers: tuple[str, ...] = field(default=STYLE_LAYERS, metadata=option(
+        "VGG-16 taps of the style reconstruction loss (paper: relu1_2 relu2_2 relu3_3 relu4_3)"))
+    content_weight: float | None = field(default=None, metadata=option(
+        "lambda_c (default: the loss network's preset, losses/perceptual.py)"))
+    style_weight: float | None = field(default=None, metadata=option("lambda_s (default: the preset)"))
+    tv_weight: float | None = field(default=None, metadata=option("lambda_TV (default: the preset)"))
+    normalize_layers: bool | None = field(default=None, metadata=option(
+        "divide each layer's loss by its target's scale (default: on for a random-weight loss network)",
+        negatable=True))
+    norm: str = field(default="instance", metadata=option("normalisation layers (networks/style.py)", choices=NORMS))
+    upsample: str = field(default="resize", metadata=option("upsampling layers", choices=UPSAMPLES))
+    width: float = field(default=1.0, metadata=option("channel multiplier (authors' later code: 0.5)"))
+    num_residual: int = field(default=5, metadata=option("residual blocks (paper: 5)"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -199,34 +205,34 @@ class StyleTrainConfig(TrainConfigBase):
 class SRTrainConfig(TrainConfigBase):
     """``python -m train.sr``: a x4 / x8 super-resolution network (paper Sec. 5)."""
 
-    # Training images: a folder (searched recursively) or a Hugging Face dataset id (paper: 10k COCO images).
-    data: str
-    # Upscaling factor (paper: 4 and 8).
-    scale: int = 4
-    # "feature" (relu2_2 feature reconstruction, the paper's model) or "pixel" (its per-pixel baseline).
-    loss: str = "feature"
-    # High-resolution training patch side (paper: 288); the low-res input is patch_size / scale.
-    patch_size: int = 288
-    # Gaussian blur sigma applied before bicubic downsampling (paper: 1.0).
-    blur_sigma: float = 1.0
-    # Feature loss taps (paper: relu2_2 only) and the loss weights; pixel_weight is used by loss="pixel".
-    content_layers: tuple[str, ...] = ("relu2_2",)
-    content_weight: float = 1.0
-    pixel_weight: float = 1.0
-    # Total variation weight (the paper cross-validates it; 0 disables).
-    tv_weight: float = 0.0
-    # Transformation network options (networks/sr.py; paper: 64 channels, 4 residual blocks, batch norm).
-    channels: int = 64
-    num_residual: int = 4
-    norm: str = "batch"
-    upsample: str = "resize"
-    # Held-out evaluation images (a folder, e.g. Set5); None = hold out the last ``holdout`` images of ``data``.
-    eval_data: str | None = None
-    holdout: int = 5
-    # Evaluation images larger than this are centre-cropped to it (keeps CPU evaluation quick); None = full size.
-    eval_max_side: int | None = 512
-    # Pixels shaved from each border before PSNR/SSIM (the usual SR convention); None = the scale factor.
-    eval_border: int | None = None
+    data: str = field(metadata=option(
+        "training images: a folder (searched recursively) or a Hugging Face dataset id (paper: 10k COCO images)"))
+    iterations: int = field(default=200_000, metadata=option("optimiser steps (paper: 200k for SR)"))
+    scale: int = field(default=4, metadata=option("upscaling factor (paper: 4 and 8)", choices=SR_SCALES))
+    loss: str = field(default="feature", metadata=option(
+        "feature: relu2_2 feature reconstruction (the paper's model); pixel: its per-pixel baseline",
+        choices=SR_LOSSES))
+    patch_size: int = field(default=288, metadata=option(
+        "high-resolution training patch side (paper: 288); the low-resolution input is patch_size / scale"))
+    blur_sigma: float = field(default=1.0, metadata=option(
+        "Gaussian blur sigma before bicubic downsampling (paper: 1.0)"))
+    content_layers: tuple[str, ...] = field(default=("relu2_2",), metadata=option(
+        "feature loss taps (paper: relu2_2)"))
+    content_weight: float = field(default=1.0, metadata=option("feature loss weight"))
+    pixel_weight: float = field(default=1.0, metadata=option("pixel loss weight (--loss pixel)"))
+    tv_weight: float = field(default=0.0, metadata=option(
+        "total variation weight (the paper cross-validates it; 0 disables)"))
+    channels: int = field(default=64, metadata=option("network width (paper: 64)"))
+    num_residual: int = field(default=4, metadata=option("residual blocks (paper: 4)"))
+    norm: str = field(default="batch", metadata=option("normalisation layers (networks/sr.py)", choices=NORMS))
+    upsample: str = field(default="resize", metadata=option("upsampling layers", choices=UPSAMPLES))
+    eval_data: str | None = field(default=None, metadata=option(
+        "held-out evaluation images, e.g. Set5 (default: the last --holdout images of --data)"))
+    holdout: int = field(default=5, metadata=option("images of --data held out for evaluation"))
+    eval_max_side: int | None = field(default=512, metadata=option(
+        "centre-crop larger evaluation images to this side (keeps CPU evaluation quick)"))
+    eval_border: int | None = field(default=None, metadata=option(
+        "pixels shaved from each border before PSNR/SSIM (default: the scale)"))
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -15,17 +15,16 @@ which worker process loaded the image.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+import hub_probe
 from imaging.io import ImageInputError, image_to_tensor, load_image
 
 logger = logging.getLogger(__name__)
@@ -61,9 +60,7 @@ def _download_hub_dataset(repo_id: str, what: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-    from registry.hub_probe import probe_hub
-
-    reachable, reason = probe_hub()
+    reachable, reason = hub_probe.probe_hub()
     if reachable:
         try:
             folder = snapshot_download(repo_id, repo_type="dataset", allow_patterns=HUB_IMAGE_PATTERNS)
@@ -233,34 +230,3 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
 def make_loader(dataset: Dataset, sampler: StepBatchSampler, *, num_workers: int, pin_memory: bool) -> DataLoader:
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
                       prefetch_factor=4 if num_workers else None)
-
-
-# ------------------------------------------------------------------------------------------ SR degradation
-
-
-def degrade(hr: torch.Tensor, scale: int, sigma: float = 1.0) -> torch.Tensor:
-    """The paper's low-resolution input: Gaussian blur (sigma) then bicubic downsampling by ``scale``.
-
-    Blur: torchvision's ``gaussian_blur`` with a 2*ceil(3 sigma)+1 kernel and reflection padding. Downsampling:
-    ``F.interpolate(mode="bicubic", antialias=False)`` (the blur is the anti-aliasing filter, as in the paper),
-    runs on the training device. The result is rounded to 8-bit levels, like a saved low-resolution image.
-    """
-    from torchvision.transforms.v2.functional import gaussian_blur
-
-    if hr.dim() != 4:
-        raise ValueError(f"expected a (B, 3, H, W) batch, got shape {tuple(hr.shape)}")
-    height, width = hr.shape[-2:]
-    if height % scale or width % scale:
-        raise ValueError(f"image size {width}x{height} is not a multiple of the scale {scale}")
-    x = hr.float()
-    if sigma > 0:
-        kernel = 2 * math.ceil(3 * sigma) + 1
-        x = gaussian_blur(x, [kernel, kernel], [sigma, sigma])
-    lr = F.interpolate(x, size=(height // scale, width // scale), mode="bicubic", align_corners=False, antialias=False)
-    return lr.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
-
-
-def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """The bicubic baseline the SR models are compared against, on 8-bit levels."""
-    up = F.interpolate(lr.float(), scale_factor=scale, mode="bicubic", align_corners=False)
-    return up.clamp(0.0, 1.0).mul(255.0).round().div(255.0)

@@ -8,11 +8,12 @@ Gloo on CPU, and returns a :class:`DistContext`. Every process trains on its own
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+import settings
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,15 @@ class DistContext:
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return settings.torchrun_world_size() > 1
 
 
 def init_distributed(device: torch.device) -> DistContext:
     """Join the process group when launched by torchrun; otherwise a single-process context on ``device``."""
     if not launched_by_torchrun():
         return DistContext(device=device)
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world = settings.torchrun_rank(), settings.torchrun_world_size()
+    local_rank = settings.torchrun_local_rank()
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)

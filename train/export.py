@@ -19,7 +19,13 @@ import settings
 
 logger = logging.getLogger(__name__)
 
-from registry.model_format import EVOLUTION_FILE, LOSS_CURVE_FILE
+from registry import load_model_folder
+from registry.model_format import (
+    EVOLUTION_FILE,
+    LOSS_CURVE_FILE,
+    TrainingRecord,
+    save_model,
+)
 
 
 def model_folder_for(out: str | os.PathLike) -> Path:
@@ -36,7 +42,7 @@ def write_model_folder(
     *,
     architecture: str,
     architecture_args: dict[str, Any],
-    training: dict[str, Any],
+    training: TrainingRecord,
     style: str | None = None,
     style_image: Any = None,
     preview: Any = None,
@@ -46,8 +52,6 @@ def write_model_folder(
     evolution: Path | None = None,
 ) -> Path:
     """Write (replacing) the model folder and check that it loads back through the registry."""
-    from registry import load_model_folder
-    from registry.model_format import save_model
 
     cpu_model = model.to("cpu").float().to(memory_format=torch.contiguous_format).eval()
     folder = save_model(

@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 import settings
-from networks.vgg import LossNetworkWeights, default_vgg16_weights, resolve_vgg16_weights
+from networks.devices import device_label  # noqa: F401 - re-exported for the trainers
+from networks.vgg import (
+    LossNetworkWeights,
+    default_vgg16_weights,
+    resolve_vgg16_weights,
+)
+from registry import RegistryError, load_model, load_model_folder
 
 from . import checkpoint as ckpt
 from .config import ConfigError, TrainConfigBase
@@ -30,12 +36,6 @@ def requested_device(config: TrainConfigBase) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} was asked for, but no CUDA device is available")
     return device
-
-
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return device.type
 
 
 @dataclass(frozen=True)
@@ -97,21 +97,16 @@ def loss_network_weights(vgg_weights: str | None) -> LossNetworkWeights:
 def warm_start(model_id: str, task: str) -> tuple[nn.Module, str, dict[str, Any]]:
     """A private copy of registry model ``model_id`` (or a model folder path) to fine-tune, with its architecture
     name and arguments."""
-    from registry import RegistryError, load_model, load_model_folder
-
     try:
         folder = Path(model_id).expanduser()
         # A model folder anywhere on disk also works (a registry id names one in the models folder or the Hub).
         source = load_model_folder(folder, "cpu") if folder.is_dir() else load_model(model_id, device="cpu")
     except RegistryError as exc:
         raise ConfigError(f"--init {model_id}: {exc}") from None
-    config = source.model_config
+    config = source.config
     if config.task != task:
         raise ConfigError(f"--init {model_id} is a {config.task} model; this trainer needs a {task} model")
-    model = copy.deepcopy(source)  # the registry shares loaded models: never train its copy
-    for attr in ("model_config", "model_id"):
-        if hasattr(model, attr):
-            delattr(model, attr)
+    model = copy.deepcopy(source.network)  # the registry shares loaded models: never train its copy
     return model.float().train(), config.architecture, dict(config.architecture_args)
 
 

@@ -13,33 +13,29 @@ model, which reaches a new style in a fraction of the iterations.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from PIL import Image
 
+import settings
 from imaging.io import image_to_tensor, load_image, resize_to_max_side
 from losses import PerceptualLoss
 from losses.perceptual import STYLE_PRESETS, PerceptualLossConfig, style_preset_name
-from networks.vgg import LossNetworkWeights
 from networks import StyleTransformNet
+from networks.vgg import LossNetworkWeights
 
 from . import data as data_mod
-from .cli import COMMON_FIELDS, ProgressBar, add_common_arguments, pick, run_cli
+from .cli import ProgressBar, build_parser, config_from_args, run_cli
 from .config import MIN_IMAGE_SIZE, ConfigError, StyleTrainConfig
-from .distributed import DistContext, barrier, init_distributed, shutdown
-from .export import write_model_folder
-from .loop import (LoopResult, LoopSpec, ProgressCallback, StopRequest, TrainEvent, configure_determinism, emit,
-                   render_preview, resolve_numerics, run_loop)
-from .plot import evolution_strip, plot_losses
-from .run import (device_label, loss_network_weights, loss_table, plan_run, public_config, requested_device,
-                  summarise_losses, warm_start, write_details)
+from .driver import TaskReport, TaskSetup, start_model, train
+from .loop import ProgressCallback, StopRequest
+from .run import loss_network_weights
 
 logger = logging.getLogger(__name__)
+
 
 def loss_config_for(config: StyleTrainConfig, weights: LossNetworkWeights) -> PerceptualLossConfig:
     """The objective: the config's layers and weights, with the loss network's preset where not given."""
@@ -75,193 +71,61 @@ def load_preview_input(path: Path | str, size: int) -> torch.Tensor:
     return image_to_tensor(image)
 
 
+class StyleTask:
+    """Sec. 4: a feed-forward network trained against the content and style losses of one style image."""
+
+    task = "style-transfer"
+
+    def setup(self, config: StyleTrainConfig, device: torch.device) -> TaskSetup:
+        self.style_size = config.style_size or config.image_size
+        style_tensor = load_style_image(config.style, self.style_size)
+        paths, dataset_label = data_mod.list_training_images(config.content, what="content")
+        preview = load_preview_input(config.preview_image or paths[0], config.preview_size)
+        weights = loss_network_weights(config.vgg_weights)
+        loss_config = loss_config_for(config, weights)
+        model, architecture, architecture_args = start_model(
+            config, self.task, lambda: StyleTransformNet(config.norm, config.upsample, config.width, config.num_residual))
+        loss = PerceptualLoss(loss_config, weights=weights).to(device)
+        loss.set_style(style_tensor.to(device))
+        return TaskSetup(
+            model=model.to(device), architecture=architecture, architecture_args=architecture_args, loss=loss,
+            dataset=data_mod.ImageFolderDataset(paths, config.image_size, crop="center", seed=config.seed),
+            dataset_label=dataset_label, prepare=lambda batch: (batch, batch), preview_input=preview,
+            details={"loss_network_source": weights.source},
+            summary=f"training {config.name} on {len(paths)} images from {dataset_label}")
+
+    def report(self, config: StyleTrainConfig, setup: TaskSetup, model, device) -> TaskReport:
+        loss = setup.loss.config
+        return TaskReport(
+            record={"style_layers": list(loss.style_layers), "content_weight": loss.content_weight,
+                    "style_weight": loss.style_weight, "tv_weight": loss.tv_weight, "image_size": config.image_size,
+                    "normalize_layers": loss.normalize_layers, "style_layer_weights": dict(loss.style_layers),
+                    "style_size": self.style_size},
+            folder_options={"style": config.name, "style_image": config.style})
+
+    def plot_title(self, config: StyleTrainConfig) -> str:
+        return f"{config.name}: training loss"
+
+
 def train_style(config: StyleTrainConfig, progress: ProgressCallback | None = None, should_stop: StopRequest = None,
                 *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Train a style model and write it as a registry model folder; returns the folder.
-
-    ``progress`` receives a :class:`~train.loop.TrainEvent` after every step (with a preview image at preview
-    steps, ``done`` / ``cancelled`` on the last one). ``should_stop`` (a ``threading.Event`` or a callable)
-    stops the run cleanly: a checkpoint and a usable model are still written. A diverging loss raises
-    :class:`~train.loop.TrainingDivergedError` and keeps the last good checkpoint.
-    """
-    ctx = init_distributed(requested_device(config))
-    try:
-        return _train_style(config, ctx, progress, should_stop, resume=resume, overwrite=overwrite)
-    finally:
-        shutdown(ctx)
-
-
-def _train_style(config: StyleTrainConfig, ctx: DistContext, progress: ProgressCallback | None, should_stop: StopRequest,
-                 *, resume: bool, overwrite: bool) -> Path:
-    device = ctx.device
-    plan = plan_run(config, resume=resume, overwrite=overwrite)
-    # Inputs first: a bad style image or content folder must fail before any heavy setup.
-    style_size = config.style_size or config.image_size
-    style_tensor = load_style_image(config.style, style_size)
-    paths, dataset_label = data_mod.list_training_images(config.content, what="content")
-    preview_tensor = load_preview_input(config.preview_image or paths[0], config.preview_size)
-
-    weights = loss_network_weights(config.vgg_weights)
-    loss_config = loss_config_for(config, weights)
-    numerics = resolve_numerics(config, device)
-    configure_determinism(config, device)
-
-    torch.manual_seed(config.seed)
-    if config.init:
-        model, architecture, architecture_args = warm_start(config.init, "style-transfer")
-        logger.info("fine-tuning from %s (%s %s); the architecture options are taken from it", config.init, architecture, architecture_args)
-    else:
-        model = StyleTransformNet(config.norm, config.upsample, config.width, config.num_residual)
-        architecture, architecture_args = "johnson-style", dict(model.config)
-    model = model.to(device)
-
-    loss = PerceptualLoss(loss_config, weights=weights).to(device)
-    loss.set_style(style_tensor.to(device))
-    if numerics.channels_last and loss.loss_network is not None:
-        loss.loss_network.to(memory_format=torch.channels_last)
-
-    dataset = data_mod.ImageFolderDataset(paths, config.image_size, crop="center", seed=config.seed)
-    workers = config.num_workers if config.num_workers is not None else (4 if device.type == "cuda" else 0)
-
-    def make_batches(start_step: int):
-        sampler = data_mod.StepBatchSampler(len(dataset), config.batch_size, start_step, config.iterations,
-                                            config.seed, ctx.rank, ctx.world_size)
-        return data_mod.make_loader(dataset, sampler, num_workers=workers, pin_memory=device.type == "cuda")
-
-    spec = LoopSpec(model=model, loss=loss, make_batches=make_batches, prepare=lambda batch: (batch, batch),
-                    preview_input=preview_tensor.to(device))
-    plan.start(config, ctx)
-    if ctx.is_main:
-        write_details(plan.paths, {
-            "task": "style-transfer", "loss_network": weights.identity, "loss_network_source": weights.source,
-            "loss": loss_config.to_dict(), "architecture": architecture, "architecture_args": architecture_args,
-            "dataset": dataset_label, "images": len(paths), "world_size": ctx.world_size, "device": device_label(device),
-            "numerics": numerics.label, "model_folder": str(plan.out),
-        })
-        logger.info("training %s on %d images from %s: %d iterations, batch %d x %d process(es), %s, %s, loss network %s",
-                    config.name, len(paths), dataset_label, config.iterations, config.batch_size, ctx.world_size,
-                    device_label(device), numerics.label, weights.identity)
-    result = run_loop(spec, config, plan.paths, ctx, numerics=numerics, resume_from=plan.resume_from,
-                      progress=progress, should_stop=should_stop)
-    if not ctx.is_main:
-        barrier(ctx)
-        return plan.out
-
-    history = result.history
-    plot_losses(history, plan.paths.loss_plot, title=f"{config.name}: training loss")
-    preview = render_preview(model, spec.preview_input, device, numerics)
-    evolution = evolution_strip(sorted(plan.paths.previews.glob("step_*.jpg")), plan.paths.evolution)
-    completed = result.step >= config.iterations
-    training = {
-        "loss_network": weights.identity,
-        "content_layers": list(loss_config.content_layers),
-        "style_layers": list(loss_config.style_layers),
-        "content_weight": loss_config.content_weight,
-        "style_weight": loss_config.style_weight,
-        "tv_weight": loss_config.tv_weight,
-        "dataset": dataset_label,
-        "image_size": config.image_size,
-        "batch_size": config.batch_size * ctx.world_size,
-        "iterations": result.step,
-        "learning_rate": config.learning_rate,
-        "seconds": round(result.elapsed_s, 2),
-        "device": device_label(device),
-        "evaluation": summarise_losses(history, result.last_losses),
-        "completed": completed,
-        "target_iterations": config.iterations,
-        "seed": config.seed,
-        "numerics": numerics.label,
-        "normalize_layers": loss_config.normalize_layers,
-        "style_layer_weights": dict(loss_config.style_layers),
-        "style_size": style_size,
-        "world_size": ctx.world_size,
-        "training_images": len(paths),
-        "train_config": public_config(config),
-    }
-    if config.init:
-        training["init"] = config.init
-    if config.renorm_radius is not None:
-        training["renorm_radius"] = config.renorm_radius
-    folder = write_model_folder(
-        model, plan.out, architecture=architecture, architecture_args=architecture_args, training=training,
-        style=config.name, style_image=config.style, preview=preview, title=plan.out.name,
-        card_extra=_card_extra(result, config, history), loss_curve=plan.paths.loss_plot, evolution=evolution,
-    )
-    emit(progress, TrainEvent(result.step, config.iterations, result.last_losses, 0.0, result.elapsed_s,
-                              preview=preview, done=completed, cancelled=result.cancelled, model_folder=folder,
-                              message=None if completed else f"stopped at step {result.step} of {config.iterations}; "
-                                                             f"the model so far is in {folder}"))
-    barrier(ctx)
-    return folder
-
-
-def _card_extra(result: LoopResult, config: StyleTrainConfig, history: list[dict]) -> str:
-    lines = ["## Training run", ""]
-    if result.step < config.iterations:
-        lines += [f"> Training was stopped early, at step {result.step} of {config.iterations}.", ""]
-    lines += ["Loss curve (log scale) and the output on a fixed validation image during training:", "",
-              "![loss curve](loss_curve.png)", "", "![evolution](evolution.jpg)", ""]
-    table = loss_table(history)
-    if table:
-        lines += [table, ""]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.style", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--style", required=True, help="the style image")
-    parser.add_argument("--content", required=True, help="folder of content images (recursive) or HF dataset id")
-    parser.add_argument("--style-name", help="style name in the registry (default: the style image's file name)")
-    add_common_arguments(parser, iterations=40_000)
-    parser.add_argument("--image-size", type=int, default=256, help="content crop size (paper: 256)")
-    parser.add_argument("--style-size", type=int, help="style image longer side (default: --image-size)")
-    parser.add_argument("--content-layers", nargs="+", default=["relu2_2"], help="paper: relu2_2")
-    parser.add_argument("--style-layers", nargs="+", default=["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
-    parser.add_argument("--content-weight", type=float, help="default: from the loss network (losses/perceptual.py)")
-    parser.add_argument("--style-weight", type=float)
-    parser.add_argument("--tv-weight", type=float)
-    normalize = parser.add_mutually_exclusive_group()
-    normalize.add_argument("--normalize-layers", dest="normalize_layers", action="store_true", default=None,
-                           help="per-layer normalised losses (default: on for a random-weight loss network)")
-    normalize.add_argument("--no-normalize-layers", dest="normalize_layers", action="store_false")
-    parser.add_argument("--norm", choices=("instance", "batch", "none"), default="instance")
-    parser.add_argument("--upsample", choices=("resize", "transpose"), default="resize")
-    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (authors' later code: 0.5)")
-    parser.add_argument("--num-residual", type=int, default=5)
-    return parser
-
-
-STYLE_FIELDS = ("style", "content", "style_name", "image_size", "style_size", "content_layers", "style_layers",
-                "content_weight", "style_weight", "tv_weight", "normalize_layers", "norm", "upsample", "width",
-                "num_residual")
-
-
-def config_from_args(args: argparse.Namespace) -> StyleTrainConfig:
-    values = pick(args, COMMON_FIELDS + STYLE_FIELDS)
-    values["content_layers"] = tuple(values["content_layers"])
-    values["style_layers"] = tuple(values["style_layers"])
-    return StyleTrainConfig(**values)
+    """Train a style model and write it as a registry model folder; returns the folder (``train.driver.train``)."""
+    return train(config, StyleTask(), progress, should_stop, resume=resume, overwrite=overwrite)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser(StyleTrainConfig, "python -m train.style", __doc__.split("\n\n")[0])
+    args = parser.parse_args(argv)
 
-    def train(stop):
-        from .distributed import launched_by_torchrun
-
-        config = config_from_args(args)
-        show = not args.quiet and (not launched_by_torchrun() or int(os.environ.get("RANK", "0")) == 0)
-        bar = ProgressBar(config.iterations, enabled=show)
+    def run(stop):
+        config = config_from_args(args, StyleTrainConfig)
+        bar = ProgressBar(config.iterations, enabled=not args.quiet and settings.torchrun_rank() == 0)
         try:
             return train_style(config, bar, stop, resume=args.resume, overwrite=args.overwrite)
         finally:
             bar.close()
 
-    return run_cli(train, debug=args.debug)
+    return run_cli(run, debug=args.debug)
 
 
 if __name__ == "__main__":

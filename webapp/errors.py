@@ -6,6 +6,7 @@ import logging
 import torch
 
 from imaging import ImageInputError
+from registry.errors import RegistryError
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,6 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 def user_message(exc: BaseException) -> str:
     """A one-line explanation of ``exc`` for the UI and the CLI."""
-    from registry.errors import RegistryError
-
     if isinstance(exc, ImageInputError):
         return str(exc)
     if _is_out_of_memory(exc):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
+
+import settings
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ M_ARENA_MAX = -8  # from glibc's malloc.h
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas (unless ``MALLOC_ARENA_MAX`` is already set); True if the cap was applied."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
+    if settings.malloc_arena_max():
         return False  # the operator chose: glibc read it at start-up
     name = ctypes.util.find_library("c")
     if not name:

@@ -18,7 +18,14 @@ from .compare import CompareOutput, compare_baseline
 from .models import ModelListing, current_listing, model_card, pull_model
 from .style import StylizeOutput, stylize, stylize_frame
 from .superres import SROutput, super_resolve
-from .training import TrainRequest, TrainUpdate, cancel_job, publish_model, run_training, train_style_job
+from .training import (
+    TrainRequest,
+    TrainUpdate,
+    cancel_job,
+    publish_model,
+    run_training,
+    train_style_job,
+)
 
 __all__ = [
     "CompareOutput", "ModelListing", "SROutput", "StylizeOutput", "TrainRequest", "TrainUpdate", "cancel_job",

@@ -19,9 +19,14 @@ import torch
 from PIL import Image
 
 import settings
+from baseline import run_baseline as optimise
 from imaging import image_to_tensor, load_image, resize_to_max_side, tensor_to_image
+from losses import PerceptualLoss, PerceptualLossConfig
+from networks.inference import infer
+from networks.vgg import default_vgg16_weights
+from registry import RegistryError, describe
 
-from .common import device_label, identity_note, load_registry_model, model_loss_identity, run_model
+from .common import device_label, identity_note, load_registry_model
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +38,6 @@ _objective_lock = threading.Lock()
 
 def style_loss(device: torch.device):
     """The style-transfer objective on ``device``, built once per process and device."""
-    from losses import PerceptualLoss, PerceptualLossConfig
-    from networks.vgg import default_vgg16_weights
 
     key = str(device)
     if key not in _loss_cache:
@@ -45,8 +48,6 @@ def style_loss(device: torch.device):
 
 def model_style_image(model_id: str) -> Path | None:
     """The style image saved with a registry model (``style.jpg``), if it has one on disk."""
-    from registry import RegistryError, describe
-
     try:
         entry, _ = describe(model_id)
     except RegistryError:
@@ -119,8 +120,6 @@ def compare_baseline(
     The style image is ``style`` when given, else the one saved with the model. With no model only the
     baseline runs (``style`` is then required).
     """
-    from baseline import run_baseline as optimise
-
     iterations, max_side = int(iterations), int(max_side)
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
@@ -129,10 +128,10 @@ def compare_baseline(
     if style is not None:
         style_img, style_source = load_image(style), "uploaded"
     elif model is not None:
-        path = model_style_image(getattr(model, "model_id", str(model_id)))
+        path = model_style_image(model.label)
         if path is None:
             raise ValueError(f"{model_id} has no style image saved with it: upload the style image to compare.")
-        style_img, style_source = load_image(path), f"the one saved with `{getattr(model, 'model_id', model_id)}`"
+        style_img, style_source = load_image(path), f"the one saved with `{model.label}`"
     else:
         raise ValueError("Upload a style image, or choose a style model (its style image is used).")
     style_img = resize_to_max_side(style_img, max_side)
@@ -141,8 +140,8 @@ def compare_baseline(
 
     fast_image = fast_seconds = fast_objective = None
     if model is not None:
-        run_model(model, content_t)  # warm-up: the first pass prepares the inference copy
-        run = run_model(model, content_t)
+        infer(model.network, content_t)  # warm-up: the first pass prepares the inference copy
+        run = infer(model.network, content_t)
         fast_image, fast_seconds = tensor_to_image(run.output), run.seconds
 
     def report(i: int, n: int, value: float) -> None:
@@ -170,7 +169,7 @@ def compare_baseline(
         fast_image=fast_image,
         fast_seconds=fast_seconds,
         fast_objective=fast_objective,
-        model_id=getattr(model, "model_id", model_id) if model is not None else None,
-        model_loss_network=model_loss_identity(model) if model is not None else None,
+        model_id=model.label if model is not None else None,
+        model_loss_network=model.config.training.loss_network if model is not None else None,
         style_source=style_source,
     )

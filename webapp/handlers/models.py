@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -16,6 +15,7 @@ from PIL import Image
 
 import settings
 from networks.vgg import describe_loss_network
+from registry import RegistryError, describe, list_models, pull
 
 from .. import samples
 
@@ -51,7 +51,7 @@ _listing_lock = threading.Lock()
 def _listing_key(token: str | None) -> tuple:
     """What a listing depends on: the models folder, the HF cache, the Hub settings and whose token asks (a
     signed-in visitor's listing may hold their private models: it is never served to anyone else)."""
-    env = tuple(os.environ.get(name) for name in ("HF_HUB_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT"))
+    env = settings.hub_environment()
     who = hashlib.sha256(token.encode()).hexdigest() if token else None
     return (str(settings.models_dir()), env, settings.hub_tag(), tuple(settings.hub_authors()),
             tuple(settings.hub_extra_models()), who)
@@ -63,8 +63,6 @@ def current_listing(max_age: float = 0.0, token: str | None = None) -> ModelList
     ``max_age`` > 0 reuses a listing at most that many seconds old (the events of one page load share one);
     ``token``: a signed-in visitor's, whose listing is kept apart from the anonymous one.
     """
-    from registry import list_models
-
     key = _listing_key(token)
     with _listing_lock:  # one listing at a time: concurrent page loads wait and share it
         hit = _listing_cache.get(key)
@@ -78,54 +76,14 @@ def current_listing(max_age: float = 0.0, token: str | None = None) -> ModelList
         return result
 
 
-def _read_training(entry: Any) -> dict[str, Any]:
-    path = getattr(entry, "path", None)
-    if path is None:
-        return {}
-    try:
-        data = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    training = data.get("training") if isinstance(data, dict) else None
-    return training if isinstance(training, dict) else {}
-
-
-def sr_loss_kind(training: dict[str, Any] | None, name: str = "") -> str | None:
-    """"pixel" or "feature": which loss a super-resolution model was trained with, from its training record.
-
-    Looks for the loss ``train.sr`` records (``sr_loss``, or ``loss`` in ``train_config``), else infers it from the weights: a
-    weighted feature (content) layer means the paper's feature-loss model, a pixel weight alone the per-pixel
-    baseline. Falls back on the model's name ("...pixel...", "...feature...").
-    """
-    training = training or {}
-    for source, key in ((training, "sr_loss"), (training, "loss"), (training.get("train_config") or {}, "loss")):
-        loss = source.get(key) if isinstance(source, dict) else None
-        if loss in ("pixel", "feature"):
-            return loss
-    layers = training.get("content_layers") or []
-    content_weight = training.get("content_weight")
-    pixel_weight = training.get("pixel_weight")
-    if layers and (content_weight is None or content_weight > 0):
-        return "feature"
-    if pixel_weight and pixel_weight > 0:
-        return "pixel"
-    lowered = name.lower()
-    if "pixel" in lowered:
-        return "pixel"
-    if "feature" in lowered or "perceptual" in lowered:
-        return "feature"
-    return None
-
-
 def sr_choices(listing: ModelListing, scale: int) -> tuple[list[str], str | None, str | None]:
     """SR model ids at ``scale``, and the default pick for the pixel-loss and the feature-loss slot."""
     ids, pixel, feature = [], None, None
     for entry in listing.sr_entries(scale):
         ids.append(entry.id)
-        kind = sr_loss_kind(_read_training(entry), entry.id)
-        if kind == "pixel" and pixel is None:
+        if entry.sr_loss == "pixel" and pixel is None:
             pixel = entry.id
-        elif kind == "feature" and feature is None:
+        elif entry.sr_loss == "feature" and feature is None:
             feature = entry.id
     return ids, pixel, feature
 
@@ -165,8 +123,7 @@ def table_rows(listing: ModelListing) -> list[list[str]]:
     for e in listing.entries:
         label = e.label if e.task else "?"
         if e.task == "super-resolution":
-            kind = sr_loss_kind(_read_training(e), e.id)
-            label += f" ({kind} loss)" if kind else ""
+            label += f" ({e.sr_loss} loss)" if e.sr_loss else ""
         rows.append([e.id, e.source, _task_label(e), label, e.loss_network or "?",
                      "yes" if e.ready_offline else "no", "ok" if e.error is None else f"⚠️ {e.error}"])
     return rows
@@ -180,7 +137,7 @@ def records(listing: ModelListing) -> list[dict[str, Any]]:
             "id": e.id, "source": e.source, "task": e.task, "style": e.style, "scale": e.scale,
             "loss_network": e.loss_network, "loss_network_description": describe_loss_network(e.loss_network),
             "ready_offline": e.ready_offline, "error": e.error,
-            "sr_loss": sr_loss_kind(_read_training(e), e.id) if e.task == "super-resolution" else None,
+            "sr_loss": e.sr_loss if e.task == "super-resolution" else None,
         })
     return out
 
@@ -203,8 +160,6 @@ def _strip_front_matter(text: str) -> str:
 
 def model_card(model_id: str | None) -> tuple[str, Image.Image | None]:
     """The model card's Markdown (front matter removed) and its thumbnail, without downloading anything."""
-    from registry import RegistryError, describe
-
     if not model_id:
         return "Select a model to see its card.", None
     try:
@@ -231,8 +186,6 @@ def model_card(model_id: str | None) -> tuple[str, Image.Image | None]:
 def pull_model(repo_id: str | None, token: str | None = None) -> str:
     """Download a Hub model into the HF cache (with a signed-in visitor's ``token``, if any); returns a
     sentence saying where it is."""
-    from registry import pull
-
     repo_id = (repo_id or "").strip()
     if not repo_id:
         raise ValueError("Enter a Hub repo id, e.g. owner/model-name.")

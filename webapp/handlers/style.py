@@ -24,9 +24,16 @@ from PIL import Image
 
 import settings
 from imaging import image_to_tensor, load_image, tensor_to_image
+from networks.inference import infer
 
-from .common import (check_output_size, device_label, identity_note, load_registry_model, model_loss_identity,
-                     resize_longest, run_model, style_tile)
+from .common import (
+    check_output_size,
+    device_label,
+    identity_note,
+    load_registry_model,
+    resize_longest,
+    style_tile,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,23 +110,22 @@ def stylize(
     if min(network_input.size) < 8:
         raise ValueError(f"the image is too narrow ({image.width} x {image.height}) for this style scale")
     check_output_size(*network_input.size, what="The network's input")
-    run = run_model(model, image_to_tensor(network_input), whole_image_tile=style_tile())
+    run = infer(model.network, image_to_tensor(network_input), whole_image_tile=style_tile())
     stylised = tensor_to_image(run.output)
     if stylised.size != target.size:
         stylised = stylised.resize(target.size, Image.Resampling.BICUBIC)
     result = blend(stylised, target, strength)
     if preserve_original_colours:
         result = preserve_colours(result, target)
-    config = getattr(model, "model_config", None)
     return StylizeOutput(
         image=result,
         seconds=run.seconds,
         total_seconds=time.perf_counter() - started,
         device=device_label(settings.device()),
         plan=run.plan,
-        model_id=getattr(model, "model_id", str(model_id)),
-        style=getattr(config, "style", None),
-        loss_network=model_loss_identity(model),
+        model_id=model.label,
+        style=model.config.style,
+        loss_network=model.config.training.loss_network,
         network_size=network_input.size,
     )
 
@@ -136,5 +142,5 @@ def stylize_frame(frame: np.ndarray | None, model_id: str | None, size: int = 25
     image = resize_longest(load_image(frame), int(size))
     model = load_registry_model(model_id, "style-transfer")
     with torch.inference_mode():
-        run = run_model(model, image_to_tensor(image))
+        run = infer(model.network, image_to_tensor(image))
     return np.asarray(tensor_to_image(run.output))

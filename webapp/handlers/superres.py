@@ -12,22 +12,23 @@ Fei-Fei (2016, Sec. 5) side by side, with PSNR/SSIM on Y when the high-resolutio
 """
 from __future__ import annotations
 
-import copy
 import logging
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 import settings
 from imaging import ImageInputError, image_to_tensor, load_image, tensor_to_image
+from imaging.degrade import bicubic_upscale, degrade
+from imaging.metrics import psnr_y, ssim_y
+from networks.inference import infer
+from networks.interpolate import interpolate_networks
+from registry import LoadedModel
 
-from .common import check_output_size, device_label, identity_note, load_registry_model, model_loss_identity, run_model
+from .common import check_output_size, device_label, identity_note, load_registry_model
 
 logger = logging.getLogger(__name__)
 
@@ -96,70 +97,37 @@ class SROutput:
 
 # ------------------------------------------------------------------------------------------ network interpolation
 
-_blend_cache: "OrderedDict[tuple, nn.Module]" = OrderedDict()
-_blend_lock = threading.Lock()
-_BLEND_CACHE_SIZE = 4
 
 
-def interpolate_models(pixel: nn.Module, feature: nn.Module, alpha: float) -> nn.Module:
-    """A new network with parameters ``(1 - alpha) * pixel + alpha * feature`` (buffers too, counters from ``pixel``).
+def interpolate_models(pixel: LoadedModel, feature: LoadedModel, alpha: float) -> nn.Module:
+    """A new network with parameters ``(1 - alpha) * pixel + alpha * feature`` (``networks.interpolate``).
 
-    Raises ``ValueError`` unless both have the same architecture, arguments, state-dict keys and shapes.
+    Raises ``ValueError`` unless both have the same architecture and arguments.
     """
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"the blend must be between 0 and 1, got {alpha}")
-    config_p, config_f = getattr(pixel, "model_config", None), getattr(feature, "model_config", None)
-    if config_p is not None and config_f is not None and (
-        config_p.architecture != config_f.architecture or config_p.architecture_args != config_f.architecture_args
-    ):
-        raise ValueError(
-            "Network interpolation needs two models with identical architectures: "
-            f"{config_p.architecture} {config_p.architecture_args} vs {config_f.architecture} {config_f.architecture_args}."
-        )
-    state_p, state_f = pixel.state_dict(), feature.state_dict()
-    if state_p.keys() != state_f.keys() or any(state_p[k].shape != state_f[k].shape for k in state_p):
-        raise ValueError("Network interpolation needs two models with identical architectures: their weights differ in "
-                         "names or shapes.")
-    key = (id(pixel), id(feature), round(alpha, 4))
-    with _blend_lock:
-        hit = _blend_cache.get(key)
-        if hit is not None:
-            _blend_cache.move_to_end(key)
-            return hit
-    mixed = {}
-    for name, p in state_p.items():
-        f = state_f[name]
-        mixed[name] = torch.lerp(p.float(), f.float(), alpha).to(p.dtype) if p.is_floating_point() else p.clone()
-    model = copy.deepcopy(pixel)
-    model.load_state_dict(mixed, strict=True)
-    model.eval()
-    with _blend_lock:
-        _blend_cache[key] = model
-        while len(_blend_cache) > _BLEND_CACHE_SIZE:
-            _blend_cache.popitem(last=False)
-    return model
+    a, b = pixel.config, feature.config
+    if a.architecture != b.architecture or a.architecture_args != b.architecture_args:
+        raise ValueError("Network interpolation needs two models with identical architectures: "
+                         f"{a.architecture} {a.architecture_args} vs {b.architecture} {b.architecture_args}.")
+    return interpolate_networks([pixel.network, feature.network], [1.0 - alpha, alpha])
 
 
 # ------------------------------------------------------------------------------------------ the journey
 
 
-def _blur_sigma(*models: nn.Module | None) -> float:
+def _blur_sigma(*models: LoadedModel) -> float:
+    """The training degradation's blur, as the models recorded it (paper: 1.0)."""
     for model in models:
-        training = getattr(getattr(model, "model_config", None), "training", None)
-        if training is None:
-            continue
-        extra = training.extra or {}
-        for source in (extra, extra.get("train_config") or {}):
-            value = source.get("blur_sigma") if isinstance(source, dict) else None
-            if isinstance(value, (int, float)) and value >= 0:
-                return float(value)
+        sigma = model.config.training.blur_sigma
+        if sigma is not None and sigma >= 0:
+            return float(sigma)
     return 1.0
 
 
-def _check_scale(model: nn.Module, model_id: str, scale: int) -> None:
-    config = getattr(model, "model_config", None)
-    model_scale = getattr(config, "scale", None) or getattr(model, "scale", None)
+def _check_scale(model: LoadedModel, model_id: str, scale: int) -> None:
+    model_scale = model.config.scale
     if model_scale is not None and int(model_scale) != scale:
         raise ValueError(f"{model_id} is a x{model_scale} model; choose a x{scale} model or switch the scale to x{model_scale}.")
 
@@ -177,9 +145,6 @@ def super_resolve(
     overlap: int = OVERLAP,
 ) -> SROutput:
     """Upscale ``image`` x``scale`` with bicubic and whichever of the two models are given (see module docstring)."""
-    from train.data import bicubic_upscale, degrade
-    from train.metrics import psnr_y, ssim_y
-
     mode = {label: key for key, label in MODES.items()}.get(mode, mode)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -187,12 +152,12 @@ def super_resolve(
     if scale not in SCALES:
         raise ValueError(f"scale must be x4 or x8, got x{scale}")
     picture = load_image(image)
-    models: dict[str, tuple[str, nn.Module]] = {}
+    models: dict[str, tuple[str, LoadedModel]] = {}
     for method, model_id in ((PIXEL, pixel_model_id), (FEATURE, feature_model_id)):
         if model_id:
             model = load_registry_model(model_id, "super-resolution")
             _check_scale(model, model_id, scale)
-            models[method] = (getattr(model, "model_id", model_id), model)
+            models[method] = (model.label, model)
     sigma = _blur_sigma(*(m for _, m in models.values()))
 
     images: dict[str, Image.Image] = {}
@@ -229,17 +194,17 @@ def super_resolve(
     done += 1
     for method, (model_id, model) in models.items():
         report(f"{method} model")
-        run = run_model(model, lr, tile=tile, overlap=overlap, scale=scale)
+        run = infer(model.network, lr, tile=tile, overlap=overlap)
         images[method], out.seconds[method] = tensor_to_image(run.output), run.seconds
         out.plan = run.plan
         out.models[method] = model_id
-        out.loss_networks[method] = model_loss_identity(model)
+        out.loss_networks[method] = model.config.training.loss_network
         done += 1
     if len(models) == 2:
         report("blend")
         alpha = float(blend)
         mixed = interpolate_models(models[PIXEL][1], models[FEATURE][1], alpha)
-        run = run_model(mixed, lr, tile=tile, overlap=overlap, scale=scale)
+        run = infer(mixed, lr, tile=tile, overlap=overlap)
         images[BLEND], out.seconds[BLEND], out.blend = tensor_to_image(run.output), run.seconds, alpha
     else:
         missing = [m for m in (PIXEL, FEATURE) if m not in models]
@@ -263,8 +228,6 @@ def upscale(image: object, model_id: str | None, scale: int = 4, *, tile: int = 
 
     The batch command line's path; the image is the low-resolution input ("upscale as is").
     """
-    from train.data import bicubic_upscale
-
     scale = int(str(scale).lstrip("x"))
     if scale not in SCALES:
         raise ValueError(f"scale must be x4 or x8, got x{scale}")
@@ -279,8 +242,8 @@ def upscale(image: object, model_id: str | None, scale: int = 4, *, tile: int = 
         return result, time.perf_counter() - started, BICUBIC
     model = load_registry_model(model_id, "super-resolution")
     _check_scale(model, model_id, scale)
-    run = run_model(model, lr, tile=tile, overlap=overlap, scale=scale)
-    return tensor_to_image(run.output), run.seconds, getattr(model, "model_id", model_id)
+    run = infer(model.network, lr, tile=tile, overlap=overlap)
+    return tensor_to_image(run.output), run.seconds, model.label
 
 
 def default_slider_pair(available: list[str]) -> tuple[str, str]:

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import re
-import threading
 import time
-import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,8 +21,13 @@ from PIL import Image
 
 import settings
 from imaging import load_image
+from imaging.figures import plot_losses
+from registry import describe, publish
+from train.config import StyleTrainConfig
+from train.style import train_style
 
 from .. import samples
+from ..jobs import Finished, JobBoard, run_in_background
 from .common import loss_network_status
 
 logger = logging.getLogger(__name__)
@@ -87,42 +88,29 @@ class TrainUpdate:
     cancelled: bool = False
     model_id: str | None = None
     card: str | None = None
+    curve: list[dict[str, Any]] = field(default_factory=list)  # (step, term, log10 loss) rows for the live plot
 
 
 # ------------------------------------------------------------------------------------------ jobs and cancelling
 
-_train_lock = threading.Lock()
-_jobs: "OrderedDict[str, threading.Event]" = OrderedDict()
-_jobs_lock = threading.Lock()
-_MAX_JOBS = 256
+JOBS = JobBoard()
+_train_lock = JOBS.slot  # one training job per process
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _job_event(job_id: str | None) -> threading.Event:
-    with _jobs_lock:
-        if not job_id:
-            return threading.Event()
-        event = _jobs.get(job_id)
-        if event is None:
-            event = _jobs[job_id] = threading.Event()
-            while len(_jobs) > _MAX_JOBS:
-                _jobs.popitem(last=False)
-        return event
+    return JOBS.new_id()
 
 
 def cancel_job(job_id: str | None) -> str:
     """Ask job ``job_id`` to stop (also before it starts, while it waits in the queue)."""
     if not job_id:
         return "No training job to cancel."
-    _job_event(job_id).set()
+    JOBS.cancel(job_id)
     return "Cancelling: the run stops after the current step and keeps the model trained so far."
 
 
 def training_busy() -> bool:
-    return _train_lock.locked()
+    return JOBS.busy()
 
 
 # ------------------------------------------------------------------------------------------ configs
@@ -164,8 +152,6 @@ def _optional_weight(value: Any, name: str) -> float | None:
 
 def build_config(request: TrainRequest, name: str):
     """The ``StyleTrainConfig`` for ``request``, writing the model as ``<models dir>/<name>``."""
-    from train.config import StyleTrainConfig
-
     preset = preset_values(request.preset)
     init = (request.init_model or "").strip() or None
     if preset.fine_tune and init is None:
@@ -208,8 +194,6 @@ def _duration(seconds: float) -> str:
 
 
 def _plot(history: list[dict[str, Any]], path: Path, title: str) -> Image.Image | None:
-    from train.plot import plot_losses
-
     if not history:
         return None
     plot_losses(history, path, title=title)
@@ -217,7 +201,11 @@ def _plot(history: list[dict[str, Any]], path: Path, title: str) -> Image.Image 
         return image.convert("RGB")
 
 
-_DONE = object()
+def _curve_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Long-format rows (step, term, log10 loss) for the tab's live line plot; the terms differ by orders of
+    magnitude, so they are compared on a log scale."""
+    return [{"step": row["step"], "term": term, "log10 loss": math.log10(value)}
+            for row in history for term, value in row.items() if term != "step" and value and value > 0]
 
 
 def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterator[TrainUpdate]:
@@ -225,33 +213,18 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
 
     Raises ``ValueError`` with a user message for bad inputs and when another job holds the training slot.
     """
-    from train.style import train_style
-
-    stop = _job_event(job_id)
+    stop = JOBS.stop_flag(job_id)
     if stop.is_set():
         yield TrainUpdate(0, int(request.iterations), "Cancelled before it started.", done=True, cancelled=True)
         return
     load_image(request.style)  # a bad upload fails here with the image reader's message
-    if not _train_lock.acquire(blocking=False):
+    if not JOBS.slot.acquire(blocking=False):
         raise ValueError("Another training job is running in this app; only one runs at a time. Try again when it finishes.")
     try:
         name = unique_model_name(request.style_name or Path(request.style).stem)
         config = build_config(request, name)
         identity, warning = loss_network_status()
-        events: "queue.Queue[Any]" = queue.Queue()
-        outcome: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                outcome["folder"] = train_style(config, progress=events.put, should_stop=stop)
-            except BaseException as exc:  # noqa: BLE001 - handed to the generator's thread
-                outcome["error"] = exc
-            finally:
-                events.put(_DONE)
-
-        worker = threading.Thread(target=work, name=f"train-{name}", daemon=True)
         started = time.perf_counter()
-        worker.start()
         head = (f"Training **{config.name}** as `local:{name}`: {config.iterations} steps at {config.image_size} px, "
                 f"batch {config.batch_size}" + (f", fine-tuning `{config.init}`" if config.init else "") +
                 f". Loss network `{identity}`." + (" ⚠️ Random-weight loss network: the style is learnt from "
@@ -262,47 +235,34 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
         plot: Image.Image | None = None
         last_plot = 0.0
         plot_path = settings.runs_dir() / name / "app_loss.png"
-        finished = False
         last_event = None
-        try:
-            while not finished:
-                batch = [events.get()]
-                while True:
-                    try:
-                        batch.append(events.get_nowait())
-                    except queue.Empty:
-                        break
-                latest = None
-                for event in batch:
-                    if event is _DONE:
-                        finished = True
-                        continue
-                    latest = event
-                    if event.losses and not event.done and not event.cancelled:
-                        history.append({"step": event.step, **event.losses})
-                    if event.preview is not None:
-                        preview = event.preview
-                if latest is not None:
-                    last_event = latest
-                now = time.perf_counter()
-                if finished or (latest is not None and (now - last_plot >= PLOT_EVERY_S or latest.preview is not None)):
-                    plot = _plot(history, plot_path, f"{config.name}: training loss") or plot
-                    last_plot = now
-                if finished or latest is None:
-                    continue
-                per_step = latest.elapsed_s / latest.step if latest.step else None
-                eta = f", about {_duration(per_step * (latest.total - latest.step))} left" if per_step else ""
-                rate = f" · {per_step:.2f} s/step" if per_step else ""
-                status = (f"{head}  \nStep {latest.step}/{latest.total}{rate}{eta}.  \n"
-                          f"Losses: {_losses_text(latest.losses) or '…'}")
-                yield TrainUpdate(latest.step, latest.total, status, dict(latest.losses), preview, plot)
-        finally:
-            if worker.is_alive():
-                stop.set()  # the client went away (or the generator was closed): stop the run cleanly
-                worker.join(timeout=60)
-        if "error" in outcome:
-            raise outcome["error"]
-        folder = Path(outcome["folder"])
+        finished = None
+        for batch in run_in_background(lambda report, flag: train_style(config, progress=report, should_stop=flag),
+                                       stop, name=f"train-{name}"):
+            if isinstance(batch, Finished):
+                finished = batch
+                break
+            for event in batch:
+                if event.losses and not event.done and not event.cancelled:
+                    history.append({"step": event.step, **event.losses})
+                if event.preview is not None:
+                    preview = event.preview
+            latest = last_event = batch[-1]
+            now = time.perf_counter()
+            if now - last_plot >= PLOT_EVERY_S or latest.preview is not None:
+                plot = _plot(history, plot_path, f"{config.name}: training loss") or plot
+                last_plot = now
+            per_step = latest.elapsed_s / latest.step if latest.step else None
+            eta = f", about {_duration(per_step * (latest.total - latest.step))} left" if per_step else ""
+            rate = f" · {per_step:.2f} s/step" if per_step else ""
+            status = (f"{head}  \nStep {latest.step}/{latest.total}{rate}{eta}.  \n"
+                      f"Losses: {_losses_text(latest.losses) or '…'}")
+            yield TrainUpdate(latest.step, latest.total, status, dict(latest.losses), preview, plot,
+                              curve=_curve_rows(history))
+        if finished is None or finished.error is not None:
+            raise finished.error if finished is not None else RuntimeError("the training job ended without a result")
+        plot = _plot(history, plot_path, f"{config.name}: training loss") or plot
+        folder = Path(finished.result)
         final = last_event
         steps = final.step if final is not None else 0
         cancelled = bool(stop.is_set() and steps < config.iterations)
@@ -319,12 +279,10 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
             status += f"  \nFinal losses: {_losses_text(final.losses)}. Loss network `{identity}`."
         preview_final = final.preview if final is not None and final.preview is not None else preview
         yield TrainUpdate(steps, config.iterations, status, dict(final.losses) if final else {}, preview_final, plot,
-                          done=True, cancelled=cancelled, model_id=model_id, card=card)
+                          done=True, cancelled=cancelled, model_id=model_id, card=card, curve=_curve_rows(history))
     finally:
-        _train_lock.release()
-        with _jobs_lock:
-            if job_id:
-                _jobs.pop(job_id, None)
+        JOBS.slot.release()
+        JOBS.forget(job_id)
 
 
 def run_training(request: TrainRequest, job_id: str | None = None) -> TrainUpdate:
@@ -349,8 +307,6 @@ def with_preset(request: TrainRequest) -> TrainRequest:
 
 def publish_model(model_id: str | None, repo_id: str | None, token: str | None = None, private: bool = False) -> str:
     """Upload a local model folder to the Hub as ``repo_id``; returns Markdown with the link (never the token)."""
-    from registry import describe, publish
-
     if not model_id:
         raise ValueError("Choose a local model to publish (train one first).")
     repo_id = (repo_id or "").strip()

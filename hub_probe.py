@@ -5,11 +5,12 @@ up); one plain request with a short timeout tells us first whether trying is wor
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 import urllib.error
 import urllib.request
+
+import settings
 
 DEFAULT_TIMEOUT_S = 3.0
 _CACHE_TTL_S = 60.0
@@ -21,13 +22,13 @@ def hub_endpoint() -> str:
     from huggingface_hub import constants
 
     # A trailing slash (``HF_ENDPOINT=https://hf.co/``) would make every URL ``//api/...``.
-    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+    return (settings.hf_endpoint() or constants.ENDPOINT).rstrip("/")
 
 
 def hub_offline_mode() -> bool:
     from huggingface_hub import constants
 
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    return bool(constants.HF_HUB_OFFLINE) or settings.hf_hub_offline()
 
 
 def probe_hub(endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT_S, *, fresh: bool = False) -> tuple[bool, str]:

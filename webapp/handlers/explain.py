@@ -1,4 +1,4 @@
-"""Pure handler functions for the app's Explain tab: inputs as Gradio hands them over, (image, markdown) out.
+"""The Explain journey (Zeiler & Fergus's tools on the loss network, from :mod:`explain`): inputs as Gradio hands them over, (image, markdown) out.
 
 The loss network is built lazily on first use and cached; every text says which one was used, and loudly
 when it is the random-weight fallback. ``progress`` is anything called like ``gr.Progress``:
@@ -14,14 +14,25 @@ from typing import Any, Callable, Sequence
 from PIL import Image
 
 import settings
+from explain.deconvnet import Deconvnet
+from explain.evolution import evenly, evolution_strip, find_previews
+from explain.invariance import (
+    INVARIANCE_LAYERS,
+    PIXELS,
+    InvarianceResult,
+    check_transform,
+    invariance_curves,
+)
+from explain.samples import DEFAULT_SIZE, load_sample, sample_images, square, stack
+from explain.top9 import DEFAULT_CHANNELS, Top9Result, report, top9
 from imaging.io import ImageSource, image_to_tensor, load_image
-from networks.vgg import LAYER_NAMES, TAP_NAMES, LossNetwork, default_vgg16_weights, describe_loss_network
-
-from .deconvnet import Deconvnet
-from .evolution import evenly, evolution_strip, find_previews
-from .invariance import INVARIANCE_LAYERS, PIXELS, InvarianceResult, check_transform, invariance_curves
-from .samples import DEFAULT_SIZE, load_sample, sample_images, square, stack
-from .top9 import DEFAULT_CHANNELS, Top9Result, report, top9
+from networks.vgg import (
+    LAYER_NAMES,
+    TAP_NAMES,
+    LossNetwork,
+    default_vgg16_weights,
+    describe_loss_network,
+)
 
 Progress = Callable[..., object]
 

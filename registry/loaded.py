@@ -1,0 +1,59 @@
+"""What loading a model folder gives: the ready network with its config and id, as one typed object."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import settings
+
+from .checks import _build, validate_folder
+from .errors import ModelFormatError
+from .schema import WEIGHTS_FILE, ModelConfig
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A network in eval mode, the ``config.json`` it was built from, and its canonical id (``local:mosaic``,
+    ``hub:alice/mosaic``; None for a folder loaded by path). Calling it runs the network."""
+
+    network: nn.Module
+    config: ModelConfig
+    model_id: str | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.network(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        """The id if known, else the style or scale ("mosaic", "x4")."""
+        return self.model_id or self.config.label
+
+
+def load_model_folder(folder: str | os.PathLike, device: torch.device | str | None = None, *,
+                      name: str | None = None, model_id: str | None = None) -> LoadedModel:
+    """Build the network a model folder describes and load its weights (safetensors only, strict keys).
+
+    Returns the network in eval mode on ``device`` (default ``settings.device()``) with its parsed config.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+
+    folder = Path(folder)
+    name = name or folder.name
+    config = validate_folder(folder, name=name)
+    try:
+        state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise ModelFormatError(f"{name}: {WEIGHTS_FILE} could not be read: {exc}") from None
+    model = _build(config, name)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFormatError(f"{name}: {WEIGHTS_FILE} does not match config.json: {exc}") from None
+    return LoadedModel(model.to(device if device is not None else settings.device()).eval(), config, model_id)

@@ -1,0 +1,179 @@
+"""Reproduce the shipped style gallery from its manifest (``train/gallery.toml``), resumably.
+
+    python -m train.gallery                 # build the content set and style images, then train what is missing
+    python -m train.gallery --only mosaic   # one style (its ``init`` model must exist already)
+    python -m train.gallery --plan          # print what would run
+
+Each style trains with ``python -m train.style ... --resume`` in its own process, so killing this command and
+rerunning it continues every unfinished style from its last checkpoint. Finished models land in
+``--models-root`` (default ``registry/builtin/styles``); run folders (checkpoints, logs, previews) in
+``--work-dir`` (default ``<data dir>/gallery``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+import settings
+from imaging.generated_styles import GENERATED_STYLES
+from imaging.sample_photos import attribution, load_sample_photo
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = Path(__file__).with_name("gallery.toml")
+BUILTIN_STYLES = Path(__file__).resolve().parent.parent / "registry" / "builtin" / "styles"
+
+
+@dataclass(frozen=True)
+class ContentSpec:
+    photos: tuple[str, ...]
+    held_out: tuple[str, ...]
+    crops_per_photo: int
+    crop_size: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    name: str
+    seed: int
+    iterations: int
+    init: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    content: ContentSpec
+    train_options: dict[str, Any]
+    styles: tuple[StyleSpec, ...]
+    source: Path = field(default=MANIFEST)
+
+
+def read_manifest(path: Path = MANIFEST) -> Manifest:
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    content = raw["content"]
+    styles = tuple(StyleSpec(**entry) for entry in raw["style"])
+    names = {s.name for s in styles}
+    for spec in styles:
+        if spec.name not in GENERATED_STYLES:
+            raise ValueError(f"{path}: style {spec.name!r} has no generator in imaging/generated_styles.py")
+        if spec.init is not None and spec.init not in names:
+            raise ValueError(f"{path}: style {spec.name!r} starts from unknown style {spec.init!r}")
+    return Manifest(ContentSpec(tuple(content["photos"]), tuple(content["held_out"]), int(content["crops_per_photo"]),
+                                int(content["crop_size"]), int(content["seed"])),
+                    dict(raw.get("train", {})), styles, path)
+
+
+def build_content(spec: ContentSpec, folder: Path) -> Path:
+    """Random multi-scale crops (with flips) of the manifest's photos; written once, with a SOURCES.md."""
+    marker = folder / "SOURCES.md"
+    if marker.is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    overlap = set(spec.photos) & set(spec.held_out)
+    if overlap:
+        raise ValueError(f"photos both trained on and held out: {sorted(overlap)}")
+    rng = np.random.default_rng(spec.seed)
+    for name in spec.photos:
+        photo = load_sample_photo(name)
+        shorter = min(photo.size)
+        for k in range(spec.crops_per_photo):
+            side = int(shorter * rng.uniform(0.35, 1.0))
+            left = int(rng.integers(0, photo.width - side + 1))
+            top = int(rng.integers(0, photo.height - side + 1))
+            crop = photo.crop((left, top, left + side, top + side)).resize((spec.crop_size, spec.crop_size),
+                                                                         Image.Resampling.LANCZOS)
+            if rng.random() < 0.5:
+                crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            crop.save(folder / f"{name}-{k:03d}.jpg", quality=93)
+    marker.write_text(
+        "# Gallery training content\n\n"
+        f"{spec.crops_per_photo} random square crops (35-100% of the shorter side, half of them mirrored, resized to "
+        f"{spec.crop_size} px, seed {spec.seed}) of each of these photos:\n\n{attribution(spec.photos)}\n\n"
+        f"Held out (never trained on):\n\n{attribution(spec.held_out)}\n", encoding="utf-8")
+    return folder
+
+
+def style_image(spec: StyleSpec, folder: Path) -> Path:
+    path = folder / f"{spec.name}.png"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        GENERATED_STYLES[spec.name](seed=spec.seed).save(path)
+    return path
+
+
+def is_finished(spec: StyleSpec, models_root: Path) -> bool:
+    config = models_root / spec.name / "config.json"
+    if not config.is_file():
+        return False
+    record = json.loads(config.read_text(encoding="utf-8")).get("training") or {}
+    return int(record.get("iterations", record.get("steps", -1))) >= spec.iterations
+
+
+def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles: Path, work_dir: Path,
+                  models_root: Path, extra: list[str]) -> list[str]:
+    command = [sys.executable, "-m", "train.style", "--style", str(style_image(spec, styles)),
+               "--content", str(content), "--style-name", spec.name, "--out", str(models_root / spec.name),
+               "--run-dir", str(work_dir / "runs" / spec.name), "--iterations", str(spec.iterations),
+               "--seed", str(spec.seed), "--preview-image", str(work_dir / "preview.jpg"), "--resume", "--quiet"]
+    if spec.init:
+        command += ["--init", str(models_root / spec.init)]
+    for option, value in manifest.train_options.items():
+        command += [f"--{option}", str(value)]
+    return command + extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.gallery", description=__doc__.split("\n")[0])
+    parser.add_argument("--manifest", type=Path, default=MANIFEST)
+    parser.add_argument("--only", nargs="+", metavar="STYLE", help="train only these styles")
+    parser.add_argument("--models-root", type=Path, default=BUILTIN_STYLES)
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: <data dir>/gallery")
+    parser.add_argument("--plan", action="store_true", help="print the commands and exit")
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        manifest = read_manifest(args.manifest)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: cannot read the gallery manifest: {exc}", file=sys.stderr)
+        return 2
+    work_dir = args.work_dir or settings.data_dir() / "gallery"
+    content = build_content(manifest.content, work_dir / "content")
+    preview = work_dir / "preview.jpg"
+    if not preview.is_file():
+        photo = load_sample_photo(manifest.content.held_out[0])
+        photo.thumbnail((384, 384), Image.Resampling.LANCZOS)
+        photo.save(preview, quality=93)
+    for spec in manifest.styles:
+        if args.only and spec.name not in args.only:
+            continue
+        command = train_command(spec, manifest, content=content, styles=work_dir / "styles", work_dir=work_dir,
+                                models_root=args.models_root, extra=extra)
+        if args.plan:
+            print(" ".join(command))
+            continue
+        if is_finished(spec, args.models_root):
+            logger.info("%s: finished (%d iterations), skipped", spec.name, spec.iterations)
+            continue
+        if spec.init and not (args.models_root / spec.init / "config.json").is_file():
+            print(f"error: {spec.name} starts from {spec.init}, which is not trained yet", file=sys.stderr)
+            return 1
+        logger.info("%s: training (%d iterations)", spec.name, spec.iterations)
+        if subprocess.call(command) != 0:
+            print(f"error: training {spec.name} failed; rerun this command to resume it", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The Stylize and Compare tabs: a style model on a photo or the webcam, and the network against the optimisation baseline."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+import settings
+from webapp import handlers, samples
+from webapp.components import checked_image
+from webapp.events import event, progress_callback
+from webapp.handlers.common import max_side
+
+logger = logging.getLogger(__name__)
+
+NO_STYLE_MODELS = (
+    "**No style model yet.** Train one in the **Train a style** tab (the starter preset with an example style "
+    "image takes a few minutes on a CPU), or pull one from the Hub in the **Models** tab."
+)
+
+
+@event(gpu_seconds=60)
+def stylize_event(content: str | None, model_id: str | None, output_size: float = 512,
+                  preserve_colours: bool = False, strength: float = 1.0, style_scale: float = 1.0):
+    if content is None:
+        raise ValueError("Upload a content image first (or pick an example).")
+    out = handlers.stylize(content, model_id, int(output_size), bool(preserve_colours), float(strength), float(style_scale))
+    return out.image, out.markdown()
+
+
+@event(gpu_seconds=30)
+def webcam_event(frame, model_id: str | None, size: float = 256):
+    return handlers.stylize_frame(frame, model_id, int(size))
+
+
+@event(gpu_seconds=300)
+def compare_event(content: str | None, model_id: str | None, style: str | None = None, iterations: float = 50,
+                  max_side: float = 256, progress=gr.Progress()):
+    if content is None:
+        raise ValueError("Upload a content image first.")
+    out = handlers.compare_baseline(content, model_id or None, style, int(iterations), int(max_side),
+                                    progress_callback(progress))
+    return out.fast_image, out.baseline_image, out.markdown()
+
+
+def pick_from_gallery(ids: list[str] | None, evt: gr.SelectData):
+    if not ids or evt.index is None or not 0 <= evt.index < len(ids):
+        return gr.skip()
+    return ids[evt.index]
+
+
+def stylize_tab() -> dict[str, Any]:
+    with gr.Tab("Stylize", id="stylize"):
+        gr.Markdown("Pick a style model, give a photo, press **Stylize**: one pass through the style network.")
+        empty_note = gr.Markdown(NO_STYLE_MODELS, visible=False)
+        with gr.Row():
+            with gr.Column(scale=4):
+                style_gallery = gr.Gallery(label="Style models (click one)", columns=4, height=260, allow_preview=False,
+                                           interactive=False, object_fit="cover", fit_columns=False)
+                model_input = gr.Dropdown(label="Style model", choices=[], allow_custom_value=True)
+                content_input = checked_image(label="Content image",
+                                         sources=["upload", "clipboard", "webcam"], elem_id="stylize-content")
+                gr.Examples([[str(p)] for p in samples.example_photos()], inputs=[content_input], label="Example photos")
+            with gr.Column(scale=3):
+                size_input = gr.Slider(32, max_side(), value=512, step=16, label="Output size (longest side, px)")
+                scale_input = gr.Slider(0.25, 2.0, value=1.0, step=0.05, label="Style scale",
+                                        info="The size the network sees, relative to the output: lower = bigger brush "
+                                             "strokes, independent of the output size.")
+                strength_input = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength")
+                colours_input = gr.Checkbox(label="Preserve original colours (luminance-only transfer)")
+                stylize_button = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
+                stylize_output = gr.Image(label="Result", format="png", interactive=False, elem_id="stylize-output")
+                stylize_info = gr.Markdown(elem_id="stylize-info")
+        with gr.Accordion("Live webcam: stream your camera through the chosen model", open=False):
+            with gr.Row():
+                webcam_input = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy")
+                webcam_output = gr.Image(label="Stylised", streaming=True, interactive=False, elem_id="webcam-output")
+            webcam_size = gr.Slider(96, 512, value=256, step=32, label="Processing size (px): lower is smoother")
+        ids_state = gr.State([])  # inside the tab: a component directly under gr.Tabs confuses the tab bar
+    stylize_button.click(
+        stylize_event, [content_input, model_input, size_input, colours_input, strength_input, scale_input],
+        [stylize_output, stylize_info], api_name="stylize", concurrency_limit=settings.concurrency(), concurrency_id="fast",
+    )
+    webcam_input.stream(
+        webcam_event, [webcam_input, model_input, webcam_size], webcam_output, stream_every=0.1, time_limit=120,
+        concurrency_limit=2, concurrency_id="webcam", api_visibility="private",
+    )
+    style_gallery.select(pick_from_gallery, ids_state, model_input, api_visibility="private", queue=False)
+    return {"gallery": style_gallery, "ids": ids_state, "model": model_input, "empty": empty_note}
+
+
+def compare_tab() -> dict[str, Any]:
+    with gr.Tab("Compare with the baseline", id="compare"):
+        gr.Markdown(
+            "The same content image and style through the fast network (one pass) and the optimisation baseline "
+            "(L-BFGS on the image itself, Gatys et al.), scored with the same perceptual objective."
+        )
+        with gr.Row():
+            content_input = checked_image(label="Content image", sources=["upload", "clipboard"])
+            style_input = checked_image(label="Style image (optional: defaults to the model's own)",
+                                   sources=["upload", "clipboard"])
+        gr.Examples([[str(p)] for p in samples.example_photos()], inputs=[content_input], label="Example photos")
+        with gr.Row():
+            model_input = gr.Dropdown(label="Style model", choices=[("(none: baseline only)", "")], value=None,
+                                      allow_custom_value=True)
+            iterations_input = gr.Slider(1, 500, value=50, step=1, label="L-BFGS iterations")
+            size_input = gr.Slider(32, 1024, value=256, step=16, label="Longest side (px)")
+        compare_button = gr.Button("Compare", variant="primary")
+        with gr.Row():
+            fast_output = gr.Image(label="Fast network", format="png", interactive=False)
+            baseline_output = gr.Image(label="Optimisation baseline", format="png", interactive=False)
+        compare_info = gr.Markdown()
+    compare_button.click(
+        compare_event, [content_input, model_input, style_input, iterations_input, size_input],
+        [fast_output, baseline_output, compare_info], api_name="compare_baseline", concurrency_limit=1,
+        concurrency_id="slow",
+    )
+    return {"model": model_input}

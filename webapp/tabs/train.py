@@ -1,0 +1,153 @@
+"""The Train tab: a new style model from an uploaded style image, watched as it learns, then published."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+import settings
+from webapp import handlers, samples
+from webapp.components import checked_image
+from webapp.events import event, on_space_with_oauth, user_errors, visitor_token
+from webapp.handlers import training as train_handlers
+
+logger = logging.getLogger(__name__)
+
+
+def _optional_number(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+@event(gpu_seconds=600)
+def train_event(job_id: str | None, style_image: str | None, style_name: str = "", preset: str = train_handlers.DEFAULT_PRESET,
+                init_model: str | None = None, iterations: float = 120, image_size: float = 128, batch_size: float = 2,
+                learning_rate: float = 2e-3, width: float = 0.5, content_weight: float | None = None,
+                style_weight: float | None = None, tv_weight: float | None = None, content_source: str = "",
+                preview_every: float = 10, seed: float = 0, progress=gr.Progress()):
+    if style_image is None:
+        raise ValueError("Upload a style image first (or pick an example).")
+    request = train_handlers.TrainRequest(
+        style=style_image, style_name=style_name or None, preset=preset, init_model=init_model or None,
+        iterations=int(iterations), image_size=int(image_size), batch_size=int(batch_size),
+        learning_rate=float(learning_rate), width=float(width), content_weight=_optional_number(content_weight),
+        style_weight=_optional_number(style_weight), tv_weight=_optional_number(tv_weight),
+        content_source=content_source or None, preview_every=int(preview_every), seed=int(seed),
+    )
+    for update in handlers.train_style_job(request, job_id):
+        if update.total and not update.done:
+            losses = ", ".join(f"{name} {value:.3g}" for name, value in update.losses.items() if value)
+            progress((update.step, update.total), desc=f"step {update.step}/{update.total}" +
+                     (f" · {losses}" if losses else ""), unit="steps")
+        yield (update.status, update.preview, update.plot, update.card or gr.skip(),
+               update.model_id if update.model_id else gr.skip(), update.curve)
+
+
+def curve_frame(rows: list[dict] | None):
+    """The live loss plot's data: one row per (step, term)."""
+    import pandas as pd  # Gradio's own dependency; imported here, where the plot needs it
+
+    return pd.DataFrame(rows or [], columns=["step", "term", "log10 loss"])
+
+
+def _new_job() -> str:
+    return train_handlers.new_job_id()
+
+
+def cancel_event(job_id: str | None) -> str:
+    return train_handlers.cancel_job(job_id)
+
+
+def preset_event(preset: str):
+    values = train_handlers.preset_values(preset)
+    return (values.iterations, values.image_size, values.batch_size, values.learning_rate, values.width,
+            values.preview_every)
+
+
+@user_errors
+def publish_event(model_id: str | None, repo_id: str, token: str, private: bool,
+                  oauth_token: gr.OAuthToken | None = None):
+    secret = (token or "").strip() or visitor_token(oauth_token)
+    message = train_handlers.publish_model(model_id, repo_id, secret, bool(private))
+    return message, ""  # the token box is cleared, and never echoed
+
+
+
+
+def train_tab() -> dict[str, Any]:
+    default = train_handlers.PRESETS[train_handlers.DEFAULT_PRESET]
+    with gr.Tab("Train a style", id="train"):
+        gr.Markdown(
+            "Train a fast style network for your style image (Johnson et al. 2016, Sec. 4). One job runs at a "
+            "time; others wait in the queue with their position shown. Content images: "
+            + ("`$PERCEPTUAL_TRAIN_CONTENT`" if settings.train_content() else
+               "a small bundled set of public-domain photos (set `PERCEPTUAL_TRAIN_CONTENT` to a folder or a Hub "
+               "dataset id for more)") + "."
+        )
+        with gr.Row():
+            with gr.Column(scale=2):
+                style_input = checked_image(label="Style image", sources=["upload", "clipboard"])
+                gr.Examples([[str(p)] for p in samples.example_styles()], inputs=[style_input],
+                            label="Example styles (generated)")
+                name_input = gr.Textbox(label="Style name", placeholder="defaults to the file name")
+                preset_input = gr.Radio([(p.label, key) for key, p in train_handlers.PRESETS.items()],
+                                        value=train_handlers.DEFAULT_PRESET, label="Preset")
+                init_input = gr.Dropdown(label="Start from (fine-tune preset)", choices=[], allow_custom_value=True)
+                with gr.Accordion("Advanced options", open=False):
+                    iterations_input = gr.Number(default.iterations, label="Iterations", precision=0, minimum=1)
+                    size_input = gr.Slider(32, 512, value=default.image_size, step=16, label="Training image size (px)")
+                    batch_input = gr.Slider(1, 8, value=default.batch_size, step=1, label="Batch size")
+                    lr_input = gr.Number(default.learning_rate, label="Learning rate (Adam)")
+                    width_input = gr.Slider(0.25, 1.0, value=default.width, step=0.25,
+                                            label="Network width (ignored when fine-tuning)")
+                    content_weight_input = gr.Number(0, label="Content weight (0 = default for the loss network)")
+                    style_weight_input = gr.Number(0, label="Style weight (0 = default)")
+                    tv_weight_input = gr.Number(0, label="TV weight (0 = default)")
+                    content_input = gr.Textbox(label="Content images: a folder or a Hub dataset id",
+                                               placeholder="empty = PERCEPTUAL_TRAIN_CONTENT or the bundled photos")
+                    preview_input = gr.Number(default.preview_every, label="Preview every N steps", precision=0,
+                                              minimum=0)
+                    seed_input = gr.Number(0, label="Seed", precision=0)
+                with gr.Row():
+                    train_button = gr.Button("Train", variant="primary")
+                    cancel_button = gr.Button("Cancel", variant="stop")
+                cancel_info = gr.Markdown()
+            with gr.Column(scale=3):
+                status_output = gr.Markdown("Not started.")
+                with gr.Row():
+                    preview_output = gr.Image(label="Preview (fixed validation image)", format="png", interactive=False)
+                    curve_plot = gr.LinePlot(x="step", y="log10 loss", color="term", label="Loss (live)",
+                                             x_title="step", y_title="log10 loss")
+                    # The card's loss plot (matplotlib), for API clients; the page shows the live plot above.
+                    plot_output = gr.Image(label="Loss", format="png", interactive=False, visible=False)
+                with gr.Accordion("Model card", open=False):
+                    card_output = gr.Markdown()
+                with gr.Group():
+                    gr.Markdown("**Publish to the Hugging Face Hub** (uploads the model folder with its card)")
+                    publish_model_input = gr.Dropdown(label="Local model", choices=[], allow_custom_value=True)
+                    repo_input = gr.Textbox(label="Repo id", placeholder="your-name/my-style")
+                    token_input = gr.Textbox(label="Hugging Face token (write access; never stored or shown)",
+                                             type="password", placeholder="empty = HF_TOKEN, your login, or Sign in")
+                    if on_space_with_oauth():
+                        gr.LoginButton()
+                    private_input = gr.Checkbox(label="Private repo")
+                    publish_button = gr.Button("Publish")
+                    publish_info = gr.Markdown()
+        job_state = gr.State(None)
+        curve_state = gr.State([])  # not part of the /train_style API: it feeds the live plot only
+    numbers = [iterations_input, size_input, batch_input, lr_input, width_input, preview_input]
+    preset_input.change(preset_event, preset_input, numbers, api_visibility="private", queue=False)
+    train = train_button.click(
+        _new_job, None, job_state, api_visibility="private", queue=False,
+    ).then(
+        train_event,
+        [job_state, style_input, name_input, preset_input, init_input, *numbers[:5], content_weight_input,
+         style_weight_input, tv_weight_input, content_input, preview_input, seed_input],
+        [status_output, preview_output, plot_output, card_output, publish_model_input, curve_state],
+        api_name="train_style", concurrency_limit=1, concurrency_id="train",
+    )
+    curve_state.change(curve_frame, curve_state, curve_plot, api_visibility="private", queue=False)
+    cancel_button.click(cancel_event, job_state, cancel_info, api_visibility="private", queue=False)
+    publish_button.click(publish_event, [publish_model_input, repo_input, token_input, private_input],
+                         [publish_info, token_input], api_visibility="undocumented", concurrency_limit=1)
+    return {"init": init_input, "publish": publish_model_input, "train": train}

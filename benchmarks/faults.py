@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from registry.schema import CONFIG_FILE, WEIGHTS_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -79,8 +81,8 @@ def kill_and_resume(root: Path, iterations: int, kill_after: int, env: dict[str,
         raise SystemExit(f"resume failed:\n{resumed.stderr}")
     found = re.search(r"resuming .* at step (\d+) of", resumed.stderr)
     resumed_from = int(found.group(1)) if found else -1
-    a = load_file(root / "models" / "straight" / "model.safetensors")
-    b = load_file(root / "models" / "killed" / "model.safetensors")
+    a = load_file(root / "models" / "straight" / WEIGHTS_FILE)
+    b = load_file(root / "models" / "killed" / WEIGHTS_FILE)
     diff = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
     return {"iterations": iterations, "killed_after_checkpoint": killed_at, "resumed_from": resumed_from,
             "max_weight_diff": diff, "straight_s": straight_s, "killed_plus_resumed_s": total_s,
@@ -102,10 +104,10 @@ def broken_models(root: Path) -> tuple[list[tuple[str, str]], str]:
     for name in ("corrupt", "too-large", "bad-config"):
         save_model(StyleTransformNet(width=0.25, num_residual=1).eval(), models / name, style=name,
                    training={"loss_network": "vgg16:random(seed=0)"})
-    (models / "corrupt" / "model.safetensors").write_bytes(os.urandom(4096))
-    with open(models / "too-large" / "model.safetensors", "r+b") as handle:
+    (models / "corrupt" / WEIGHTS_FILE).write_bytes(os.urandom(4096))
+    with open(models / "too-large" / WEIGHTS_FILE, "r+b") as handle:
         handle.truncate(600 * 1024 * 1024)  # sparse: over the 512 MiB default limit, no disk used
-    (models / "bad-config" / "config.json").write_text("{not json", encoding="utf-8")
+    (models / "bad-config" / CONFIG_FILE).write_text("{not json", encoding="utf-8")
     (models / "pickled").mkdir()
     with open(models / "pickled" / "pytorch_model.bin", "wb") as handle:
         pickle.dump({"weight": [0.0] * 16}, handle)

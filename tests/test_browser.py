@@ -142,3 +142,19 @@ def test_a_bad_upload_shows_the_projects_message_on_the_page(page, tmp_path) -> 
     page.locator("#stylize-button").click()
     page.get_by_text("is not a recognised image", exact=False).first.wait_for()
     page.screenshot(path=str(screenshots_dir() / "bad_upload.png"), full_page=True)
+
+
+def test_training_in_the_browser_shows_the_live_loss_plot(page, tmp_path) -> None:
+    """A short training run started from the page: the status counts steps and the native line plot draws the
+    loss terms as they come (the Train tab's promise: watch it learn)."""
+    page.get_by_role("tab", name="Train a style").click()
+    upload(page, "#train-style", photo(tmp_path / "stripes.png", (96, 96), seed=7))
+    page.get_by_text("Advanced options").click()
+    page.get_by_label("Iterations", exact=True).first.fill("12")
+    page.get_by_label("Preview every N steps", exact=True).first.fill("4")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.locator("#train-status").get_by_text("Done:").wait_for(timeout=240_000)
+    curve = page.locator("#train-curve")
+    curve.locator("canvas, svg").first.wait_for(timeout=TIMEOUT_MS)
+    page.screenshot(path=str(screenshots_dir() / "train-live-plot.png"), full_page=True)
+    assert "12 steps" in page.locator("#train-status").inner_text()

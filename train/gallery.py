@@ -27,6 +27,7 @@ from PIL import Image
 import settings
 from imaging.generated_styles import GENERATED_STYLES
 from imaging.sample_photos import attribution, load_sample_photo
+from registry.schema import CONFIG_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def style_image(spec: StyleSpec, folder: Path) -> Path:
 
 
 def is_finished(spec: StyleSpec, models_root: Path) -> bool:
-    config = models_root / spec.name / "config.json"
+    config = models_root / spec.name / CONFIG_FILE
     if not config.is_file():
         return False
     record = json.loads(config.read_text(encoding="utf-8")).get("training") or {}
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if is_finished(spec, args.models_root):
             logger.info("%s: finished (%d iterations), skipped", spec.name, spec.iterations)
             continue
-        if spec.init and not (args.models_root / spec.init / "config.json").is_file():
+        if spec.init and not (args.models_root / spec.init / CONFIG_FILE).is_file():
             print(f"error: {spec.name} starts from {spec.init}, which is not trained yet", file=sys.stderr)
             return 1
         logger.info("%s: training (%d iterations)", spec.name, spec.iterations)

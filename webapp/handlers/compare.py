@@ -25,6 +25,7 @@ from losses import PerceptualLoss, PerceptualLossConfig
 from networks.inference import infer
 from networks.vgg import default_vgg16_weights
 from registry import RegistryError, describe
+from registry.schema import STYLE_IMAGE_FILE
 
 from .common import device_label, identity_note, load_registry_model
 
@@ -54,7 +55,7 @@ def model_style_image(model_id: str) -> Path | None:
         return None
     if entry.path is None:
         return None
-    path = Path(entry.path) / "style.jpg"
+    path = Path(entry.path) / STYLE_IMAGE_FILE
     return path if path.is_file() else None
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 import settings
 from networks.vgg import describe_loss_network
 from registry import RegistryError, describe, list_models, pull
+from registry.schema import CARD_FILE, STYLE_IMAGE_FILE
 
 from .. import samples
 
@@ -91,7 +92,7 @@ def sr_choices(listing: ModelListing, scale: int) -> tuple[list[str], str | None
 def thumbnail(entry: Any) -> Image.Image:
     """The model's style image (else its preview), small; a labelled tile when it has neither or it cannot be read."""
     folder = getattr(entry, "path", None)
-    style_image = Path(folder) / "style.jpg" if folder is not None else None
+    style_image = Path(folder) / STYLE_IMAGE_FILE if folder is not None else None
     path = style_image if style_image is not None and style_image.is_file() else getattr(entry, "thumbnail", None)
     if path is not None:
         try:
@@ -167,8 +168,8 @@ def model_card(model_id: str | None) -> tuple[str, Image.Image | None]:
     except RegistryError as exc:
         raise ValueError(str(exc)) from None
     card = None
-    if entry.path is not None and (Path(entry.path) / "README.md").is_file():
-        card = (Path(entry.path) / "README.md").read_text(encoding="utf-8", errors="replace")
+    if entry.path is not None and (Path(entry.path) / CARD_FILE).is_file():
+        card = (Path(entry.path) / CARD_FILE).read_text(encoding="utf-8", errors="replace")
     header = f"**{entry.id}** · {entry.source} · {_task_label(entry)} · loss network `{entry.loss_network or '?'}`"
     header += f"\n\n*Loss network:* {describe_loss_network(entry.loss_network)}"
     if entry.error:

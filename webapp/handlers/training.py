@@ -23,6 +23,7 @@ import settings
 from imaging import load_image
 from imaging.figures import plot_losses
 from registry import describe, publish
+from registry.schema import CARD_FILE
 from train.config import StyleTrainConfig
 from train.style import train_style
 
@@ -267,7 +268,7 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
         steps = final.step if final is not None else 0
         cancelled = bool(stop.is_set() and steps < config.iterations)
         model_id = f"local:{folder.name}"
-        card_path = folder / "README.md"
+        card_path = folder / CARD_FILE
         card = card_path.read_text(encoding="utf-8") if card_path.is_file() else None
         if cancelled:
             status = (f"Cancelled at step {steps} of {config.iterations}; the model so far is saved as `{model_id}` "

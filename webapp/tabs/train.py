@@ -86,7 +86,7 @@ def train_tab() -> dict[str, Any]:
         )
         with gr.Row():
             with gr.Column(scale=2):
-                style_input = checked_image(label="Style image", sources=["upload", "clipboard"])
+                style_input = checked_image(label="Style image", sources=["upload", "clipboard"], elem_id="train-style")
                 gr.Examples([[str(p)] for p in samples.example_styles()], inputs=[style_input],
                             label="Example styles (generated)")
                 name_input = gr.Textbox(label="Style name", placeholder="defaults to the file name")
@@ -113,11 +113,12 @@ def train_tab() -> dict[str, Any]:
                     cancel_button = gr.Button("Cancel", variant="stop")
                 cancel_info = gr.Markdown()
             with gr.Column(scale=3):
-                status_output = gr.Markdown("Not started.")
+                status_output = gr.Markdown("Not started.", elem_id="train-status")
+                preview_output = gr.Image(label="Preview (fixed validation image)", format="png", interactive=False,
+                                          height=300)
                 with gr.Row():
-                    preview_output = gr.Image(label="Preview (fixed validation image)", format="png", interactive=False)
                     curve_plot = gr.LinePlot(x="step", y="log10 loss", color="term", label="Loss (live)",
-                                             x_title="step", y_title="log10 loss")
+                                             x_title="step", y_title="log10 loss", elem_id="train-curve")
                     # The card's loss plot (matplotlib), for API clients; the page shows the live plot above.
                     plot_output = gr.Image(label="Loss", format="png", interactive=False, visible=False)
                 with gr.Accordion("Model card", open=False):

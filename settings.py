@@ -63,6 +63,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 DATA_DIR_ENV = "PERCEPTUAL_DATA_DIR"
 MODELS_DIR_ENV = "PERCEPTUAL_MODELS_DIR"
 CACHE_DIR_ENV = "PERCEPTUAL_CACHE_DIR"
+BUILTIN_MODELS_DIR_ENV = "PERCEPTUAL_BUILTIN_MODELS_DIR"
 HUB_TAG_ENV = "PERCEPTUAL_HUB_TAG"
 HUB_AUTHORS_ENV = "PERCEPTUAL_HUB_AUTHORS"
 HUB_MODELS_ENV = "PERCEPTUAL_HUB_MODELS"
@@ -248,6 +249,11 @@ def models_dir() -> Path:
 
 def runs_dir() -> Path:
     return data_dir() / "runs"
+
+
+def builtin_models_dir() -> Path:
+    """The shipped, read-only models (``registry/builtin``: ``styles/<name>``, ``sr/<name>``)."""
+    return _path(BUILTIN_MODELS_DIR_ENV, PROJECT_ROOT / "registry" / "builtin")
 
 
 def cache_dir() -> Path:

@@ -49,7 +49,9 @@ from .sources import (
     SOURCES,
     ModelEntry,
     _entry_from_folder,
+    builtin_folders,
     hub_entry,
+    list_builtin,
     list_cache,
     list_local,
     merge,
@@ -87,7 +89,8 @@ def _plugin_notices() -> list[str]:
 
 
 def list_models(task: str | None = None, source: str | None = None, *, token: str | None = None) -> Listing:
-    """Local, Hub and cached models, merged; filter by ``task`` and ``source`` ("local" | "hub" | "cache").
+    """Shipped, local, Hub and cached models, merged; filter by ``task`` and ``source`` ("builtin" | "local" |
+    "hub" | "cache").
 
     ``token``: the caller's (a visitor's sign-in on a Space); without one, a Space lists anonymously and a
     local run uses huggingface_hub's own token (``HF_TOKEN`` or the cached login).
@@ -100,6 +103,7 @@ def list_models(task: str | None = None, source: str | None = None, *, token: st
     if source is not None and source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     notices = _plugin_notices()
+    builtin = list_builtin(settings.builtin_models_dir()) if source in (None, "builtin") else []
     local = list_local(settings.models_dir()) if source in (None, "local") else []
     cache = list_cache(hub_mod.cache_dir()) if source in (None, "hub", "cache") else []
     hub: list[ModelEntry] = []
@@ -121,7 +125,7 @@ def list_models(task: str | None = None, source: str | None = None, *, token: st
                 threading.Thread(target=hub_mod.probe_hub, kwargs={"fresh": True}, daemon=True).start()
                 first = str(exc).strip().splitlines()
                 notices.append(f"{hub_mod.OFFLINE_NOTICE} (listing failed: {first[0] if first else type(exc).__name__})")
-    entries = merge(local, hub, cache)
+    entries = builtin + merge(local, hub, cache)
     entries = [e for e in entries if (task is None or e.task == task) and (source is None or e.source == source)]
     return Listing(entries, notices)
 
@@ -143,14 +147,23 @@ def parse_model_id(model_id: str) -> tuple[str | None, str]:
     prefix, sep, rest = text.partition(":")
     if sep:
         source = {"hf-hub": "hub"}.get(prefix, prefix)
-        if source == "local":
-            return "local", _check_local_name(rest)
+        if source in ("local", "builtin"):
+            return source, _check_local_name(rest)
         if source in ("hub", "cache"):
             return source, hub_mod.validate_repo_id(rest)
-        raise InvalidModelIdError(f"unknown model id prefix {prefix!r} in {model_id!r}: use local:, hub: or cache:")
+        raise InvalidModelIdError(f"unknown model id prefix {prefix!r} in {model_id!r}: use builtin:, local:, hub: or "
+                                  f"cache:")
     if "/" in text:
         return "hub", hub_mod.validate_repo_id(text)
     return None, _check_local_name(text)
+
+
+def _builtin_folder(name: str) -> Path:
+    folder = builtin_folders(settings.builtin_models_dir()).get(name)
+    if folder is None:
+        raise ModelNotFoundError(f"no built-in model {name!r} (shipped ones: "
+                                 f"{', '.join(builtin_folders(settings.builtin_models_dir())) or 'none'})")
+    return folder
 
 
 def _is_local_model(folder: Path) -> bool:
@@ -166,6 +179,8 @@ def resolve_model_id(model_id: str) -> str:
     if source is not None:
         return f"{source}:{name}"
     candidates = [f"local:{name}"] if _is_local_model(settings.models_dir() / name) else []
+    if name in builtin_folders(settings.builtin_models_dir()):
+        candidates.append(f"builtin:{name}")
     cache = hub_mod.cache_dir()
     if cache.is_dir():  # cached repos are folders named models--<owner>--<name>; no need to scan their files
         for folder in sorted(cache.glob(f"models--*--{glob.escape(name)}")):
@@ -254,6 +269,8 @@ def load_model(model_id: str, device: str | torch.device | None = None, *, token
             folder = settings.models_dir() / name
             if not folder.is_dir():
                 raise ModelNotFoundError(f"no local model {name!r} in {settings.models_dir()}")
+        elif source == "builtin":
+            folder = _builtin_folder(name)
         else:
             with _memory_lock:
                 hit = _memory.get(key)
@@ -337,6 +354,9 @@ def describe(model_id: str) -> tuple[ModelEntry, dict | None]:
         if not folder.is_dir():
             raise ModelNotFoundError(f"no local model {name!r} in {settings.models_dir()}")
         entry = _entry_from_folder(folder, id=canonical, source="local")
+    elif source == "builtin":
+        folder = _builtin_folder(name)
+        entry = _entry_from_folder(folder, id=canonical, source="builtin")
     else:
         snapshot = hub_mod.cached_snapshot(name)
         if snapshot is not None:

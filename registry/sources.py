@@ -29,13 +29,13 @@ from .model_format import (
 
 logger = logging.getLogger(__name__)
 
-SOURCES: tuple[str, ...] = ("local", "hub", "cache")
+SOURCES: tuple[str, ...] = ("builtin", "local", "hub", "cache")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     id: str  # "local:<folder>", "hub:<owner>/<name>" or "cache:<owner>/<name>"
-    source: str  # "local" | "hub" | "cache"
+    source: str  # "builtin" | "local" | "hub" | "cache"
     task: str | None  # "style-transfer" | "super-resolution"; None if unknown (broken or undescribed)
     architecture: str | None
     style: str | None  # style name (style transfer)
@@ -108,6 +108,21 @@ def list_local(models_dir: Path) -> list[ModelEntry]:
             continue  # not a model folder at all (e.g. a runs/ or scratch folder)
         entries.append(_entry_from_folder(folder, id=f"local:{folder.name}", source="local"))
     return entries
+
+
+def builtin_folders(root: Path) -> dict[str, Path]:
+    """The shipped models, by name: every model folder one level below ``root``'s task folders (``styles/``,
+    ``sr/``)."""
+    if not root.is_dir():
+        return {}
+    return {folder.name: folder for group in sorted(root.iterdir()) if group.is_dir()
+            for folder in sorted(group.iterdir()) if folder.is_dir() and (folder / CONFIG_FILE).is_file()}
+
+
+def list_builtin(root: Path) -> list[ModelEntry]:
+    """The models shipped with the project: read-only, always offline."""
+    return [_entry_from_folder(folder, id=f"builtin:{name}", source="builtin")
+            for name, folder in builtin_folders(root).items()]
 
 
 def _read_cached_config(snapshot: Path) -> dict | None:

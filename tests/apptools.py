@@ -55,6 +55,7 @@ def app_env_values(root: Path) -> dict[str, str]:
         "GRADIO_TEMP_DIR": str(root / "gradio"),
         "PERCEPTUAL_DATA_DIR": str(root / "data"),
         "PERCEPTUAL_MODELS_DIR": str(root / "data" / "models"),
+        "PERCEPTUAL_BUILTIN_MODELS_DIR": str(root / "no-builtin-models"),
         "PERCEPTUAL_LOSS_NETWORK": "random",
         "PERCEPTUAL_TRAIN_CONTENT": str(root / "content"),
         "HF_HUB_OFFLINE": "1",

@@ -25,6 +25,8 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     data = tmp_path_factory.mktemp("data")
     monkeypatch.setenv("PERCEPTUAL_DATA_DIR", str(data))
     monkeypatch.setenv("PERCEPTUAL_CACHE_DIR", str(_shared_cache_dir))
+    # The shipped gallery is tested on its own (tests/test_builtin.py); elsewhere listings start empty.
+    monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(data / "no-builtin-models"))
     monkeypatch.delenv("PERCEPTUAL_MODELS_DIR", raising=False)
 
 

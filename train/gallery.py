@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 import settings
 from imaging.generated_styles import GENERATED_STYLES
 from imaging.sample_photos import attribution, load_sample_photo
-from registry.schema import CONFIG_FILE
+from registry.schema import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,13 @@ def build_content(spec: ContentSpec, folder: Path) -> Path:
     return folder
 
 
+def preview_photo(manifest: Manifest) -> Image.Image:
+    """The one fixed, held-out photo every style's preview (its gallery thumbnail) shows."""
+    photo = load_sample_photo(manifest.content.held_out[0])
+    photo.thumbnail((384, 384), Image.Resampling.LANCZOS)
+    return photo
+
+
 def style_image(spec: StyleSpec, folder: Path) -> Path:
     path = folder / f"{spec.name}.png"
     if not path.is_file():
@@ -119,6 +127,50 @@ def is_finished(spec: StyleSpec, models_root: Path) -> bool:
         return False
     record = json.loads(config.read_text(encoding="utf-8")).get("training") or {}
     return int(record.get("iterations", record.get("steps", -1))) >= spec.iterations
+
+
+GALLERY_HEADING = "## In the shipped gallery"
+
+
+def gallery_card_section(spec: StyleSpec, manifest: Manifest) -> str:
+    """What a shipped model's card adds: its manifest entry, its training photos and licences, the command."""
+    content = manifest.content
+    start = f"fine-tuned from `builtin:{spec.init}`" if spec.init else "trained from scratch"
+    options = ", ".join(f"`--{k} {v}`" for k, v in manifest.train_options.items())
+    return "\n".join([
+        "", GALLERY_HEADING, "",
+        f"Style image: drawn by `imaging/generated_styles.py` (`{spec.name}`, seed {spec.seed}; no licence needed). "
+        f"{start.capitalize()}, {spec.iterations} iterations, with {options}.",
+        "",
+        f"Content: {content.crops_per_photo} random crops (35-100% of the shorter side, half mirrored, "
+        f"{content.crop_size} px, seed {content.seed}) of each of these photos:", "", attribution(content.photos), "",
+        "Never trained on (the preview and quality figures use them):", "", attribution(content.held_out), "",
+        "The weights are stored in float16 (half the size); they load into float32.", "",
+        "Reproduce the whole gallery: `python -m train.gallery` (resumable; `train/gallery.toml`).", "",
+    ])
+
+
+def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
+    """Make a finished model fit to ship (idempotent): float16 weights and the gallery section of its card.
+    True if it changed anything."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    changed = False
+    weights = folder / WEIGHTS_FILE
+    state = load_file(str(weights))
+    if any(t.dtype == torch.float32 for t in state.values()):
+        with safe_open(str(weights), "pt") as handle:
+            metadata = handle.metadata() or {}
+        save_file({k: t.half() if t.dtype == torch.float32 else t for k, t in state.items()}, str(weights),
+                  metadata={**metadata, "stored_dtype": "float16"})
+        changed = True
+    card = folder / CARD_FILE
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if GALLERY_HEADING not in text:
+        card.write_text(text.rstrip() + "\n" + gallery_card_section(spec, manifest), encoding="utf-8")
+        changed = True
+    return changed
 
 
 def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles: Path, work_dir: Path,
@@ -152,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     content = build_content(manifest.content, work_dir / "content")
     preview = work_dir / "preview.jpg"
     if not preview.is_file():
-        photo = load_sample_photo(manifest.content.held_out[0])
-        photo.thumbnail((384, 384), Image.Resampling.LANCZOS)
-        photo.save(preview, quality=93)
+        preview_photo(manifest).save(preview, quality=93)
     for spec in manifest.styles:
         if args.only and spec.name not in args.only:
             continue
@@ -164,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             print(" ".join(command))
             continue
         if is_finished(spec, args.models_root):
+            if finalize_shipped(args.models_root / spec.name, spec, manifest):
+                logger.info("%s: made ready to ship (float16 weights, gallery card section)", spec.name)
             logger.info("%s: finished (%d iterations), skipped", spec.name, spec.iterations)
             continue
         if spec.init and not (args.models_root / spec.init / CONFIG_FILE).is_file():
@@ -173,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if subprocess.call(command) != 0:
             print(f"error: training {spec.name} failed; rerun this command to resume it", file=sys.stderr)
             return 1
+        finalize_shipped(args.models_root / spec.name, spec, manifest)
     return 0
 
 

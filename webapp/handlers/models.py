@@ -16,7 +16,7 @@ from PIL import Image
 import settings
 from networks.vgg import describe_loss_network
 from registry import RegistryError, describe, list_models, pull
-from registry.schema import CARD_FILE, STYLE_IMAGE_FILE
+from registry.schema import CARD_FILE
 
 from .. import samples
 
@@ -90,10 +90,9 @@ def sr_choices(listing: ModelListing, scale: int) -> tuple[list[str], str | None
 
 
 def thumbnail(entry: Any) -> Image.Image:
-    """The model's style image (else its preview), small; a labelled tile when it has neither or it cannot be read."""
-    folder = getattr(entry, "path", None)
-    style_image = Path(folder) / STYLE_IMAGE_FILE if folder is not None else None
-    path = style_image if style_image is not None and style_image.is_file() else getattr(entry, "thumbnail", None)
+    """The model's result on its preview photo (the shipped gallery: one fixed photo for every style), else its
+    style image, small; a labelled tile when it has neither or it cannot be read."""
+    path = getattr(entry, "thumbnail", None)  # registry.sources: preview.jpg, else style.jpg
     if path is not None:
         try:
             with Image.open(path) as image:

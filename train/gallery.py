@@ -179,8 +179,9 @@ def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles:
                "--content", str(content), "--style-name", spec.name, "--out", str(models_root / spec.name),
                "--run-dir", str(work_dir / "runs" / spec.name), "--iterations", str(spec.iterations),
                "--seed", str(spec.seed), "--preview-image", str(work_dir / "preview.jpg"), "--resume", "--quiet"]
-    if spec.init:
-        command += ["--init", str(models_root / spec.init)]
+    if spec.init:  # the shipped model's registry id, so the card names it rather than a folder of this machine
+        init = f"builtin:{spec.init}" if models_root.resolve() == BUILTIN_STYLES.resolve() else str(models_root / spec.init)
+        command += ["--init", init]
     for option, value in manifest.train_options.items():
         command += [f"--{option}", str(value)]
     return command + extra

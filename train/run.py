@@ -144,7 +144,9 @@ def public_config(config: TrainConfigBase) -> dict[str, Any]:
     values = config.to_dict()
     for name in _PATH_FIELDS:
         value = values.get(name)
-        if isinstance(value, str) and value and Path(value).expanduser().exists():
+        # Fields that can only be local paths are reduced even before they exist (``out`` is written later).
+        local_only = name not in ("content", "data", "eval_data")
+        if isinstance(value, str) and value and (local_only or Path(value).expanduser().exists()):
             values[name] = Path(value).name
     return values
 

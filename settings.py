@@ -11,6 +11,7 @@ then the default (the same value as if the variable were unset). An empty or bla
 | PERCEPTUAL_DATA_DIR | the project's data directory (models, runs, caches) | ``<project>/data`` |
 | PERCEPTUAL_MODELS_DIR | the local models folder the registry lists | ``<data>/models`` |
 | PERCEPTUAL_CACHE_DIR | converted files (the Oxford VGG-16 as safetensors) | ``<data>/cache`` |
+| PERCEPTUAL_BUILTIN_MODELS_DIR | the shipped, read-only models (the ``builtin`` source) | ``registry/builtin`` |
 | PERCEPTUAL_HUB_TAG | the tag that marks this project's models on the Hub | ``perceptual-studio`` |
 | PERCEPTUAL_HUB_AUTHORS | comma-separated Hub authors whose tagged models are listed | (any author) |
 | PERCEPTUAL_HUB_MODELS | comma-separated extra Hub repo ids to list | (none) |

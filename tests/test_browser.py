@@ -150,8 +150,11 @@ def test_training_in_the_browser_shows_the_live_loss_plot(page, tmp_path) -> Non
     page.get_by_role("tab", name="Train a style").click()
     upload(page, "#train-style", photo(tmp_path / "stripes.png", (96, 96), seed=7))
     page.get_by_text("Advanced options").click()
-    page.get_by_label("Iterations", exact=True).first.fill("12")
-    page.get_by_label("Preview every N steps", exact=True).first.fill("4")
+    for label, value in (("Iterations", "12"), ("Preview every N steps", "4")):
+        box = page.get_by_label(label, exact=True).first
+        box.fill(value)
+        box.press("Tab")  # a number box hands its value to the app when it loses focus
+    page.wait_for_timeout(500)
     page.get_by_role("button", name="Train", exact=True).click()
     page.locator("#train-status").get_by_text("Done:").wait_for(timeout=240_000)
     curve = page.locator("#train-curve")

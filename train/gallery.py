@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = read_manifest(args.manifest)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"error: cannot read the gallery manifest: {exc}", file=sys.stderr)
+        logger.error("cannot read the gallery manifest: %s", exc)
         return 2
     work_dir = args.work_dir or settings.data_dir() / "gallery"
     content = build_content(manifest.content, work_dir / "content")
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         command = train_command(spec, manifest, content=content, styles=work_dir / "styles", work_dir=work_dir,
                                 models_root=args.models_root, extra=extra)
         if args.plan:
-            print(" ".join(command))
+            sys.stdout.write(" ".join(command) + "\n")  # the plan is this command's output
             continue
         if is_finished(spec, args.models_root):
             if finalize_shipped(args.models_root / spec.name, spec, manifest):
@@ -220,11 +220,11 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("%s: finished (%d iterations), skipped", spec.name, spec.iterations)
             continue
         if spec.init and not (args.models_root / spec.init / CONFIG_FILE).is_file():
-            print(f"error: {spec.name} starts from {spec.init}, which is not trained yet", file=sys.stderr)
+            logger.error("%s starts from %s, which is not trained yet", spec.name, spec.init)
             return 1
         logger.info("%s: training (%d iterations)", spec.name, spec.iterations)
         if subprocess.call(command) != 0:
-            print(f"error: training {spec.name} failed; rerun this command to resume it", file=sys.stderr)
+            logger.error("training %s failed; rerun this command to resume it", spec.name)
             return 1
         finalize_shipped(args.models_root / spec.name, spec, manifest)
     return 0

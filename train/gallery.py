@@ -51,6 +51,8 @@ class StyleSpec:
     seed: int
     iterations: int
     init: str | None = None
+    # train.style options for this style only (CLI names without the dashes), over the manifest's [train].
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ class Manifest:
 def read_manifest(path: Path = MANIFEST) -> Manifest:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     content = raw["content"]
-    styles = tuple(StyleSpec(**entry) for entry in raw["style"])
+    known = {"name", "seed", "iterations", "init"}
+    styles = tuple(StyleSpec(**{k: v for k, v in entry.items() if k in known},
+                             options={k: v for k, v in entry.items() if k not in known}) for entry in raw["style"])
     names = {s.name for s in styles}
     for spec in styles:
         if spec.name not in GENERATED_STYLES:
@@ -136,7 +140,7 @@ def gallery_card_section(spec: StyleSpec, manifest: Manifest) -> str:
     """What a shipped model's card adds: its manifest entry, its training photos and licences, the command."""
     content = manifest.content
     start = f"fine-tuned from `builtin:{spec.init}`" if spec.init else "trained from scratch"
-    options = ", ".join(f"`--{k} {v}`" for k, v in manifest.train_options.items())
+    options = ", ".join(f"`--{k} {v}`" for k, v in {**manifest.train_options, **spec.options}.items())
     return "\n".join([
         "", GALLERY_HEADING, "",
         f"Style image: drawn by `imaging/generated_styles.py` (`{spec.name}`, seed {spec.seed}; no licence needed). "
@@ -182,7 +186,7 @@ def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles:
     if spec.init:  # the shipped model's registry id, so the card names it rather than a folder of this machine
         init = f"builtin:{spec.init}" if models_root.resolve() == BUILTIN_STYLES.resolve() else str(models_root / spec.init)
         command += ["--init", init]
-    for option, value in manifest.train_options.items():
+    for option, value in {**manifest.train_options, **spec.options}.items():
         command += [f"--{option}", str(value)]
     return command + extra
 

@@ -136,6 +136,27 @@ def pointillism(size: int = 384, seed: int = 6) -> Image.Image:
     return image
 
 
+def neon(size: int = 384, seed: int = 7) -> Image.Image:
+    """Glowing magenta, cyan and lime tubes bent into loops on a near-black wall (not in the shipped gallery:
+    the Train tab's "new style" example, far from every shipped style in colour and structure)."""
+    rng = np.random.default_rng(seed)
+    glow = Image.new("RGB", (size, size), (0, 0, 0))
+    core = Image.new("RGB", (size, size), (0, 0, 0))
+    palette = [(255, 40, 200), (30, 230, 255), (150, 255, 60), (255, 150, 30)]
+    for _ in range(size // 20):
+        cx, cy = rng.uniform(0, size, 2)
+        radius, turns = rng.uniform(12, size / 5), rng.uniform(0.6, 1.6)
+        t = np.linspace(0, 2 * np.pi * turns, 60) + rng.uniform(0, 6.3)
+        wobble = 1 + 0.25 * np.sin(3 * t + rng.uniform(0, 6.3))
+        points = list(zip((cx + radius * wobble * np.cos(t)).tolist(), (cy + radius * wobble * np.sin(t)).tolist()))
+        colour = palette[int(rng.integers(0, len(palette)))]
+        ImageDraw.Draw(glow).line(points, fill=colour, width=9, joint="curve")
+        ImageDraw.Draw(core).line(points, fill=tuple(min(255, c + 150) for c in colour), width=2, joint="curve")
+    wall = np.asarray(glow.filter(ImageFilter.GaussianBlur(5)), dtype=np.float64) * 1.6
+    wall += np.asarray(core, dtype=np.float64) + rng.normal(8, 3, (size, size, 1))
+    return Image.fromarray(np.clip(wall, 0, 255).astype(np.uint8))
+
+
 GENERATED_STYLES: dict[str, Callable[..., Image.Image]] = {
     "stained-glass": stained_glass,
     "ink-waves": ink_waves,
@@ -144,4 +165,5 @@ GENERATED_STYLES: dict[str, Callable[..., Image.Image]] = {
     "mosaic": mosaic,
     "woodcut": woodcut,
     "pointillism": pointillism,
+    "neon": neon,
 }

@@ -1,20 +1,23 @@
-"""Network interpolation: ``(1 - alpha) * theta_a + alpha * theta_b`` for two networks of one architecture.
+"""Network interpolation: ``sum(w_i * theta_i)`` for networks of one architecture (two: ``(1 - a) * theta_a + a * theta_b``).
 
 Between a pixel-loss and a feature-loss super-resolution model it trades distortion for perceptual quality
-(the perception-distortion idea of ESRGAN's network interpolation); between two style models of one
+(the perception-distortion idea of ESRGAN's network interpolation); between two or more style models of one
 architecture it blends their styles.
 """
 from __future__ import annotations
 
 import copy
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Sequence
 
 import torch
 from torch import nn
 
-_CACHE: "OrderedDict[tuple, nn.Module]" = OrderedDict()
+# key -> (weak references to the source networks, the blend). The key holds ``id``s, which Python reuses once a
+# network is freed (a model reloaded after its folder changed): a hit counts only while the sources are alive.
+_CACHE: "OrderedDict[tuple, tuple[tuple[weakref.ref, ...], nn.Module]]" = OrderedDict()
 _CACHE_SIZE = 4
 _lock = threading.Lock()
 
@@ -40,9 +43,9 @@ def interpolate_networks(networks: Sequence[nn.Module], weights: Sequence[float]
     key = (tuple(id(net) for net in networks), tuple(round(w, 4) for w in weights))
     with _lock:
         hit = _CACHE.get(key)
-        if hit is not None:
+        if hit is not None and all(ref() is net for ref, net in zip(hit[0], networks)):
             _CACHE.move_to_end(key)
-            return hit
+            return hit[1]
     mixed = {}
     for name, tensor in first.items():
         if tensor.is_floating_point():
@@ -54,7 +57,7 @@ def interpolate_networks(networks: Sequence[nn.Module], weights: Sequence[float]
     model.load_state_dict(mixed, strict=True)
     model.eval()
     with _lock:
-        _CACHE[key] = model
+        _CACHE[key] = (tuple(weakref.ref(net) for net in networks), model)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return model

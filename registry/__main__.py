@@ -5,10 +5,13 @@
     python -m registry pull ID
     python -m registry publish FOLDER REPO_ID [--private] [--token TOKEN] [--message TEXT]
     python -m registry import-legacy FILE.pth [--name NAME] [--style STYLE] [--style-image IMAGE] [--overwrite]
+    python -m registry import-onnx FILE.onnx [--name NAME] [--style STYLE] [--overwrite]
+    python -m registry import-zoo [STYLE ...] [--overwrite]
     python -m registry plugins
     python -m registry export-onnx ID OUT.onnx [--opset N] [--no-check]
 
-Errors print one line to stderr and exit with 1 (2 for a malformed or ambiguous id or bad arguments);
+Errors print one line to stderr and exit with 1 (2 for a malformed or ambiguous id or bad arguments;
+``import-zoo`` exits with 1 when any style failed, after reporting each);
 ``--debug`` shows the traceback instead. Notices (e.g. an unreachable Hub) go to stderr too.
 """
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 TASK_CHOICES = ("style-transfer", "super-resolution")
+# registry.onnx_zoo.ZOO_STYLES's keys, spelled out so that --help needs no import of torch.
+ZOO_STYLE_NAMES = ("candy", "mosaic", "pointilism", "rain-princess", "udnie")
 SOURCE_CHOICES = ("local", "hub", "cache")
 
 
@@ -56,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     legacy.add_argument("--style", help="style name (default: the file name's stem)")
     legacy.add_argument("--style-image", type=Path, help="the style image, stored as style.jpg")
     legacy.add_argument("--overwrite", action="store_true")
+
+    onnx_import = commands.add_parser("import-onnx",
+                                      help="convert a pytorch/examples fast_neural_style network exported to ONNX")
+    onnx_import.add_argument("file", type=Path)
+    onnx_import.add_argument("--name", help="folder name in the models folder (default: the file name's stem)")
+    onnx_import.add_argument("--style", help="style name (default: the file name's stem)")
+    onnx_import.add_argument("--overwrite", action="store_true")
+
+    zoo = commands.add_parser("import-zoo", help="download and convert the ONNX model zoo's classic styles (Hub)")
+    zoo.add_argument("styles", nargs="*", metavar="STYLE",
+                     help=f"any of {', '.join(ZOO_STYLE_NAMES)} (default: all five)")
+    zoo.add_argument("--overwrite", action="store_true", help="re-import styles that are already in the models folder")
 
     commands.add_parser("plugins", help="list installed architectures and plugin problems")
 
@@ -151,6 +168,32 @@ def cmd_import_legacy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_onnx(args: argparse.Namespace) -> int:
+    from registry.onnx_zoo import import_onnx_model
+
+    folder = import_onnx_model(args.file, args.name, style=args.style, overwrite=args.overwrite)
+    print(f"imported {args.file.name} -> {folder} (id local:{folder.name})")
+    return 0
+
+
+def cmd_import_zoo(args: argparse.Namespace) -> int:
+    from registry.onnx_zoo import import_zoo_styles, zoo_style
+
+    try:
+        for style in args.styles:
+            zoo_style(style)
+    except ValueError as exc:  # a bad argument: exit 2, like argparse
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    results = import_zoo_styles(args.styles or None, overwrite=args.overwrite)
+    for result in results:
+        line = f"{result.style}: {result.status}: {result.message}"
+        if result.status == "skipped":
+            line += " (--overwrite re-imports it)"
+        print(line, file=sys.stderr if result.status == "failed" else sys.stdout)
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from networks.architectures import list_architectures
     from registry.plugins import ENTRY_POINT_GROUP, load_plugins
@@ -189,7 +232,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "show": cmd_show, "pull": cmd_pull, "publish": cmd_publish,
-            "import-legacy": cmd_import_legacy, "plugins": cmd_plugins, "export-onnx": cmd_export_onnx}
+            "import-legacy": cmd_import_legacy, "import-onnx": cmd_import_onnx, "import-zoo": cmd_import_zoo,
+            "plugins": cmd_plugins, "export-onnx": cmd_export_onnx}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

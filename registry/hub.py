@@ -26,6 +26,7 @@ from .errors import (
     HubUnavailableError,
     InvalidModelIdError,
     ModelFormatError,
+    ModelNotFoundError,
     PrivateModelError,
     PublishError,
     UnsafeModelError,
@@ -198,16 +199,20 @@ def list_hub_models(tag: str, authors: list[str], extra_repo_ids: list[str],
     return sorted(found.values(), key=lambda m: m.repo_id), notices
 
 
-def check_remote_files(repo_id: str, token: str | bool | None = None) -> str | None:
-    """Refuse a repo before downloading anything: missing weights, pickles only, or files over the limits.
-
-    Returns the commit sha that was checked, so the download fetches exactly those files."""
-    info = _api(token).model_info(repo_id, files_metadata=True, timeout=HUB_TIMEOUT_S)
+def _refuse_private_on_space(info: Any, repo_id: str) -> None:
     if getattr(info, "private", False) and settings.running_on_space():
         # The Space's Hub cache is one folder for every visitor: a private model pulled into it with one
         # visitor's sign-in could be loaded by all the others.
         raise PrivateModelError(f"{repo_id} is private: this shared Space does not copy private models into the cache "
                                 "every visitor uses; run the app on your own machine to use it")
+
+
+def check_remote_files(repo_id: str, token: str | bool | None = None) -> str | None:
+    """Refuse a repo before downloading anything: missing weights, pickles only, or files over the limits.
+
+    Returns the commit sha that was checked, so the download fetches exactly those files."""
+    info = _api(token).model_info(repo_id, files_metadata=True, timeout=HUB_TIMEOUT_S)
+    _refuse_private_on_space(info, repo_id)
     sizes = {s.rfilename: s.size for s in info.siblings or []}
     if WEIGHTS_FILE not in sizes:
         pickles = sorted(f for f in sizes if f.lower().endswith(PICKLE_SUFFIXES))
@@ -244,6 +249,64 @@ def download(repo_id: str, token: str | bool | None = None) -> Path:
     folder = Path(with_anonymous_retry(fetch, read_token(token), repo_id))
     _remember_as_main(repo_id, folder.name)
     return folder
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file downloaded into the HF cache, and the commit it was taken from."""
+
+    repo_id: str
+    filename: str
+    path: Path
+    commit: str | None
+
+
+def download_file(repo_id: str, filename: str, *, max_bytes: int, token: str | None = None) -> HubFile:
+    """Download one file of a model repo (e.g. a foreign model to convert) into the HF cache.
+
+    Its size on the Hub is checked against ``max_bytes`` before anything is downloaded, and the download is
+    pinned to the commit that was checked. Every failure is a ``RegistryError`` with one sentence: the Hub
+    unreachable or offline (``HubUnavailableError``), no such repo or file (``ModelNotFoundError``), too big
+    (``UnsafeModelError``)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    endpoint = require_hub()
+    validate_repo_id(repo_id)
+
+    def fetch(use: str | bool | None) -> HubFile:
+        info = _api(use).model_info(repo_id, files_metadata=True, timeout=HUB_TIMEOUT_S)
+        _refuse_private_on_space(info, repo_id)
+        sizes = {s.rfilename: s.size for s in info.siblings or []}
+        if filename not in sizes:
+            raise ModelNotFoundError(f"{repo_id} on the Hub has no file {filename}")
+        size = sizes[filename]
+        if size is not None and size > max_bytes:
+            raise UnsafeModelError(f"{repo_id}: {filename} is {size / (1 << 20):.1f} MiB, over the "
+                                   f"{max_bytes / (1 << 20):.0f} MiB limit (PERCEPTUAL_MAX_MODEL_MB raises it)")
+        sha = getattr(info, "sha", None)
+        path = run_with_deadline(
+            lambda: hf_hub_download(repo_id, filename, revision=sha, cache_dir=cache_dir(), endpoint=endpoint,
+                                    token=use, etag_timeout=HUB_TIMEOUT_S),
+            HUB_DOWNLOAD_DEADLINE_S)
+        return HubFile(repo_id, filename, Path(path), sha)
+
+    try:
+        return with_anonymous_retry(fetch, read_token(token), repo_id)
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"{repo_id} was not found on the Hub (or is private: pass a token)") from None
+    except RemoteEntryNotFoundError:  # not LocalEntryNotFoundError: that one means the Hub was not reached
+        raise ModelNotFoundError(f"{repo_id} on the Hub has no file {filename}") from None
+    except (HfHubHTTPError, OfflineModeIsEnabled, *http_errors(), OSError, TimeoutError) as exc:
+        first = str(exc).strip().splitlines()
+        raise HubUnavailableError(
+            f"downloading {filename} from {repo_id} failed: {first[0] if first else type(exc).__name__}"
+        ) from None
 
 
 def _remember_as_main(repo_id: str, sha: str) -> None:

@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 
 STYLE_ID = "local:tiny-style"
+STYLE_B_ID = "local:tiny-style-b"  # STYLE_ID's architecture, other weights: the two blend
+STYLE_WIDE_ID = "local:tiny-style-wide"  # another width: it cannot blend with STYLE_ID
 PIXEL_ID = "local:sr-x4-pixel"
 FEATURE_ID = "local:sr-x4-feature"
 WIDE_ID = "local:sr-x4-wide"
@@ -28,14 +30,17 @@ def photo(path: Path, size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
 
 
 def save_test_models(models_dir: Path, style_image: Path) -> None:
-    """One style model and three x4 SR models (pixel, feature, and one of another width) via the registry."""
+    """Three style models (two that blend, one of another width) and three x4 SR models (pixel, feature, and one
+    of another width) via the registry."""
     from networks import StyleTransformNet, SuperResolutionNet
     from registry import save_model
 
-    torch.manual_seed(0)
-    style_net = StyleTransformNet(width=0.25, num_residual=1)
-    save_model(style_net, models_dir / "tiny-style", style="tiny", style_image=style_image,
-               training={"loss_network": "vgg16:random(seed=0)", "content_layers": ["relu2_2"]})
+    for name, style, seed, width in (("tiny-style", "tiny", 0, 0.25), ("tiny-style-b", "tiny-b", 4, 0.25),
+                                     ("tiny-style-wide", "tiny-wide", 5, 0.5)):
+        torch.manual_seed(seed)
+        style_net = StyleTransformNet(width=width, num_residual=1)
+        save_model(style_net, models_dir / name, style=style, style_image=style_image,
+                   training={"loss_network": "vgg16:random(seed=0)", "content_layers": ["relu2_2"]})
     for name, seed, channels, training in (
         ("sr-x4-pixel", 1, 8, {"loss_network": "none (pixel loss)", "pixel_weight": 1.0, "content_layers": []}),
         ("sr-x4-feature", 2, 8, {"loss_network": "vgg16:random(seed=0)", "content_layers": ["relu2_2"],

@@ -2,6 +2,7 @@
 handlers and the batch command line. Real (tiny) models are saved through the registry first."""
 from __future__ import annotations
 
+import copy
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,9 @@ gradio_client = pytest.importorskip("gradio_client")
 from apptools import (  # noqa: E402
     FEATURE_ID,
     PIXEL_ID,
+    STYLE_B_ID,
     STYLE_ID,
+    STYLE_WIDE_ID,
     WIDE_ID,
     app_environment,
     launch_app,
@@ -63,7 +66,8 @@ def truncated_copy(source: Path, target: Path) -> Path:
 
 def test_named_endpoints_are_documented(client) -> None:
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/stylize", "/compare_baseline", "/super_resolve", "/train_style", "/list_models"} <= names
+    assert {"/stylize", "/stylize_blend", "/compare_baseline", "/super_resolve", "/train_style",
+            "/list_models"} <= names
 
 
 def test_stylize_endpoint(client, tmp_path) -> None:
@@ -94,6 +98,19 @@ def test_stylize_bad_inputs_give_clear_errors_and_the_app_keeps_serving(client, 
         client.predict(handle_file(str(bogus)), STYLE_ID, 64, False, 1.0, 1.0, api_name="/stylize")
     image_path, _ = client.predict(handle_file(str(good)), STYLE_ID, 48, False, 1.0, 1.0, api_name="/stylize")
     assert Image.open(image_path).size == (48, 40)
+
+
+def test_stylize_blend_endpoint(client, tmp_path) -> None:
+    """Four weights as the page's four sliders send them; those past the chosen models are ignored."""
+    content = photo(tmp_path / "content.png", (60, 40))
+    image_path, info = client.predict(handle_file(str(content)), [STYLE_ID, STYLE_B_ID], 0.6, 0.2, 0.5, 0.5, 48,
+                                      False, 1.0, 1.0, api_name="/stylize_blend")
+    assert Image.open(image_path).size == (48, 32)
+    assert "Blend of 2 style models" in info and "normalised to sum to 1" in info
+    assert f"`{STYLE_ID}` (style *tiny*): weight **0.75**" in info and f"`{STYLE_B_ID}`" in info and "**0.25**" in info
+    with pytest.raises(Exception, match="identical architectures: `local:tiny-style` and `local:tiny-style-wide`"):
+        client.predict(handle_file(str(content)), [STYLE_ID, STYLE_WIDE_ID], 0.5, 0.5, 0.5, 0.5, 48, False, 1.0, 1.0,
+                       api_name="/stylize_blend")
 
 
 def test_too_large_image_is_refused_with_the_limit(client, tmp_path, monkeypatch) -> None:
@@ -285,6 +302,67 @@ def test_stylize_controls(tmp_path) -> None:
         stylize(content, STYLE_ID, 64, style_scale=3.0)
 
 
+def test_a_style_blend_is_the_network_with_interpolated_weights(tmp_path) -> None:
+    from imaging import image_to_tensor, load_image, tensor_to_image
+    from networks.inference import infer
+    from registry import load_model
+    from webapp.handlers.common import style_tile
+    from webapp.handlers.style import blended_network, stylize, stylize_blend
+
+    a, b = load_model(STYLE_ID, "cpu"), load_model(STYLE_B_ID, "cpu")
+    blend = blended_network([STYLE_ID, STYLE_B_ID], [3, 1])  # any non-negative numbers: 0.75 and 0.25
+    assert [(p.model_id, p.weight, p.requested) for p in blend.parts] == [(STYLE_ID, 0.75, 3.0),
+                                                                          (STYLE_B_ID, 0.25, 1.0)]
+    mixed = {name: 0.75 * value + 0.25 * b.network.state_dict()[name] if value.is_floating_point() else value
+             for name, value in a.network.state_dict().items()}
+    reference = copy.deepcopy(a.network)
+    reference.load_state_dict(mixed)
+    for name, value in blend.network.state_dict().items():
+        assert torch.allclose(value, mixed[name], atol=1e-6), name
+
+    content = photo(tmp_path / "c.png", (48, 40))
+    out = stylize_blend(content, [STYLE_ID, STYLE_B_ID], [3, 1], 48)  # the content's own size: no resizing
+    run = infer(reference, image_to_tensor(load_image(content)), whole_image_tile=style_tile())
+    expected = tensor_to_image(run.output)
+    assert np.abs(np.asarray(out.image).astype(int) - np.asarray(expected)).max() <= 1
+    assert out.style == "tiny + tiny-b" and out.loss_network == "vgg16:random(seed=0)"
+    text = out.markdown()
+    assert "your weights 3, 1, normalised to sum to 1" in text and "weight **0.75**" in text and "weight **0.25**" in text
+    assert text.count("trained with the random-weight loss network `vgg16:random(seed=0)`") == 2
+    only_a = stylize_blend(content, [STYLE_ID, STYLE_B_ID], [1, 0], 48, strength=0.5, style_scale=0.5).image
+    alone = stylize(content, STYLE_ID, 48, strength=0.5, style_scale=0.5).image
+    assert np.abs(np.asarray(only_a).astype(int) - np.asarray(alone)).max() <= 1  # a weight of 0 takes nothing
+
+
+@pytest.mark.parametrize("model_ids, weights, message", [
+    ([STYLE_ID], [1], r"A blend needs two or more style models, got 1: for one model use Stylize"),
+    ([STYLE_ID, STYLE_B_ID], [1], r"2 models but 1 weight: give one weight per model"),
+    ([STYLE_ID, STYLE_B_ID], [1, -0.5], r"must be non-negative numbers: local:tiny-style-b has -0.5"),
+    ([STYLE_ID, STYLE_B_ID], [1, float("nan")], r"must be non-negative numbers: local:tiny-style-b has nan"),
+    ([STYLE_ID, STYLE_B_ID], [1, "heavy"], r"must be non-negative numbers: local:tiny-style-b has 'heavy'"),
+    ([STYLE_ID, STYLE_B_ID], [0, 0], r"At least one blend weight must be above 0"),
+    ([STYLE_ID, STYLE_B_ID, "tiny-style"], [1, 1, 1],
+     r"local:tiny-style is in the blend twice \(as local:tiny-style and tiny-style\): give each model once"),
+    ([STYLE_ID, STYLE_WIDE_ID], [1, 1],
+     r"identical architectures: `local:tiny-style` and `local:tiny-style-wide` differ in width 0.25 vs 0.5"),
+    ([STYLE_ID, PIXEL_ID], [1, 1], r"local:sr-x4-pixel is a super-resolution model, not a style transfer one"),
+    ([STYLE_ID, "local:no-such-model"], [1, 1], r"Model local:no-such-model cannot be used"),
+])
+def test_style_blend_errors_say_what_is_wrong(model_ids, weights, message, tmp_path) -> None:
+    from webapp.handlers.style import stylize_blend
+
+    with pytest.raises(ValueError, match=message):
+        stylize_blend(photo(tmp_path / "c.png"), model_ids, weights, 48)
+
+
+def test_blend_summary_names_each_models_share() -> None:
+    from webapp.handlers.style import blend_summary
+
+    assert blend_summary([STYLE_ID, STYLE_B_ID], [0.6, 0.2, 0.5, 0.5]).endswith("2. `local:tiny-style-b` **25%**")
+    assert "Choose two or more" in blend_summary([STYLE_ID], [1.0])
+    assert blend_summary([STYLE_ID, STYLE_B_ID], [0, 0]).startswith("⚠️ At least one blend weight")
+
+
 def test_large_stylize_runs_in_tiles_like_one_pass(tmp_path, monkeypatch) -> None:
     from webapp.handlers.style import stylize
 
@@ -454,6 +532,20 @@ def test_cli_stylize_and_upscale_files_and_folders(tmp_path, capsys) -> None:
     assert "cannot be used" in capsys.readouterr().err
 
 
+def test_cli_blends_style_models(tmp_path, capsys) -> None:
+    from webapp.cli import main
+
+    single = photo(tmp_path / "c.png", (30, 20), seed=2)
+    assert main(["stylize", "--model", STYLE_ID, "--weight", "7", "--model", STYLE_B_ID, "--weight", "3", str(single),
+                 "--out", str(tmp_path / "mixed"), "--size", "36"]) == 0
+    assert Image.open(tmp_path / "mixed" / "c_tiny70-tiny-b30.png").size == (36, 24)
+    assert "tiny 70% + tiny-b 30%" in capsys.readouterr().out
+    assert main(["stylize", "--model", STYLE_ID, "--model", STYLE_B_ID, "--weight", "1", str(single),
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "2 models but 1 weight: give one weight per model" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before any file
+
+
 # ------------------------------------------------------------------------------------------ bad uploads
 
 _BAD_UPLOAD_MESSAGES = {
@@ -486,3 +578,30 @@ def test_every_bad_upload_gets_the_projects_message_through_the_api(client, tmp_
     good = photo(tmp_path / "good.png")
     image_path, _ = client.predict(handle_file(str(good)), STYLE_ID, 48, False, 1.0, 1.0, api_name="/stylize")
     assert Image.open(image_path).size == (48, 40)
+
+
+def test_the_default_preset_fine_tunes_the_gallerys_root_model(tmp_path, monkeypatch) -> None:
+    """The Train tab's default is a quick fine-tune from the shipped builtin:stained-glass (a new style in about a
+    minute: benchmarks/finetune_minute.py); without that model it asks for one rather than guessing."""
+    import networks
+    from registry import api
+    from webapp.handlers import training
+
+    style = photo(tmp_path / "s.png", (40, 40))
+    request = training.TrainRequest(style=str(style))
+    assert request.preset == training.DEFAULT_PRESET == "quick_finetune"
+    empty = tmp_path / "no-builtin"
+    empty.mkdir()
+    monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(empty))
+    api.clear_memory_cache()
+    with pytest.raises(ValueError, match="starts from an existing style model"):
+        training.build_config(request, "x")
+    root = tmp_path / "builtin"
+    api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), root / "styles" / "stained-glass",
+                   style="stained-glass")
+    monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(root))
+    api.clear_memory_cache()
+    config = training.build_config(request, "x")
+    assert config.init == training.DEFAULT_BASE_MODEL == "builtin:stained-glass"
+    assert Path(config.preview_image).stem == "chelsea"  # held out from the gallery's training content
+    assert training.build_config(training.TrainRequest(style=str(style), preset="starter"), "y").init is None

@@ -140,3 +140,21 @@ def test_architecture_table() -> None:
         networks.get_architecture("no-such-net")
     with pytest.raises(ValueError, match="unknown task"):
         register_architecture("x", "colorization")
+
+
+def test_interpolation_cache_never_serves_a_blend_of_freed_networks() -> None:
+    """The cache is keyed by ``id``s, which Python reuses after a network is freed: an entry whose sources are
+    gone must be rebuilt, not returned for the new networks that happen to get the same ids."""
+    from networks import interpolate
+
+    torch.manual_seed(0)
+    a, b, c, d = (StyleTransformNet(width=0.25, num_residual=1) for _ in range(4))
+    stale = interpolate.interpolate_networks([a, b], [0.5, 0.5])
+    key = next(k for k, (_, model) in interpolate._CACHE.items() if model is stale)
+    interpolate._CACHE[((id(c), id(d)), key[1])] = interpolate._CACHE[key]  # as if c, d reused a's and b's ids
+    fresh = interpolate.interpolate_networks([c, d], [0.5, 0.5])
+    assert fresh is not stale
+    for name, value in fresh.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (c.state_dict()[name] + d.state_dict()[name]) / 2), name
+    assert interpolate.interpolate_networks([a, b], [0.5, 0.5]) is stale  # live sources still hit

@@ -1,4 +1,4 @@
-"""benchmarks/report/: the smoke profile writes the five-section Markdown report with its plots (what CI runs).
+"""benchmarks/report/: the smoke profile writes the six-section Markdown report with its plots (what CI runs).
 
 The numbers of a smoke run are meaningless (tiny networks, a few iterations); this checks the plumbing: every
 section runs on a CPU, the report names the loss network, the plots exist, and a later run of one section
@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from benchmarks.report import SECTION_TITLES, main
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.mark.slow
-def test_smoke_report_has_the_five_sections(tmp_path) -> None:
+def test_smoke_report_has_every_section(tmp_path, monkeypatch) -> None:
+    import settings
+
+    # Section 6 evaluates the shipped gallery: the repository's own models, not the tests' empty folder.
+    monkeypatch.setenv(settings.BUILTIN_MODELS_DIR_ENV, str(ROOT / "registry" / "builtin"))
     out, work = tmp_path / "report", tmp_path / "work"
     assert main(["--smoke", "--device", "cpu", "--out", str(out), "--work-dir", str(work)]) == 0
     text = (out / "report.md").read_text()
@@ -28,7 +35,13 @@ def test_smoke_report_has_the_five_sections(tmp_path) -> None:
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (out / image).stat().st_size > 1000, image
     results = json.loads((out / "results.json").read_text())
-    assert set(results["sections"]) == {"1", "2", "3", "4", "5"}
+    assert set(results["sections"]) == {"1", "2", "3", "4", "5", "6"}
+    gallery = results["sections"]["6"]["data"]
+    assert gallery["rows"] and all(r["trained_with"] == "vgg16:imagenet-caffe" for r in gallery["rows"])
+    # Scored with another loss network (the tests' random one), the section says so rather than pass it off.
+    assert ("numbers are not the objective they were trained on" in text) == (gallery["loss_network"] != "vgg16:imagenet-caffe")
+    assert all(0 < r["network"] < float("inf") and len(r["lbfgs"]) == 3 for r in gallery["rows"])
+    assert (out / gallery["sheets"][gallery["rows"][0]["style"]]).is_file()
 
     # One section again: the others are kept from results.json.
     assert main(["--smoke", "--device", "cpu", "--out", str(out), "--work-dir", str(work), "--sections", "1"]) == 0

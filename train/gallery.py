@@ -3,6 +3,8 @@
     python -m train.gallery                 # build the content set and style images, then train what is missing
     python -m train.gallery --only mosaic   # one style (its ``init`` model must exist already)
     python -m train.gallery --plan          # print what would run
+    python -m train.gallery --recipe paper --device cuda --models-root registry/builtin/styles-paper
+                                            # the paper's recipe on a GPU (gallery.toml [recipe.paper])
 
 Each style trains with ``python -m train.style ... --resume`` in its own process, so killing this command and
 rerunning it continues every unfinished style from its last checkpoint. Finished models land in
@@ -56,11 +58,35 @@ class StyleSpec:
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """Another way to train the same gallery (e.g. the paper's, for a GPU): options over the manifest's [train]
+    and the iteration counts of the models trained from scratch and of the fine-tuned ones."""
+
+    name: str
+    train_options: dict[str, Any]
+    scratch_iterations: int
+    finetune_iterations: int
+
+    def apply(self, spec: StyleSpec) -> StyleSpec:
+        iterations = self.finetune_iterations if spec.init else self.scratch_iterations
+        return StyleSpec(spec.name, spec.seed, iterations, spec.init, {**self.train_options, **spec.options})
+
+
+@dataclass(frozen=True)
 class Manifest:
     content: ContentSpec
     train_options: dict[str, Any]
     styles: tuple[StyleSpec, ...]
     source: Path = field(default=MANIFEST)
+    recipes: dict[str, Recipe] = field(default_factory=dict)
+
+    def with_recipe(self, name: str) -> "Manifest":
+        """The manifest as ``recipe`` trains it (its options and iteration counts)."""
+        if name not in self.recipes:
+            raise ValueError(f"{self.source}: no recipe {name!r} (have: {', '.join(self.recipes) or 'none'})")
+        recipe = self.recipes[name]
+        return Manifest(self.content, self.train_options, tuple(recipe.apply(s) for s in self.styles), self.source,
+                        self.recipes)
 
 
 def read_manifest(path: Path = MANIFEST) -> Manifest:
@@ -75,9 +101,14 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
             raise ValueError(f"{path}: style {spec.name!r} has no generator in imaging/generated_styles.py")
         if spec.init is not None and spec.init not in names:
             raise ValueError(f"{path}: style {spec.name!r} starts from unknown style {spec.init!r}")
+    recipes = {}
+    for name, table in raw.get("recipe", {}).items():
+        options = dict(table)
+        scratch, finetune = int(options.pop("scratch-iterations")), int(options.pop("finetune-iterations"))
+        recipes[name] = Recipe(name, options, scratch, finetune)
     return Manifest(ContentSpec(tuple(content["photos"]), tuple(content["held_out"]), int(content["crops_per_photo"]),
                                 int(content["crop_size"]), int(content["seed"])),
-                    dict(raw.get("train", {})), styles, path)
+                    dict(raw.get("train", {})), styles, path, recipes)
 
 
 def build_content(spec: ContentSpec, folder: Path) -> Path:
@@ -178,10 +209,10 @@ def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
 
 
 def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles: Path, work_dir: Path,
-                  models_root: Path, extra: list[str]) -> list[str]:
+                  models_root: Path, extra: list[str], runs: str = "runs") -> list[str]:
     command = [sys.executable, "-m", "train.style", "--style", str(style_image(spec, styles)),
                "--content", str(content), "--style-name", spec.name, "--out", str(models_root / spec.name),
-               "--run-dir", str(work_dir / "runs" / spec.name), "--iterations", str(spec.iterations),
+               "--run-dir", str(work_dir / runs / spec.name), "--iterations", str(spec.iterations),
                "--seed", str(spec.seed), "--preview-image", str(work_dir / "preview.jpg"), "--resume", "--quiet"]
     if spec.init:  # the shipped model's registry id, so the card names it rather than a folder of this machine
         init = f"builtin:{spec.init}" if models_root.resolve() == BUILTIN_STYLES.resolve() else str(models_root / spec.init)
@@ -198,10 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-root", type=Path, default=BUILTIN_STYLES)
     parser.add_argument("--work-dir", type=Path, default=None, help="default: <data dir>/gallery")
     parser.add_argument("--plan", action="store_true", help="print the commands and exit")
+    parser.add_argument("--recipe", help="train with a [recipe.NAME] of the manifest (e.g. paper, for a GPU); "
+                                         "its runs go to <work dir>/runs-NAME")
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         manifest = read_manifest(args.manifest)
+        if args.recipe:
+            manifest = manifest.with_recipe(args.recipe)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         logger.error("cannot read the gallery manifest: %s", exc)
         return 2
@@ -214,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and spec.name not in args.only:
             continue
         command = train_command(spec, manifest, content=content, styles=work_dir / "styles", work_dir=work_dir,
-                                models_root=args.models_root, extra=extra)
+                                models_root=args.models_root, extra=extra,
+                                runs=f"runs-{args.recipe}" if args.recipe else "runs")
         if args.plan:
             sys.stdout.write(" ".join(command) + "\n")  # the plan is this command's output
             continue

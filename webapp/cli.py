@@ -2,13 +2,16 @@
 
     python -m webapp.cli stylize --model ID INPUT... --out DIR [--size 512] [--strength 1] [--style-scale 1]
                                  [--preserve-colours]
+    python -m webapp.cli stylize --model A --weight 0.7 --model B --weight 0.3 INPUT... --out DIR [...]
     python -m webapp.cli upscale [--model ID] [--scale 4] INPUT... --out DIR
     python -m webapp.cli models [--task style-transfer|super-resolution]
 
 INPUT is an image file or a folder (searched recursively for images). ``upscale`` without ``--model`` uses the
 registry's feature-loss model for the scale (the paper's), else its pixel-loss model, else bicubic; say
-``--model bicubic`` to force bicubic. A file that fails is reported on stderr and skipped; the exit status is
-1 if any failed, 2 for a usage error.
+``--model bicubic`` to force bicubic. ``stylize`` with ``--model`` given two or more times blends the style
+models (one architecture; network interpolation), the n-th ``--weight`` belonging to the n-th ``--model`` (any
+non-negative numbers, normalised to sum to 1; no ``--weight`` at all: equal weights). A file that fails is
+reported on stderr and skipped; the exit status is 1 if any failed, 2 for a usage error.
 """
 from __future__ import annotations
 
@@ -85,13 +88,35 @@ def stylize_command(args: argparse.Namespace) -> int:
     from webapp.handlers.common import load_registry_model
     from webapp.handlers.style import stylize
 
-    load_registry_model(args.model, "style-transfer")  # a wrong id fails once, before any file
+    if len(args.model) > 1:
+        return _blend_command(args)
+    if args.weight:
+        raise ValueError("--weight is for blends: give --model two or more times, one --weight each.")
+    model_id = args.model[0]
+    load_registry_model(model_id, "style-transfer")  # a wrong id fails once, before any file
 
     def work(source: Path):
-        result = stylize(source, args.model, args.size, args.preserve_colours, args.strength, args.style_scale)
+        result = stylize(source, model_id, args.size, args.preserve_colours, args.strength, args.style_scale)
         return result.image, result.seconds, result.style or result.model_id
 
     return _run_each(find_inputs(args.inputs), Path(args.out), work, _safe)
+
+
+def _blend_command(args: argparse.Namespace) -> int:
+    """``stylize`` with several ``--model``: the blend is checked (and built) once, before any file."""
+    from webapp.handlers.style import blended_network, stylize_blend
+
+    weights = args.weight or [1.0] * len(args.model)
+    parts = blended_network(args.model, weights).parts
+    label = " + ".join(f"{part.style or part.model_id} {part.weight:.0%}" for part in parts)
+    suffix = "-".join(f"{_safe(part.style or part.model_id)}{round(100 * part.weight)}" for part in parts)
+
+    def work(source: Path):
+        result = stylize_blend(source, args.model, weights, args.size, args.preserve_colours, args.strength,
+                               args.style_scale)
+        return result.image, result.seconds, label
+
+    return _run_each(find_inputs(args.inputs), Path(args.out), work, lambda _: suffix)
 
 
 def upscale_command(args: argparse.Namespace) -> int:
@@ -133,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     style = sub.add_parser("stylize", help="stylise images with a style model")
     style.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    style.add_argument("--model", required=True, help="registry model id (local:NAME, owner/name, NAME)")
+    style.add_argument("--model", required=True, action="append",
+                       help="registry model id (local:NAME, owner/name, NAME); twice or more to blend the models")
+    style.add_argument("--weight", type=float, action="append",
+                       help="a blend's weight for the model of the same position (default: equal weights)")
     style.add_argument("--out", required=True, help="output folder")
     style.add_argument("--size", type=int, default=512, help="output longest side in px (default 512)")
     style.add_argument("--strength", type=float, default=1.0, help="style strength 0..1 (default 1)")

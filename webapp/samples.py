@@ -6,9 +6,10 @@ Everything is made on first use under ``settings.data_dir()`` and reused afterwa
   one's source and licence.
 * Example style images are drawn by ``imaging.generated_styles`` from a seed: generated, so free of any licence.
 
-The default training content (``PERCEPTUAL_TRAIN_CONTENT`` unset) is those photos plus a few crops of each,
-about 35 images: enough for a quick fine-tune or starter style on a fresh, offline machine, not for the
-paper's recipe (COCO 2014, 80k images: point ``PERCEPTUAL_TRAIN_CONTENT`` at a folder or a Hub dataset id).
+The default training content (``PERCEPTUAL_TRAIN_CONTENT`` unset) is the shipped gallery's: 448 random crops
+of seven colour-rich photos whose licences ``imaging.sample_photos`` records (``train/gallery.toml``). Enough
+for a quick fine-tune or starter style on a fresh, offline machine, not for the paper's recipe (COCO 2014,
+80k images: point ``PERCEPTUAL_TRAIN_CONTENT`` at a folder or a Hub dataset id).
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import logging
 import threading
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 import settings
@@ -27,17 +27,8 @@ logger = logging.getLogger(__name__)
 
 TRAIN_CONTENT_ENV = settings.TRAIN_CONTENT_ENV
 EXAMPLE_PHOTOS: tuple[str, ...] = ("chelsea", "astronaut", "coffee", "rocket")
-_COLOUR_PHOTOS: tuple[str, ...] = (
-    "astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
-)
-_GREY_PHOTOS: tuple[str, ...] = ("camera", "coins", "brick", "grass", "gravel", "clock", "text")
-EXAMPLE_STYLES: tuple[str, ...] = ("stained-glass", "ink-waves", "stripes")
-_SOURCES_NOTE = """# Default training content for Perceptual Studio
-
-Made from scikit-image's bundled sample photos (`skimage.data`; public domain or CC0 as scikit-image's
-data README lists them), each saved whole and as a few crops. Replace it by setting
-PERCEPTUAL_TRAIN_CONTENT to a folder of images or a Hugging Face dataset id.
-"""
+# "neon" first: a style none of the shipped models has, for a first fine-tune.
+EXAMPLE_STYLES: tuple[str, ...] = ("neon", "stained-glass", "ink-waves")
 _lock = threading.Lock()
 
 
@@ -77,36 +68,17 @@ def example_styles() -> list[Path]:
 
 
 def default_content_dir() -> Path:
-    return settings.data_dir() / "content" / "skimage-samples"
+    return settings.data_dir() / "content" / "gallery-photos"
 
 
 def ensure_default_content() -> Path:
-    """The bundled training set (module docstring), written on first use; returns its folder."""
-    folder = default_content_dir()
-    marker = folder / "SOURCES.md"
+    """The shipped gallery's training content (``train/gallery.toml``: random crops of colour-rich licensed
+    photos, with a SOURCES.md), written on first use; returns its folder. A fine-tune in the app thus sees the
+    same kind of pictures its starting model was trained on."""
+    from train.gallery import build_content, read_manifest
+
     with _lock:
-        if marker.is_file():
-            return folder
-        folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(0)
-        for name in _COLOUR_PHOTOS + _GREY_PHOTOS:
-            try:
-                photo = load_sample_photo(name)
-            except Exception as exc:  # noqa: BLE001 - an older scikit-image may lack one of them
-                logger.warning("sample photo %s unavailable: %s", name, exc)
-                continue
-            _fit(photo, 512).save(folder / f"{name}.jpg", quality=92)
-            side = min(photo.size)
-            for k in range(2 if name in _COLOUR_PHOTOS else 1):
-                crop = int(side * rng.uniform(0.45, 0.7))
-                left = int(rng.integers(0, photo.width - crop + 1))
-                top = int(rng.integers(0, photo.height - crop + 1))
-                piece = photo.crop((left, top, left + crop, top + crop))
-                if k % 2:
-                    piece = piece.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                _fit(piece, 384).save(folder / f"{name}-crop{k}.jpg", quality=92)
-        marker.write_text(_SOURCES_NOTE, encoding="utf-8")
-    return folder
+        return build_content(read_manifest().content, default_content_dir())
 
 
 def training_content_source() -> str:

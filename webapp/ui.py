@@ -66,14 +66,14 @@ def build_demo() -> gr.Blocks:
         with gr.Accordion("About and credits", open=False):
             gr.Markdown(ABOUT.format(vgg=OXFORD_CREDIT), elem_id="about")
         picker_inputs = [superres["scale"], stylize["model"], compare["model"], superres["pixel"], superres["feature"],
-                         train["init"], train["publish"]]
+                         train["init"], train["publish"], stylize["blend"]]
         picker_outputs = [stylize["gallery"], stylize["ids"], stylize["model"], stylize["empty"], compare["model"],
-                          superres["pixel"], superres["feature"], train["init"], train["publish"]]
+                          superres["pixel"], superres["feature"], train["init"], train["publish"], stylize["blend"]]
         demo.load(handlers.loss_network_banner, None, banner, api_visibility="private")
         demo.load(refresh_pickers, picker_inputs, picker_outputs, api_visibility="private")
         models["show_listing"](demo.load)
         # After a change, one fresh listing first, then the Models table from it (in that order).
-        for changed in (train["train"], models["pull"]):
+        for changed in (train["train"], models["pull"], models["import_zoo"]):
             models["show_listing"](changed.then(refresh_pickers_fresh, picker_inputs, picker_outputs,
                                                 api_visibility="private").then)
         models["refresh"].then(refresh_pickers, picker_inputs, picker_outputs, api_visibility="private")

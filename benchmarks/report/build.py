@@ -13,6 +13,7 @@ from pathlib import Path
 from benchmarks.common import device_name, loadavg
 
 from .helpers import loss_network_info
+from .gallery import markdown_gallery, section_gallery
 from .inference import markdown_inference, section_inference
 from .objective import markdown_objective, section_objective, train_style_network
 from .profiles import SECTION_TITLES, SECTIONS, Profile
@@ -54,7 +55,8 @@ def build_markdown(results: dict) -> str:
         used = Profile(**{**results["profile"], **section.get("profile", {})})  # the sizes this section ran with
         render = {1: lambda d: markdown_table1(d, used), 2: lambda d: markdown_objective(d, used),
                   3: lambda d: markdown_sr(d, used), 4: lambda d: markdown_inference(d, used),
-                  5: lambda d: markdown_training(d, used, meta["device_name"])}[number]
+                  5: lambda d: markdown_training(d, used, meta["device_name"]),
+                  6: lambda d: markdown_gallery(d, used)}[number]
         lines += render(section["data"]) + [""]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -111,8 +113,10 @@ def run_report(out: Path, device: str, profile: Profile, sections: tuple[int, ..
                 data = section_sr(profile, device, work, out)
             elif number == 4:
                 data = section_inference(profile, device, work, out)
-            else:
+            elif number == 5:
                 data = section_training(profile, device, work, out, trained, objective)
+            else:
+                data = section_gallery(profile, device, work, out)
             results["sections"][str(number)] = {"data": _jsonable(data), "seconds": time.perf_counter() - started,
                                                 "meta": {k: meta[k] for k in ("device", "device_name", "command")},
                                                 "profile": asdict(profile)}

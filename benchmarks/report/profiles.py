@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECTIONS = (1, 2, 3, 4, 5)
+SECTIONS = (1, 2, 3, 4, 5, 6)
 SECTION_TITLES = {
     1: "1. Speed: the paper's Table 1",
     2: "2. Objective value: fast network vs the L-BFGS baseline",
     3: "3. Super-resolution x4 and x8: PSNR and SSIM on Y",
     4: "4. Inference speed and memory against the arithmetic floor",
     5: "5. Training throughput and time-to-quality",
+    6: "6. The shipped style gallery: objective vs L-BFGS, contact sheets",
 }
 STYLE_EVAL_PHOTOS = ("astronaut", "coffee", "chelsea")
 
@@ -60,6 +61,11 @@ class Profile:
     throughput_warmup: int
     # Adam steps fitting the benchmark networks of sections 1 and 4 (speed does not depend on weights).
     fit_steps: int
+    # 6. The shipped gallery: evaluation longer side, L-BFGS checkpoints (the 50/100/300), styles
+    # evaluated (0 = all). Defaults, so results.json files written before section 6 existed still load.
+    gallery_side: int = 256
+    gallery_lbfgs: tuple[int, ...] = (50, 100, 300)
+    gallery_styles: int = 0
 
 
 PROFILES = {
@@ -71,6 +77,7 @@ PROFILES = {
         sr_eval_images=2, sr_eval_max_side=64,
         inference_sizes=(64,), inference_repeats=2, sr_low=32, inference_batch=2, inference_memory=False,
         large_image=None, throughput_size=64, throughput_steps=1, throughput_warmup=1, fit_steps=3,
+        gallery_side=48, gallery_lbfgs=(2, 4, 8), gallery_styles=1,
     ),
     "cpu": Profile(
         name="cpu", table1_sizes=(128, 256), table1_iterations=5, table1_device_iterations=5, table1_repeats=5,

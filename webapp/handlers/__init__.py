@@ -6,7 +6,7 @@ user can act on; ``webapp.ui`` turns those into ``gr.Error`` and ``webapp.cli`` 
 
 | module | journey |
 |---|---|
-| ``style`` | Stylize (and the live webcam) |
+| ``style`` | Stylize, style blends (and the live webcam) |
 | ``compare`` | Compare with the optimisation baseline |
 | ``superres`` | Super-resolution |
 | ``training`` | Train a style, publish to the Hub |
@@ -16,7 +16,7 @@ user can act on; ``webapp.ui`` turns those into ``gr.Error`` and ``webapp.cli`` 
 from .common import loss_network_banner, loss_network_status
 from .compare import CompareOutput, compare_baseline
 from .models import ModelListing, current_listing, model_card, pull_model
-from .style import StylizeOutput, stylize, stylize_frame
+from .style import BlendPart, StylizeOutput, blend_summary, stylize, stylize_blend, stylize_frame
 from .superres import SROutput, super_resolve
 from .training import (
     TrainRequest,
@@ -28,7 +28,8 @@ from .training import (
 )
 
 __all__ = [
-    "CompareOutput", "ModelListing", "SROutput", "StylizeOutput", "TrainRequest", "TrainUpdate", "cancel_job",
-    "compare_baseline", "current_listing", "loss_network_banner", "loss_network_status", "model_card",
-    "publish_model", "pull_model", "run_training", "stylize", "stylize_frame", "super_resolve", "train_style_job",
+    "BlendPart", "CompareOutput", "ModelListing", "SROutput", "StylizeOutput", "TrainRequest", "TrainUpdate",
+    "blend_summary", "cancel_job", "compare_baseline", "current_listing", "loss_network_banner",
+    "loss_network_status", "model_card", "publish_model", "pull_model", "run_training", "stylize", "stylize_blend",
+    "stylize_frame", "super_resolve", "train_style_job",
 ]

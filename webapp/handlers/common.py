@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
 from PIL import Image
 
@@ -96,6 +97,28 @@ def load_registry_model(model_id: str | None, task: str) -> LoadedModel:
         raise ValueError(f"{model_id} is a {TASK_LABELS.get(model.config.task, model.config.task)} model, "
                          f"not a {TASK_LABELS[task]} one.")
     return model
+
+
+def check_same_architecture(models: Sequence[LoadedModel]) -> None:
+    """Raise ``ValueError`` naming the first two models whose architecture or arguments differ.
+
+    Network interpolation (the SR perception-distortion blend, style blends) mixes weights name by name, so the
+    models must be one network with different weights; saying which argument differs tells the user what to pick.
+    """
+    first = models[0]
+    for other in models[1:]:
+        a, b = first.config, other.config
+        if a.architecture != b.architecture:
+            differs = f"`{first.label}` is a {a.architecture} network, `{other.label}` a {b.architecture} one"
+        elif a.architecture_args != b.architecture_args:
+            args_a, args_b = a.architecture_args, b.architecture_args
+            names = sorted(name for name in set(args_a) | set(args_b) if args_a.get(name) != args_b.get(name))
+            args = ", ".join(f"{name} {args_a.get(name, '(default)')} vs {args_b.get(name, '(default)')}"
+                             for name in names)
+            differs = f"`{first.label}` and `{other.label}` differ in {args}"
+        else:
+            continue
+        raise ValueError(f"Network interpolation needs models with identical architectures: {differs}.")
 
 
 def resize_longest(image: Image.Image, side: int) -> Image.Image:

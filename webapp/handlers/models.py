@@ -9,13 +9,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 
 import settings
 from networks.vgg import describe_loss_network
 from registry import RegistryError, describe, list_models, pull
+from registry.onnx_zoo import ZOO_STYLES, import_zoo_styles
 from registry.schema import CARD_FILE
 
 from .. import samples
@@ -191,3 +192,21 @@ def pull_model(repo_id: str | None, token: str | None = None) -> str:
         raise ValueError("Enter a Hub repo id, e.g. owner/model-name.")
     folder = pull(repo_id, token=token)
     return f"Pulled `{repo_id}` into the local Hugging Face cache (`{folder}`); it now works offline."
+
+
+ZOO_HEADER = ("**Classic styles from the ONNX model zoo**: pytorch/examples' fast-neural-style network, "
+              "downloaded from `onnxmodelzoo/<style>-9` on the Hub and converted to local models.")
+_ZOO_STATUS = {"imported": "imported as", "skipped": "already there as", "failed": "⚠️ failed:"}
+
+
+def import_classic_styles(token: str | None = None, progress: Callable[[float, str], None] | None = None) -> str:
+    """Fetch and convert the zoo's five styles (``registry.onnx_zoo``), skipping those already imported; one
+    Markdown line per style. An unreachable Hub raises the registry's ``HubUnavailableError``."""
+    results = import_zoo_styles(token=token, progress=progress)
+    lines = [ZOO_HEADER]
+    for result in results:
+        detail = f"`{result.model_id}`" if result.status != "failed" else result.message
+        lines.append(f"- {ZOO_STYLES[result.style].style}: {_ZOO_STATUS[result.status]} {detail}")
+    done = sum(r.status != "failed" for r in results)
+    lines.append(f"\n{done} of {len(results)} ready" + ("; they are in every style picker." if done else "."))
+    return "\n".join(lines)

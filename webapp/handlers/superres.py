@@ -28,7 +28,7 @@ from networks.inference import infer
 from networks.interpolate import interpolate_networks
 from registry import LoadedModel
 
-from .common import check_output_size, device_label, identity_note, load_registry_model
+from .common import check_output_size, check_same_architecture, device_label, identity_note, load_registry_model
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +107,7 @@ def interpolate_models(pixel: LoadedModel, feature: LoadedModel, alpha: float) -
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"the blend must be between 0 and 1, got {alpha}")
-    a, b = pixel.config, feature.config
-    if a.architecture != b.architecture or a.architecture_args != b.architecture_args:
-        raise ValueError("Network interpolation needs two models with identical architectures: "
-                         f"{a.architecture} {a.architecture_args} vs {b.architecture} {b.architecture_args}.")
+    check_same_architecture([pixel, feature])
     return interpolate_networks([pixel.network, feature.network], [1.0 - alpha, alpha])
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 import settings
 from imaging import load_image
 from imaging.figures import plot_losses
-from registry import describe, publish
+from registry import RegistryError, describe, publish
 from registry.schema import CARD_FILE
 from train.config import StyleTrainConfig
 from train.style import train_style
@@ -51,7 +51,11 @@ PRESETS: dict[str, Preset] = {
     "starter": Preset("Quick starter style from scratch (small network)", 120, 128, 2, 2e-3, 0.5, 10),
     "paper": Preset("Paper recipe (40k iterations, 256 px, batch 4: hours on a GPU)", 40_000, 256, 4, 1e-3, 1.0, 500),
 }
-DEFAULT_PRESET = "starter"
+# A fine-tune from a shipped model reaches a new style in about a minute on two CPU cores, where a network
+# from scratch still shows mostly noise (benchmarks/finetune_minute.py measures both).
+DEFAULT_PRESET = "quick_finetune"
+# The gallery's root model (train/gallery.toml: every other shipped style was fine-tuned from it).
+DEFAULT_BASE_MODEL = "builtin:stained-glass"
 PLOT_EVERY_S = 1.0
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -156,6 +160,8 @@ def build_config(request: TrainRequest, name: str):
     preset = preset_values(request.preset)
     init = (request.init_model or "").strip() or None
     if preset.fine_tune and init is None:
+        init = default_base_model()
+    if preset.fine_tune and init is None:
         raise ValueError("The fine-tune preset starts from an existing style model: choose one (or use the starter preset).")
     return StyleTrainConfig(
         out=name,
@@ -175,8 +181,18 @@ def build_config(request: TrainRequest, name: str):
         checkpoint_every=max(50, int(request.iterations) // 4),
         log_every=1,
         preview_size=192,
+        preview_image=str(samples.example_photos()[0]),  # a photo not trained on: the preview shows generalisation
         seed=int(request.seed),
     )
+
+
+def default_base_model() -> str | None:
+    """The model a fine-tune starts from when none is chosen: the gallery's root model, if this registry has it."""
+    try:
+        describe(DEFAULT_BASE_MODEL)
+    except RegistryError:
+        return None
+    return DEFAULT_BASE_MODEL
 
 
 # ------------------------------------------------------------------------------------------ the job

@@ -7,8 +7,9 @@ from typing import Any
 import gradio as gr
 
 from webapp import handlers
-from webapp.events import on_space_with_oauth, user_errors, visitor_token
+from webapp.events import on_space_with_oauth, progress_callback, user_errors, visitor_token
 from webapp.handlers import models as models_handlers
+from webapp.handlers import training as train_handlers
 from webapp.tabs.stylize import NO_STYLE_MODELS
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,11 @@ def pull_event(repo_id: str, oauth_token: gr.OAuthToken | None = None):
     return handlers.pull_model(repo_id, visitor_token(oauth_token))
 
 
+@user_errors
+def import_zoo_event(oauth_token: gr.OAuthToken | None = None, progress=gr.Progress()):
+    return models_handlers.import_classic_styles(visitor_token(oauth_token), progress_callback(progress))
+
+
 def _keep(current: str | None, choices: list[str]) -> str | None:
     return current if current in choices else (choices[0] if choices else None)
 
@@ -58,7 +64,8 @@ def _style_dropdown_choices(listing) -> list[tuple[str, str]]:
 
 
 def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | None, pixel_pick: str | None,
-             feature_pick: str | None, init_pick: str | None, publish_pick: str | None) -> tuple:
+             feature_pick: str | None, init_pick: str | None, publish_pick: str | None,
+             blend_picks: list[str] | None = None) -> tuple:
     """Every model picker updated from ``listing``, keeping each user's selection when it still exists."""
     style_choices = _style_dropdown_choices(listing)
     style_ids = [value for _, value in style_choices]
@@ -75,8 +82,9 @@ def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | No
         gr.update(choices=[("(none)", "")] + sr_ids, value=pixel_pick if pixel_pick in sr_ids else (pixel_default or "")),
         gr.update(choices=[("(none)", "")] + sr_ids,
                   value=feature_pick if feature_pick in sr_ids else (feature_default or "")),
-        gr.update(choices=style_choices, value=_keep(init_pick, style_ids)),
+        gr.update(choices=style_choices, value=_keep(init_pick or train_handlers.default_base_model(), style_ids)),
         gr.update(choices=local_ids, value=_keep(publish_pick, local_ids)),
+        gr.update(choices=style_choices, value=[pick for pick in (blend_picks or []) if pick in style_ids]),
     )
 
 
@@ -112,15 +120,18 @@ def models_tab() -> dict[str, Any]:
             pull_input = gr.Textbox(label="Pull from the Hub by repo id", placeholder="owner/name")
             pull_button = gr.Button("Pull")
         pull_info = gr.Markdown()
+        zoo_button = gr.Button("Import the classic styles (ONNX model zoo)")
+        zoo_info = gr.Markdown()
     listing_outputs = [table_output, json_output, notices_output]
     refresh = refresh_button.click(list_models_event, None, listing_outputs, api_name="list_models",
                                    concurrency_limit=None)
     card_input.change(model_card_event, card_input, [card_output, card_thumb], api_visibility="private")
     pull = pull_button.click(pull_event, pull_input, pull_info, api_name="pull_model", concurrency_limit=1)
+    import_zoo = zoo_button.click(import_zoo_event, None, zoo_info, api_name="import_zoo_styles", concurrency_limit=1)
 
     def show_listing(trigger) -> None:
         trigger(list_models_recent, None, listing_outputs, api_visibility="private").then(
             card_choices_event, card_input, card_input, api_visibility="private")
 
     refresh.then(card_choices_event, card_input, card_input, api_visibility="private")
-    return {"refresh": refresh, "pull": pull, "show_listing": show_listing}
+    return {"refresh": refresh, "pull": pull, "import_zoo": import_zoo, "show_listing": show_listing}

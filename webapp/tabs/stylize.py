@@ -1,4 +1,5 @@
-"""The Stylize and Compare tabs: a style model on a photo or the webcam, and the network against the optimisation baseline."""
+"""The Stylize and Compare tabs: a style model (or a blend of several) on a photo or the webcam, and the network
+against the optimisation baseline."""
 from __future__ import annotations
 
 import logging
@@ -9,14 +10,15 @@ import gradio as gr
 import settings
 from webapp import handlers, samples
 from webapp.components import checked_image
-from webapp.events import event, progress_callback
+from webapp.events import event, progress_callback, user_errors
 from webapp.handlers.common import max_side
 
 logger = logging.getLogger(__name__)
 
+MAX_BLEND_MODELS = 4  # one weight slider each; sliders are never hidden or re-ranged (gradio#12995 freezes the page)
 NO_STYLE_MODELS = (
     "**No style model yet.** Train one in the **Train a style** tab (the starter preset with an example style "
-    "image takes a few minutes on a CPU), or pull one from the Hub in the **Models** tab."
+    "image takes a few minutes on a CPU), pull one from the Hub or import the classic styles in the **Models** tab."
 )
 
 
@@ -27,6 +29,29 @@ def stylize_event(content: str | None, model_id: str | None, output_size: float 
         raise ValueError("Upload a content image first (or pick an example).")
     out = handlers.stylize(content, model_id, int(output_size), bool(preserve_colours), float(strength), float(style_scale))
     return out.image, out.markdown()
+
+
+@event(gpu_seconds=60)
+def stylize_blend_event(content: str | None, model_ids: list[str] | None, weight_1: float = 0.5, weight_2: float = 0.5,
+                        weight_3: float = 0.5, weight_4: float = 0.5, output_size: float = 512,
+                        preserve_colours: bool = False, strength: float = 1.0, style_scale: float = 1.0):
+    """Weight *n* belongs to the *n*-th model; weights past the last model are ignored (the page has four
+    sliders, so ``/stylize_blend`` callers give four numbers, as the page does)."""
+    if content is None:
+        raise ValueError("Upload a content image first (or pick an example).")
+    ids = [model_id for model_id in (model_ids or []) if model_id]
+    if len(ids) > MAX_BLEND_MODELS:
+        raise ValueError(f"The page blends up to {MAX_BLEND_MODELS} models; the command line "
+                         "(`python -m webapp.cli stylize`) takes any number.")
+    weights = [weight_1, weight_2, weight_3, weight_4][: len(ids)]
+    out = handlers.stylize_blend(content, ids, weights, int(output_size), bool(preserve_colours), float(strength),
+                                 float(style_scale))
+    return out.image, out.markdown()
+
+
+@user_errors
+def blend_summary_event(model_ids: list[str] | None, *weights: float) -> str:
+    return handlers.blend_summary([model_id for model_id in (model_ids or []) if model_id], weights)
 
 
 @event(gpu_seconds=30)
@@ -59,6 +84,7 @@ def stylize_tab() -> dict[str, Any]:
                 style_gallery = gr.Gallery(label="Style models (click one)", columns=4, height=260, allow_preview=False,
                                            interactive=False, object_fit="cover", fit_columns=False)
                 model_input = gr.Dropdown(label="Style model", choices=[], allow_custom_value=True)
+                blend = _blend_controls()
                 content_input = checked_image(label="Content image",
                                          sources=["upload", "clipboard", "webcam"], elem_id="stylize-content")
                 gr.Examples([[str(p)] for p in samples.example_photos()], inputs=[content_input], label="Example photos")
@@ -87,7 +113,32 @@ def stylize_tab() -> dict[str, Any]:
         concurrency_limit=2, concurrency_id="webcam", api_visibility="private",
     )
     style_gallery.select(pick_from_gallery, ids_state, model_input, api_visibility="private", queue=False)
-    return {"gallery": style_gallery, "ids": ids_state, "model": model_input, "empty": empty_note}
+    blend_inputs = [blend["models"], *blend["weights"]]
+    for control in blend_inputs:
+        control.change(blend_summary_event, blend_inputs, blend["summary"], api_visibility="private", queue=False)
+    blend["button"].click(
+        stylize_blend_event, [content_input, *blend_inputs, size_input, colours_input, strength_input, scale_input],
+        [stylize_output, stylize_info], api_name="stylize_blend", concurrency_limit=settings.concurrency(),
+        concurrency_id="fast",
+    )
+    return {"gallery": style_gallery, "ids": ids_state, "model": model_input, "empty": empty_note,
+            "blend": blend["models"]}
+
+
+def _blend_controls() -> dict[str, Any]:
+    """The "Blend styles" accordion: which models, a weight slider per position, the live mix, the button.
+
+    The content image, sizes, strength and colours are Stylize's own, and the result lands in Stylize's output.
+    """
+    with gr.Accordion("Blend styles: mix two to four style models of one architecture", open=False):
+        models_input = gr.Dropdown(label="Style models to blend", choices=[], multiselect=True,
+                                   max_choices=MAX_BLEND_MODELS, allow_custom_value=True, elem_id="blend-models")
+        with gr.Row():
+            weights = [gr.Slider(0.0, 1.0, value=0.5, step=0.05, label=f"Weight {n}", info=f"model {n} in the list",
+                                 min_width=120, elem_id=f"blend-weight-{n}") for n in range(1, MAX_BLEND_MODELS + 1)]
+        summary = gr.Markdown(handlers.blend_summary([], []), elem_id="blend-summary")
+        button = gr.Button("Stylize with the blend", elem_id="blend-button")
+    return {"models": models_input, "weights": weights, "summary": summary, "button": button}
 
 
 def compare_tab() -> dict[str, Any]:

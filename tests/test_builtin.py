@@ -128,3 +128,28 @@ def test_the_gallery_plan_for_a_gpu_is_one_command(tmp_path, capsys, caplog):
     assert "--style-weight 0.05" in stripes and f"--init {tmp_path / 'models' / 'stained-glass'}" in stripes
     assert main(["--plan", "--recipe", "fast", "--work-dir", str(tmp_path / "work")]) == 2
     assert "no recipe 'fast'" in caplog.text
+
+
+def test_content_without_an_optional_photo_package_leaves_its_photos_out(tmp_path, monkeypatch):
+    """The app's default training content is the gallery's; without scikit-learn (an optional extra) its two
+    photos are left out, while reproducing the gallery itself refuses to run on a different set."""
+    from dataclasses import replace
+
+    from imaging.sample_photos import SamplePhotoUnavailable
+    from train import gallery
+
+    real = gallery.load_sample_photo
+
+    def without_sklearn(name: str):
+        if name in ("china", "flower"):
+            raise SamplePhotoUnavailable(f"sample photo {name!r} needs the scikit-learn package")
+        return real(name)
+
+    monkeypatch.setattr(gallery, "load_sample_photo", without_sklearn)
+    spec = replace(gallery.read_manifest().content, crops_per_photo=2)
+    folder = gallery.build_content(spec, tmp_path / "app", skip_missing=True)
+    assert {p.name.rsplit("-", 1)[0] for p in folder.glob("*.jpg")} == set(spec.photos) - {"china", "flower"}
+    sources = (folder / "SOURCES.md").read_text(encoding="utf-8")
+    assert "`coffee`" in sources and "`china`" not in sources
+    with pytest.raises(SamplePhotoUnavailable):
+        gallery.build_content(spec, tmp_path / "gallery")

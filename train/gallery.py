@@ -29,7 +29,7 @@ from PIL import Image
 
 import settings
 from imaging.generated_styles import GENERATED_STYLES
-from imaging.sample_photos import attribution, load_sample_photo
+from imaging.sample_photos import SamplePhotoUnavailable, attribution, load_sample_photo
 from registry.schema import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
@@ -111,8 +111,11 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
                     dict(raw.get("train", {})), styles, path, recipes)
 
 
-def build_content(spec: ContentSpec, folder: Path) -> Path:
-    """Random multi-scale crops (with flips) of the manifest's photos; written once, with a SOURCES.md."""
+def build_content(spec: ContentSpec, folder: Path, *, skip_missing: bool = False) -> Path:
+    """Random multi-scale crops (with flips) of the manifest's photos; written once, with a SOURCES.md.
+
+    ``skip_missing``: leave out photos whose optional package is not installed (scikit-learn's two, for the
+    app's default content) instead of failing, as reproducing the gallery must."""
     marker = folder / "SOURCES.md"
     if marker.is_file():
         return folder
@@ -121,8 +124,16 @@ def build_content(spec: ContentSpec, folder: Path) -> Path:
     if overlap:
         raise ValueError(f"photos both trained on and held out: {sorted(overlap)}")
     rng = np.random.default_rng(spec.seed)
+    used = []
     for name in spec.photos:
-        photo = load_sample_photo(name)
+        try:
+            photo = load_sample_photo(name)
+        except SamplePhotoUnavailable as exc:
+            if not skip_missing:
+                raise
+            logger.warning("training content: sample photo %s left out (%s)", name, exc)
+            continue
+        used.append(name)
         shorter = min(photo.size)
         for k in range(spec.crops_per_photo):
             side = int(shorter * rng.uniform(0.35, 1.0))
@@ -136,7 +147,7 @@ def build_content(spec: ContentSpec, folder: Path) -> Path:
     marker.write_text(
         "# Gallery training content\n\n"
         f"{spec.crops_per_photo} random square crops (35-100% of the shorter side, half of them mirrored, resized to "
-        f"{spec.crop_size} px, seed {spec.seed}) of each of these photos:\n\n{attribution(spec.photos)}\n\n"
+        f"{spec.crop_size} px, seed {spec.seed}) of each of these photos:\n\n{attribution(tuple(used))}\n\n"
         f"Held out (never trained on):\n\n{attribution(spec.held_out)}\n", encoding="utf-8")
     return folder
 
@@ -241,10 +252,16 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("cannot read the gallery manifest: %s", exc)
         return 2
     work_dir = args.work_dir or settings.data_dir() / "gallery"
-    content = build_content(manifest.content, work_dir / "content")
-    preview = work_dir / "preview.jpg"
-    if not preview.is_file():
-        preview_photo(manifest).save(preview, quality=93)
+    content, preview = work_dir / "content", work_dir / "preview.jpg"
+    if not args.plan:  # a plan only names the folders
+        try:
+            build_content(manifest.content, content)
+        except SamplePhotoUnavailable as exc:
+            logger.error("the gallery's training photos need an optional package (%s): pip install -e '.[gallery]'",
+                         exc)
+            return 2
+        if not preview.is_file():
+            preview_photo(manifest).save(preview, quality=93)
     for spec in manifest.styles:
         if args.only and spec.name not in args.only:
             continue

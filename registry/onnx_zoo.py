@@ -13,7 +13,6 @@ Re-importing a zoo style whose folder exists is skipped (no download) unless ``o
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import settings
 from hub_probe import hub_endpoint
 from networks.legacy import ARCHITECTURE_NAME, PyTorchExamplesTransformerNet
 from networks.vgg import TORCHVISION_IDENTITY
+from networks.vgg_oxford import sha256_of
 
 from . import hub as hub_mod
 from .errors import RegistryError
@@ -95,14 +95,6 @@ class ZooImport:
     message: str
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _save(reading: OnnxTransformer, target: Path, *, style: str, training: dict[str, Any], extra: str,
           license: str, overwrite: bool) -> Path:
     model = PyTorchExamplesTransformerNet()
@@ -130,7 +122,7 @@ def import_onnx_model(path: str | os.PathLike, name: str | None = None, *, folde
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists (pass --overwrite / overwrite=True to replace it)")
     reading = read_onnx_transformer(path)
-    digest = _sha256(path)
+    digest = sha256_of(path)
     training = {"loss_network": TORCHVISION_IDENTITY, **_LOSS_TAPS, "imported_from": path.name,
                 "imported_sha256": digest, "imported_opset": reading.opset, "origin": ONNX_ORIGIN}
     extra = (f"## Provenance\n\nConverted from `{path.name}` (sha256 `{digest[:16]}...`), an ONNX export of "
@@ -179,7 +171,7 @@ def import_zoo_style(style: str, *, token: str | None = None, overwrite: bool = 
         raise FileExistsError(f"{target} already exists (pass --overwrite / overwrite=True to replace it)")
     file = hub_mod.download_file(zoo.repo_id, zoo.filename, max_bytes=max_weights_bytes(), token=token)
     reading = read_onnx_transformer(file.path)
-    digest = _sha256(file.path)
+    digest = sha256_of(file.path)
     training: dict[str, Any] = {
         "loss_network": TORCHVISION_IDENTITY, **_LOSS_TAPS, **(zoo.weights or {}),
         "dataset": "COCO 2014 train (per the ONNX model zoo)",

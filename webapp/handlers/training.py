@@ -51,8 +51,8 @@ PRESETS: dict[str, Preset] = {
     "starter": Preset("Quick starter style from scratch (small network)", 120, 128, 2, 2e-3, 0.5, 10),
     "paper": Preset("Paper recipe (40k iterations, 256 px, batch 4: hours on a GPU)", 40_000, 256, 4, 1e-3, 1.0, 500),
 }
-# A fine-tune from a shipped model reaches a new style in about a minute on two CPU cores, where a network
-# from scratch still shows mostly noise (benchmarks/finetune_minute.py measures both).
+# A fine-tune from a shipped model reaches a recognisable new style in about a minute on two CPU cores, with a
+# full-width network (benchmarks/finetune_minute.py measures it beside the half-width starter from scratch).
 DEFAULT_PRESET = "quick_finetune"
 # The gallery's root model (train/gallery.toml: every other shipped style was fine-tuned from it).
 DEFAULT_BASE_MODEL = "builtin:stained-glass"

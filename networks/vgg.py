@@ -105,6 +105,8 @@ def describe_loss_network(identity: str | None) -> str:
         return f"a seeded RANDOM-weight VGG-16 ({identity}), the last-resort fallback, not ImageNet features"
     if identity.startswith("vgg16:file("):
         return f"VGG-16 weights from a local file of unknown origin ({identity})"
+    if identity.startswith("none"):  # losses.PerceptualLoss's identity for the per-pixel loss alone
+        return "the per-pixel loss needs no loss network"
     return f"unrecognised loss network {identity!r}"
 
 

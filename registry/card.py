@@ -41,7 +41,11 @@ Renders any photo in the style of **{{ style or "its style image" }}** in a sing
 image transformation network trained with perceptual losses (Johnson, Alahi & Fei-Fei, ECCV 2016).
 {%- else -%}
 Upscales images **{{ scale }}x** in a single forward pass: a feed-forward super-resolution network trained
+{% if sr_loss == "pixel" -%}
+with the per-pixel loss, the baseline of Johnson, Alahi & Fei-Fei (ECCV 2016), Sec. 5.
+{%- else -%}
 with a feature reconstruction (perceptual) loss (Johnson, Alahi & Fei-Fei, ECCV 2016).
+{%- endif %}
 {%- endif %}
 Architecture `{{ architecture }}`; images in and out are RGB in [0, 1].
 {% for image in images %}
@@ -146,6 +150,7 @@ def build_card(config: "ModelConfig", *, title: str, model_id: str | None = None
         task=config.task,
         style=config.style,
         scale=config.scale,
+        sr_loss=config.training.sr_loss,
         loss_network=config.training.loss_network,
         loss_network_description=describe_loss_network(config.training.loss_network).replace("|", "\\|"),
         random_warning=config.training.random_loss_network,

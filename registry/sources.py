@@ -110,12 +110,15 @@ def list_local(models_dir: Path) -> list[ModelEntry]:
     return entries
 
 
+# The task folders of the shipped models. Only these: a staging folder beside them (say a GPU run's
+# ``styles-paper``) must not shadow the shipped models of the same names.
+BUILTIN_GROUPS: tuple[str, ...] = ("styles", "sr")
+
+
 def builtin_folders(root: Path) -> dict[str, Path]:
-    """The shipped models, by name: every model folder one level below ``root``'s task folders (``styles/``,
-    ``sr/``)."""
-    if not root.is_dir():
-        return {}
-    return {folder.name: folder for group in sorted(root.iterdir()) if group.is_dir()
+    """The shipped models, by name: every model folder one level below ``root``'s task folders."""
+    groups = [root / name for name in BUILTIN_GROUPS if (root / name).is_dir()]
+    return {folder.name: folder for group in groups
             for folder in sorted(group.iterdir()) if folder.is_dir() and (folder / CONFIG_FILE).is_file()}
 
 

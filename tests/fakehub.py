@@ -2,10 +2,12 @@
 
 `FakeHub` is a real HTTP server on 127.0.0.1 (stdlib `ThreadingHTTPServer` in a daemon thread) that speaks
 the small subset of the Hub HTTP API that huggingface_hub 2.4's *own* client code uses to publish, discover
-and download model repos.  Tests point the real client at it (``endpoint=hub.url`` or `hub_env`), so the
+and download model repos, and to download dataset repos (``snapshot_download`` / ``hf_hub_download`` with
+``repo_type="dataset"``).  Tests point the real client at it (``endpoint=hub.url`` or `hub_env`), so the
 real request building, error mapping and cache layout are exercised without any network.
 
-Routes served (model repos only; repo ids must be ``owner/name``):
+Routes served (repo ids must be ``owner/name``; dataset repos are read-only, seeded with
+``add_file(..., repo_type="dataset")``, and live in their own namespace: a model and a dataset may share an id):
 
 =========================================================  ====================================================
 ``POST /api/repos/create``                                 ``create_repo`` (409 when it exists: ``exist_ok``)
@@ -29,6 +31,13 @@ Routes served (model repos only; repo ids must be ``owner/name``):
 ``GET /api/models/{id}/tree/{rev}[/{path}]``               ``list_repo_tree`` (``snapshot_download`` needs it)
 ``HEAD|GET /{id}/resolve/{rev}/{path}``                    ``hf_hub_download``: ETag (git blob sha1),
                                                            X-Repo-Commit, Content-Length
+``GET /api/datasets/{id}[/revision/{rev}]``                ``dataset_info`` / ``repo_info(repo_type="dataset")``:
+                                                           the first call of a dataset ``snapshot_download``
+                                                           (siblings always; sizes, blob ids, lfs with ``blobs=True``)
+``GET /api/datasets/{id}/tree/{rev}[/{path}]``             ``list_repo_tree(repo_type="dataset")`` (recursive listing
+                                                           ``snapshot_download`` filters with ``allow_patterns``)
+``HEAD|GET /datasets/{id}/resolve/{rev}/{path}``           ``hf_hub_download(repo_type="dataset")``: the same headers
+                                                           as the model route (``hf_hub_url`` prefixes ``datasets/``)
 ``GET /api/whoami-v2``, ``GET /api/agent-harnesses``,      harmless answers (2.x fetches the agent registry once
 ``* /api/telemetry/...``                                   per process unless telemetry is disabled)
 =========================================================  ====================================================
@@ -44,7 +53,9 @@ cannot write), and organisations can default to private repos (``private_by_defa
 ``pipeline_tag``, ``license:<id>`` and ``safetensors`` when a ``.safetensors`` file is present.  Any other
 route answers 501 naming it (not 500: the client retries 500, 502, 503 and 504 with backoff).  LFS files are
 listed with their ``lfs`` block (sha256, size) in the tree and in ``files_metadata`` siblings, and resolve with
-``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``, as on the Hub.
+``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``, as on the Hub; a dataset repo also sends its media
+formats (``*.png``, ``*.jpg``, ``*.wav``, ...) to LFS, as the ``.gitattributes`` of a new dataset repo does.
+``GET /api/datasets`` (``list_datasets``) is not served (501).
 
 Use: ``with FakeHub(tmp_path / "hub") as hub, hub_env(hub.url, cache_dir=tmp_path / "cache"): ...`` (see
 `hub_env` for why patching the environment alone is not enough once huggingface_hub is imported).
@@ -81,6 +92,11 @@ _LFS_PATTERNS = ("*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz",
                  "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl",
                  "*.pt", "*.pth", "*.rar", "*.safetensors", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip",
                  "*.zst", "*tfevents*")
+# A new dataset repo's .gitattributes adds these media formats (and compressed archives) to the list above.
+_DATASET_LFS_PATTERNS = _LFS_PATTERNS + (
+    "*.lz4", "*.mds", "*.tar.*", "*.pcm", "*.sam", "*.raw", "*.aac", "*.flac", "*.mp3", "*.ogg", "*.wav",
+    "*.bmp", "*.gif", "*.png", "*.tiff", "*.jpg", "*.jpeg", "*.webp", "*.mp4", "*.webm")
+REPO_TYPES = ("model", "dataset")  # the kinds FakeHub serves; the Hub's URL prefix for a dataset is "datasets/"
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -90,15 +106,16 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def needs_lfs(path: str, size: int, sample: bytes) -> bool:
-    """The Hub's rule for a file that may not travel inline: too big, binary, or an LFS pattern of the repo."""
+def needs_lfs(path: str, size: int, sample: bytes, patterns: tuple[str, ...] = _LFS_PATTERNS) -> bool:
+    """The Hub's rule for a file that may not travel inline: too big, binary, or an LFS pattern of the repo
+    (``patterns``: a model repo's by default; `_DATASET_LFS_PATTERNS` for a dataset repo)."""
     name = path.rsplit("/", 1)[-1]
     return size > 0 and (size > INLINE_LIMIT or b"\0" in sample[:512]
-                         or any(fnmatch.fnmatch(name, pattern) for pattern in _LFS_PATTERNS))
+                         or any(fnmatch.fnmatch(name, pattern) for pattern in patterns))
 
 
-def _lfs_block(path: str, data: bytes, sha_key: str) -> dict[str, Any]:
-    if not needs_lfs(path, len(data), data):
+def _lfs_block(path: str, data: bytes, sha_key: str, patterns: tuple[str, ...] = _LFS_PATTERNS) -> dict[str, Any]:
+    if not needs_lfs(path, len(data), data, patterns):
         return {}
     return {"lfs": {sha_key: hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
 
@@ -125,8 +142,9 @@ def _front_matter(readme: bytes | None) -> dict:
 
 
 class _Repo:
-    def __init__(self, repo_id: str, folder: pathlib.Path, private: bool) -> None:
-        self.repo_id, self.folder, self.private = repo_id, folder, private
+    def __init__(self, repo_id: str, folder: pathlib.Path, private: bool, repo_type: str = "model") -> None:
+        self.repo_id, self.folder, self.private, self.repo_type = repo_id, folder, private, repo_type
+        self.lfs_patterns = _DATASET_LFS_PATTERNS if repo_type == "dataset" else _LFS_PATTERNS
         self.created = self.modified = _now()
         self.sha = secrets.token_hex(20)
         folder.mkdir(parents=True, exist_ok=True)
@@ -153,6 +171,7 @@ class _Repo:
 class _Commit(_Repo):
     def __init__(self, repo: _Repo, sha: str) -> None:  # noqa: D107 - no folder of its own
         self.repo_id, self.folder, self.private = repo.repo_id, repo.folder, repo.private
+        self.repo_type, self.lfs_patterns = repo.repo_type, repo.lfs_patterns
         self.created, self.modified, self.sha, self._files = repo.created, repo.modified, sha, repo.history[sha]
 
     def files(self) -> list[str]:
@@ -175,7 +194,8 @@ class FakeHub:
         self.required_token, self.user = required_token, user
         self.tokens, self.private_by_default = tokens, tuple(private_by_default)
         self.requests: list[tuple[str, str]] = []  # (method, path as sent, without query), in arrival order
-        self.repos: dict[str, _Repo] = {}
+        self.repos: dict[str, _Repo] = {}  # model repos (kept under this name for existing callers)
+        self.datasets: dict[str, _Repo] = {}  # dataset repos: a separate namespace, as on the Hub
         self.lfs_objects: dict[str, bytes] = {}  # sha256 hex -> content, uploaded through the LFS batch API
         self.url = ""
         self._lock = threading.RLock()
@@ -193,8 +213,13 @@ class FakeHub:
             ("POST", rf"/api/models/{_REPO}/commit/{_REV}", self._commit),
             ("POST", rf"/{_REPO}\.git/info/lfs/objects/batch", self._lfs_batch),
             ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", self._lfs_upload),
-            ("GET", rf"/api/models/{_REPO}/xet-(?:read|write)-token/{_REV}",
+            ("GET", rf"/api/(?:models|datasets)/{_REPO}/xet-(?:read|write)-token/{_REV}",
              lambda **_: _error(501, "FakeHub does not emulate Xet storage: set HF_HUB_DISABLE_XET=1 (hub_env does)")),
+            ("GET", rf"/api/datasets/{_REPO}(?:/revision/{_REV})?", self._dataset_info),
+            ("GET", rf"/api/datasets/{_REPO}/tree/{_REV}(?:/(?P<path>.*))?",
+             lambda **kw: self._tree(repo_type="dataset", **kw)),
+            ("GET", rf"/datasets/{_REPO}/resolve/{_REV}/(?P<path>.+)",
+             lambda **kw: self._resolve(repo_type="dataset", **kw)),
             ("GET", rf"/{_REPO}/resolve/{_REV}/(?P<path>.+)", self._resolve),
         ]
 
@@ -227,19 +252,30 @@ class FakeHub:
             self._tmp.cleanup()
 
     # ------------------------------------------------------------------ seeding
-    def add_file(self, repo_id: str, path_in_repo: str, data: bytes, *, private: bool | None = None) -> None:
-        """Write one file straight into a repo (created if missing) as a new commit."""
+    def add_file(self, repo_id: str, path_in_repo: str, data: bytes, *, private: bool | None = None,
+                 repo_type: str = "model") -> None:
+        """Write one file straight into a repo (created if missing) as a new commit. ``repo_type``: "model" or
+        "dataset" (separate namespaces: a model and a dataset may share an id, as on the Hub)."""
         with self._lock:
-            repo = self._repo_or_create(repo_id, bool(private))
+            repo = self._repo_or_create(repo_id, bool(private), repo_type)
             target = repo.folder / path_in_repo
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             repo.bump()
 
-    def _repo_or_create(self, repo_id: str, private: bool) -> _Repo:
-        if repo_id not in self.repos:
-            self.repos[repo_id] = _Repo(repo_id, self.root / repo_id, private)
-        return self.repos[repo_id]
+    def _store(self, repo_type: str) -> dict[str, _Repo]:
+        if repo_type not in REPO_TYPES:
+            raise ValueError(f"FakeHub serves {' and '.join(REPO_TYPES)} repos, not {repo_type!r}")
+        return self.datasets if repo_type == "dataset" else self.repos
+
+    def _repo_or_create(self, repo_id: str, private: bool, repo_type: str = "model") -> _Repo:
+        store = self._store(repo_type)
+        if repo_id not in store:
+            # Model repos keep their old place (root/owner/name); datasets live under root/.datasets, a name no Hub
+            # namespace can take (ids start with a word character), so the two trees never overlap.
+            folder = self.root / repo_id if repo_type == "model" else self.root / ".datasets" / repo_id
+            store[repo_id] = _Repo(repo_id, folder, private, repo_type)
+        return store[repo_id]
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
@@ -259,12 +295,12 @@ class FakeHub:
                     return func(query=query, body=body, authorized=authorized, token=token, **args)
         return _error(501, f"FakeHub does not serve {method} {parts.path}")  # 501: not retried by the client
 
-    def _visible(self, repo_id: str, authorized: bool) -> _Repo | None:
-        repo = self.repos.get(repo_id)
+    def _visible(self, repo_id: str, authorized: bool, repo_type: str = "model") -> _Repo | None:
+        repo = self._store(repo_type).get(repo_id)
         return repo if repo is not None and (authorized or not repo.private) else None
 
-    def _lookup(self, repo_id: str, rev: str | None, authorized: bool) -> _Repo | Response:
-        repo = self._visible(repo_id, authorized)
+    def _lookup(self, repo_id: str, rev: str | None, authorized: bool, repo_type: str = "model") -> _Repo | Response:
+        repo = self._visible(repo_id, authorized, repo_type)
         if repo is None:
             return _error(404, "Repository not found", "RepoNotFound")
         if rev in (None, "main", repo.sha):
@@ -296,8 +332,37 @@ class FakeHub:
                 for sibling in info["siblings"]:
                     data = repo.read(sibling["rfilename"]) or b""
                     sibling.update(size=len(data), blobId=git_blob_sha1(data),
-                                   **_lfs_block(sibling["rfilename"], data, "sha256"))
+                                   **_lfs_block(sibling["rfilename"], data, "sha256", repo.lfs_patterns))
         return info
+
+    def _dataset_payload(self, repo: _Repo, *, blobs: bool) -> dict:
+        """What ``GET /api/datasets/{id}`` answers (the fields `DatasetInfo` reads): no modelId, pipeline_tag or
+        library_name; tags from the card (``tags``, ``license:``, ``task_categories:``), siblings always."""
+        meta = _front_matter(repo.read("README.md"))
+        raw_tags = meta.get("tags") or []
+        tags = [raw_tags] if isinstance(raw_tags, str) else [str(t) for t in raw_tags]
+        tags += [f"license:{meta['license']}"] if isinstance(meta.get("license"), str) else []
+        categories = meta.get("task_categories") or []
+        tags += [f"task_categories:{c}" for c in ([categories] if isinstance(categories, str) else categories)]
+        siblings = []
+        for name in repo.files():
+            sibling: dict[str, Any] = {"rfilename": name}
+            if blobs:
+                data = repo.read(name) or b""
+                sibling.update(size=len(data), blobId=git_blob_sha1(data),
+                               **_lfs_block(name, data, "sha256", repo.lfs_patterns))
+            siblings.append(sibling)
+        return {"_id": repo.sha[:24], "id": repo.repo_id, "author": repo.repo_id.split("/")[0], "sha": repo.sha,
+                "lastModified": repo.modified, "createdAt": repo.created, "private": repo.private, "gated": False,
+                "disabled": False, "downloads": 0, "likes": 0, "tags": list(dict.fromkeys(tags)), "cardData": meta,
+                "siblings": siblings, "usedStorage": sum(len(repo.read(name) or b"") for name in repo.files())}
+
+    def _dataset_info(self, repo: str, query: dict, authorized: bool, rev: str | None = None, **_: Any) -> Response:
+        found = self._lookup(repo, rev, authorized, "dataset")
+        if not isinstance(found, _Repo):
+            return found
+        blobs = query.get("blobs", ["false"])[0].lower() == "true"
+        return _json(200, self._dataset_payload(found, blobs=blobs))
 
     def _model_info(self, repo: str, query: dict, authorized: bool, rev: str | None = None, **_: Any) -> Response:
         found = self._lookup(repo, rev, authorized)
@@ -332,8 +397,9 @@ class FakeHub:
             found = found[: int(query["limit"][0])]
         return _json(200, found)
 
-    def _tree(self, repo: str, rev: str, query: dict, authorized: bool, path: str = "", **_: Any) -> Response:
-        found = self._lookup(repo, rev, authorized)
+    def _tree(self, repo: str, rev: str, query: dict, authorized: bool, path: str = "", repo_type: str = "model",
+              **_: Any) -> Response:
+        found = self._lookup(repo, rev, authorized, repo_type)
         if not isinstance(found, _Repo):
             return found
         recursive = query.get("recursive", ["false"])[0].lower() == "true"
@@ -352,13 +418,14 @@ class FakeHub:
             if recursive or len(rest) == 1:
                 data = found.read(name) or b""
                 entries[name] = {"type": "file", "oid": git_blob_sha1(data), "size": len(data), "path": name,
-                                 **_lfs_block(name, data, "oid")}
+                                 **_lfs_block(name, data, "oid", found.lfs_patterns)}
         if prefix and not entries:
             return _error(404, f"{path} does not exist on {rev}", "EntryNotFound")
         return _json(200, sorted(entries.values(), key=lambda e: e["path"]))
 
-    def _resolve(self, repo: str, rev: str, path: str, authorized: bool, **_: Any) -> Response:
-        found = self._lookup(repo, rev, authorized)
+    def _resolve(self, repo: str, rev: str, path: str, authorized: bool, repo_type: str = "model",
+                 **_: Any) -> Response:
+        found = self._lookup(repo, rev, authorized, repo_type)
         if not isinstance(found, _Repo):
             return found
         data = found.read(path)
@@ -366,7 +433,7 @@ class FakeHub:
             return _error(404, "Entry not found", "EntryNotFound", {"X-Repo-Commit": found.sha})
         headers = {"Content-Type": "application/octet-stream", "ETag": f'"{git_blob_sha1(data)}"',
                    "X-Repo-Commit": found.sha}
-        if needs_lfs(path, len(data), data):
+        if needs_lfs(path, len(data), data, found.lfs_patterns):
             headers.update({"X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"', "X-Linked-Size": str(len(data))})
         return 200, headers, data
 
@@ -386,7 +453,7 @@ class FakeHub:
             return _error(401, _BAD_TOKEN)
         payload = json.loads(body or b"{}")
         if payload.get("type") not in (None, "model"):
-            return _error(400, "FakeHub only serves model repos")
+            return _error(400, "FakeHub creates model repos only (seed a dataset with add_file(..., repo_type=\"dataset\"))")
         namespace = payload.get("organization") or self.user
         repo_id = f"{namespace}/{payload['name']}"
         url = f"{self.url}/{repo_id}"

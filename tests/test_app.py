@@ -166,6 +166,10 @@ def test_super_resolve_with_the_original(client, tmp_path) -> None:
     assert left.shape == right.shape == (64, 68, 3) and not np.array_equal(left, right)
     assert Image.open(crop).width > 5 * 64
     assert "PSNR" in info and "dB" in info and info.count("dB") == 4 and "a = 0.5" in info
+    *_, matched = client.predict(
+        handle_file(str(original)), "original", "x4", PIXEL_ID, FEATURE_ID, 0.5, "bicubic", "feature loss", 0.5, 0.5,
+        True, api_name="/super_resolve")  # the paper's histogram matching, with the PSNR before it
+    assert "PSNR before matching" in matched and "histogram-matched to the low-resolution input" in matched
 
 
 def test_super_resolve_as_is_and_bicubic_only(client, tmp_path) -> None:

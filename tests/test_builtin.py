@@ -55,7 +55,7 @@ def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_previ
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
     api.clear_memory_cache()
-    shipped = api.list_models(source="builtin").entries
+    shipped = [e for e in api.list_models(source="builtin").entries if e.task == "style-transfer"]
     manifest = read_manifest()
     assert shipped, "no style model is shipped in registry/builtin"
     assert {e.id.split(":", 1)[1] for e in shipped} <= {s.name for s in manifest.styles}
@@ -66,6 +66,7 @@ def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_previ
         assert entry.error is None and entry.loss_network == "vgg16:imagenet-caffe", entry
         card = (entry.path / "README.md").read_text(encoding="utf-8")
         assert "vgg16:imagenet-caffe" in card and "Simonyan" in card  # the loss network, named and credited
+        assert f'load_model("{entry.id}")' in card and "local:" not in card  # its usage loads the shipped id
         model = api.load_model(entry.id, "cpu")
         out = infer(model.network, x).output
         stored = load_image(entry.path / "preview.jpg")
@@ -88,7 +89,7 @@ def test_every_shipped_style_stylizes_a_1024_px_photo_all_over(monkeypatch, tmp_
     api.clear_memory_cache()
     photo = load_sample_photo("astronaut").resize((1024, 1024), Image.Resampling.BICUBIC)  # held out from training
     source = np.asarray(photo, dtype=np.float32) / 255
-    shipped = api.list_models(source="builtin").entries
+    shipped = [e for e in api.list_models(source="builtin").entries if e.task == "style-transfer"]
     assert len(shipped) >= 6
     for entry in shipped:
         result = stylize(photo, entry.id, 1024)

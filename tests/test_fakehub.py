@@ -250,3 +250,90 @@ def test_xet_is_refused_and_a_corrupt_lfs_upload_is_rejected(hub, tmp_path, monk
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request)
     assert refused.value.code == 400 and oid not in hub.lfs_objects
+
+
+# ------------------------------------------------------------------------------------------ dataset repos
+
+
+def _png(seed: int, size: int = 8) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _seed_sr_dataset(hub: FakeHub, repo_id: str) -> dict[str, bytes]:
+    files = {"README.md": b"---\nlicense: mit\ntags:\n- super-resolution\n---\n# Pairs\n"}
+    for index in range(3):
+        files[f"HR/{index:04d}.png"] = _png(index, 16)
+        files[f"LR/{index:04d}.png"] = _png(100 + index, 4)
+    for path, data in files.items():
+        hub.add_file(repo_id, path, data, repo_type="dataset")
+    return files
+
+
+def test_dataset_snapshot_download_with_allow_patterns(hub, tmp_path):
+    files = _seed_sr_dataset(hub, "studio/pairs")
+    hub.add_file("studio/pairs", "config.json", b'{"model": true}')  # a model repo with the same id: its own repo
+    sha = hub.datasets["studio/pairs"].sha
+    assert hub.repos["studio/pairs"].sha != sha
+
+    snapshot = pathlib.Path(snapshot_download("studio/pairs", repo_type="dataset", allow_patterns=["HR/*.png"]))
+    assert snapshot.is_relative_to(tmp_path / "cache" / "datasets--studio--pairs") and snapshot.name == sha
+    got = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())
+    assert got == ["HR/0000.png", "HR/0001.png", "HR/0002.png"]
+    for name in got:
+        assert (snapshot / name).read_bytes() == files[name]
+    # The client's own requests, on the dataset routes: repo_info, the recursive tree, then HEAD per file.
+    assert ("GET", "/api/datasets/studio/pairs/revision/main") in hub.requests
+    assert ("GET", f"/api/datasets/studio/pairs/tree/{sha}") in hub.requests
+    assert ("HEAD", f"/datasets/studio/pairs/resolve/{sha}/HR/0000.png") in hub.requests
+    assert not any("/LR/" in path or path.endswith("README.md") for _, path in hub.requests)
+    # A PNG of a dataset repo is an LFS file: its cache blob is named by the X-Linked-Etag (sha256).
+    blobs = {p.name for p in (tmp_path / "cache" / "datasets--studio--pairs" / "blobs").iterdir()}
+    assert hashlib.sha256(files["HR/0000.png"]).hexdigest() in blobs
+
+    readme = hf_hub_download("studio/pairs", "README.md", repo_type="dataset")
+    assert pathlib.Path(readme).read_bytes() == files["README.md"] and pathlib.Path(readme).parent == snapshot
+    info = HfApi(endpoint=hub.url).dataset_info("studio/pairs", files_metadata=True)
+    assert info.sha == sha and {"super-resolution", "license:mit"} <= set(info.tags)
+    sizes = {s.rfilename: (s.size, s.lfs.sha256 if s.lfs else None) for s in info.siblings}
+    assert sizes["LR/0001.png"] == (len(files["LR/0001.png"]), hashlib.sha256(files["LR/0001.png"]).hexdigest())
+    assert sizes["README.md"] == (len(files["README.md"]), None)
+    model = pathlib.Path(snapshot_download("studio/pairs"))  # the model repo of the same id
+    assert sorted(p.name for p in model.iterdir()) == ["config.json"]
+
+
+def test_missing_dataset_raises_repository_not_found(hub):
+    hub.add_file("studio/only-a-model", "config.json", b"{}")  # a model repo of that id is no dataset
+    for repo_id in ("studio/nope", "studio/only-a-model"):
+        with pytest.raises(RepositoryNotFoundError) as missing:
+            snapshot_download(repo_id, repo_type="dataset", allow_patterns=["*.png"])
+        assert missing.value.response.status_code == 404
+        with pytest.raises(RepositoryNotFoundError):
+            hf_hub_download(repo_id, "README.md", repo_type="dataset")
+        with pytest.raises(RepositoryNotFoundError):
+            HfApi(endpoint=hub.url).dataset_info(repo_id)
+
+
+def test_resolve_image_source_downloads_a_hub_dataset_from_the_fake(hub, monkeypatch):
+    import hub_probe
+    from train.data import DataError, find_images, resolve_image_source
+
+    monkeypatch.setattr(hub_probe, "_cache", {})  # probe this server afresh: it answers /api/models
+    files = _seed_sr_dataset(hub, "owner/name")
+    assert hub_probe.probe_hub() == (True, "ok")
+
+    folder, label = resolve_image_source("owner/name", what="evaluation")
+    assert label == "hf-dataset:owner/name"
+    images = {p.relative_to(folder).as_posix(): p.read_bytes() for p in find_images(folder)}
+    assert images == {name: data for name, data in files.items() if name.endswith(".png")}
+    assert not (folder / "README.md").exists()  # only image files are asked for
+    assert ("GET", "/api/models") in hub.requests  # the probe went to the fake too
+    with pytest.raises(DataError, match="evaluation dataset owner/missing was not found"):
+        resolve_image_source("owner/missing", what="evaluation")

@@ -329,6 +329,13 @@ def test_resume_reaches_the_same_final_weights(style_path, content_dir):
     assert steps == list(range(1, 7))
     assert json.loads((resumed / "config.json").read_text())["training"]["iterations"] == 6
 
+    # A finished run continues to a larger count: the same weights as a straight run of that count.
+    longer = train_style(tiny_style(style_path, content_dir, out="straight-8", iterations=8))
+    extended = train_style(tiny_style(style_path, content_dir, out="interrupted", iterations=8), resume=True)
+    a, b = load_file(longer / "model.safetensors"), load_file(extended / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((extended / "config.json").read_text())["training"]["iterations"] == 8
+
 
 def test_cancellation_stops_cleanly_and_writes_a_usable_model(style_path, content_dir):
     from registry import load_model
@@ -447,7 +454,7 @@ def test_sr_training_evaluates_and_writes_a_model(sr_dir, loss):
         assert math.isfinite(figures[key])
     assert record["training"]["loss_network"] == ("none (pixel loss)" if loss == "pixel" else "vgg16:random(seed=0)")
     card = (folder / "README.md").read_text()
-    assert "bicubic PSNR" in card and "img3.png" in card  # the held-out image, by name
+    assert "| img3.png | bicubic |" in card and f"| img3.png | {loss} loss |" in card  # the held-out image, by name
     model = load_model(f"local:sr-{loss}", device="cpu")
     assert model(torch.rand(1, 3, 10, 12)).shape == (1, 3, 40, 48)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 _EXPORTS = {
     "StyleTrainConfig": "config", "SRTrainConfig": "config", "ConfigError": "config",
-    "train_style": "style", "train_sr": "sr", "evaluate_sr": "sr", "SREvaluation": "sr",
+    "train_style": "style", "train_sr": "sr", "evaluate_sr": "sr_eval", "SREvaluation": "sr_eval",
     "TrainEvent": "loop", "TrainingDivergedError": "loop", "ProgressCallback": "loop",
     "DataError": "data", "psnr_y": "metrics", "ssim_y": "metrics",
 }

@@ -43,19 +43,20 @@ class DataError(ValueError):
 # ------------------------------------------------------------------------------------------ finding images
 
 
-def resolve_image_source(source: str, *, what: str = "content") -> tuple[Path, str]:
-    """A local folder for ``source`` (a folder, or a Hub dataset id downloaded to the HF cache), and a label."""
+def resolve_image_source(source: str, *, what: str = "content", patterns: list[str] | None = None) -> tuple[Path, str]:
+    """A local folder for ``source`` (a folder, or a Hub dataset id downloaded to the HF cache), and a label.
+    ``patterns``: which files of a Hub dataset to download (default: every image file)."""
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
             raise DataError(f"the {what} source {source} is a file; give a folder of images (searched recursively)")
         return path, f"folder:{path.resolve().name}"
     if _HUB_ID.match(source):
-        return _download_hub_dataset(source, what), f"hf-dataset:{source}"
+        return _download_hub_dataset(source, what, patterns or HUB_IMAGE_PATTERNS), f"hf-dataset:{source}"
     raise DataError(f"the {what} folder {source} does not exist (nor is it a Hugging Face dataset id 'owner/name')")
 
 
-def _download_hub_dataset(repo_id: str, what: str) -> Path:
+def _download_hub_dataset(repo_id: str, what: str, patterns: list[str]) -> Path:
     """Download the image files of a Hub dataset repo (probing first, so offline fails in seconds)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
@@ -63,7 +64,7 @@ def _download_hub_dataset(repo_id: str, what: str) -> Path:
     reachable, reason = hub_probe.probe_hub()
     if reachable:
         try:
-            folder = snapshot_download(repo_id, repo_type="dataset", allow_patterns=HUB_IMAGE_PATTERNS)
+            folder = snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns)
         except RepositoryNotFoundError:
             raise DataError(f"the {what} dataset {repo_id} was not found on the Hugging Face Hub (or is private: "
                             f"log in with `hf auth login`), and there is no local folder of that name") from None
@@ -71,7 +72,7 @@ def _download_hub_dataset(repo_id: str, what: str) -> Path:
             raise DataError(f"downloading the {what} dataset {repo_id} failed: {str(exc).splitlines()[0]}") from None
         return Path(folder)
     try:
-        folder = snapshot_download(repo_id, repo_type="dataset", allow_patterns=HUB_IMAGE_PATTERNS, local_files_only=True)
+        folder = snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns, local_files_only=True)
     except Exception:  # noqa: BLE001 - any failure here means "not cached"
         raise DataError(
             f"{repo_id} is not a local folder, and as a Hugging Face dataset it is not in the HF cache and the Hub "

@@ -97,8 +97,10 @@ def start_model(config: TrainConfigBase, task: str, build: Callable[[], nn.Modul
         logger.info("fine-tuning from %s (%s %s); the architecture options are taken from it", config.init,
                     architecture, architecture_args)
         return model, architecture, architecture_args
+    # Seeded here, not only at the start of the run: resolving the loss network the first time in a process draws
+    # from the global generator, which made a process's first run start from other weights than its later ones.
+    torch.manual_seed(config.seed)
     model = build()
-
     name = next(a.name for a in list_architectures() if a.constructor is type(model))
     return model, name, dict(model.config)
 

@@ -19,9 +19,9 @@ import logging
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -57,6 +57,9 @@ class StyleSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+SpecT = TypeVar("SpecT")  # a manifest entry: a frozen dataclass with init, iterations and options
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Another way to train the same gallery (e.g. the paper's, for a GPU): options over the manifest's [train]
@@ -67,9 +70,10 @@ class Recipe:
     scratch_iterations: int
     finetune_iterations: int
 
-    def apply(self, spec: StyleSpec) -> StyleSpec:
+    def apply(self, spec: SpecT) -> SpecT:
+        """``spec`` (any manifest entry with ``init``, ``iterations`` and ``options``) as this recipe trains it."""
         iterations = self.finetune_iterations if spec.init else self.scratch_iterations
-        return StyleSpec(spec.name, spec.seed, iterations, spec.init, {**self.train_options, **spec.options})
+        return replace(spec, iterations=iterations, options={**self.train_options, **spec.options})
 
 
 @dataclass(frozen=True)
@@ -101,14 +105,19 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
             raise ValueError(f"{path}: style {spec.name!r} has no generator in imaging/generated_styles.py")
         if spec.init is not None and spec.init not in names:
             raise ValueError(f"{path}: style {spec.name!r} starts from unknown style {spec.init!r}")
+    return Manifest(ContentSpec(tuple(content["photos"]), tuple(content["held_out"]), int(content["crops_per_photo"]),
+                                int(content["crop_size"]), int(content["seed"])),
+                    dict(raw.get("train", {})), styles, path, read_recipes(raw))
+
+
+def read_recipes(raw: dict[str, Any]) -> dict[str, Recipe]:
+    """The manifest's ``[recipe.NAME]`` tables."""
     recipes = {}
     for name, table in raw.get("recipe", {}).items():
         options = dict(table)
         scratch, finetune = int(options.pop("scratch-iterations")), int(options.pop("finetune-iterations"))
         recipes[name] = Recipe(name, options, scratch, finetune)
-    return Manifest(ContentSpec(tuple(content["photos"]), tuple(content["held_out"]), int(content["crops_per_photo"]),
-                                int(content["crop_size"]), int(content["seed"])),
-                    dict(raw.get("train", {})), styles, path, recipes)
+    return recipes
 
 
 def build_content(spec: ContentSpec, folder: Path, *, skip_missing: bool = False) -> Path:
@@ -167,12 +176,13 @@ def style_image(spec: StyleSpec, folder: Path) -> Path:
     return path
 
 
-def is_finished(spec: StyleSpec, models_root: Path) -> bool:
-    config = models_root / spec.name / CONFIG_FILE
+def is_finished(name: str, iterations: int, models_root: Path) -> bool:
+    """Whether ``models_root/name`` holds a model trained for at least ``iterations`` steps."""
+    config = models_root / name / CONFIG_FILE
     if not config.is_file():
         return False
     record = json.loads(config.read_text(encoding="utf-8")).get("training") or {}
-    return int(record.get("iterations", record.get("steps", -1))) >= spec.iterations
+    return int(record.get("iterations", record.get("steps", -1))) >= iterations
 
 
 GALLERY_HEADING = "## In the shipped gallery"
@@ -196,27 +206,59 @@ def gallery_card_section(spec: StyleSpec, manifest: Manifest) -> str:
     ])
 
 
-def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
-    """Make a finished model fit to ship (idempotent): float16 weights and the gallery section of its card.
-    True if it changed anything."""
+def store_half_precision(folder: Path) -> bool:
+    """Rewrite a model's float32 weights as float16 (half the size; they load into float32). True if changed."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    changed = False
     weights = folder / WEIGHTS_FILE
     state = load_file(str(weights))
-    if any(t.dtype == torch.float32 for t in state.values()):
-        with safe_open(str(weights), "pt") as handle:
-            metadata = handle.metadata() or {}
-        save_file({k: t.half() if t.dtype == torch.float32 else t for k, t in state.items()}, str(weights),
-                  metadata={**metadata, "stored_dtype": "float16"})
-        changed = True
+    if not any(t.dtype == torch.float32 for t in state.values()):
+        return False
+    with safe_open(str(weights), "pt") as handle:
+        metadata = handle.metadata() or {}
+    save_file({k: t.half() if t.dtype == torch.float32 else t for k, t in state.items()}, str(weights),
+              metadata={**metadata, "stored_dtype": "float16"})
+    return True
+
+
+def use_builtin_id(folder: Path) -> bool:
+    """Point the card's usage examples at the shipped id (``builtin:NAME``; training wrote ``local:NAME``).
+    True if changed."""
     card = folder / CARD_FILE
     text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    if GALLERY_HEADING not in text:
-        card.write_text(text.rstrip() + "\n" + gallery_card_section(spec, manifest), encoding="utf-8")
-        changed = True
-    return changed
+    local = f"local:{folder.name}"
+    if local not in text:
+        return False
+    card.write_text(text.replace(local, f"builtin:{folder.name}"), encoding="utf-8")
+    return True
+
+
+def append_card_section(folder: Path, heading: str, section: str) -> bool:
+    """Append ``section`` (which starts with ``heading``) to the model card once. True if changed."""
+    card = folder / CARD_FILE
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if heading in text:
+        return False
+    card.write_text(text.rstrip() + "\n" + section, encoding="utf-8")
+    return True
+
+
+def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
+    """Make a finished model fit to ship (idempotent): float16 weights and the gallery section of its card.
+    True if it changed anything."""
+    changed = [store_half_precision(folder), append_card_section(folder, GALLERY_HEADING, gallery_card_section(spec, manifest))]
+    if folder.parent.resolve() == BUILTIN_STYLES.resolve():
+        changed.append(use_builtin_id(folder))
+    return any(changed)
+
+
+def run_training(name: str, command: list[str]) -> bool:
+    """Run one training command in its own process (so an interruption loses at most a checkpoint interval)."""
+    if subprocess.call(command) != 0:
+        logger.error("training %s failed; rerun this command to resume it", name)
+        return False
+    return True
 
 
 def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles: Path, work_dir: Path,
@@ -271,17 +313,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan:
             sys.stdout.write(" ".join(command) + "\n")  # the plan is this command's output
             continue
-        if is_finished(spec, args.models_root):
+        if is_finished(spec.name, spec.iterations, args.models_root):
             if finalize_shipped(args.models_root / spec.name, spec, manifest):
-                logger.info("%s: made ready to ship (float16 weights, gallery card section)", spec.name)
+                logger.info("%s: made ready to ship (float16 weights, card: gallery section, builtin id)", spec.name)
             logger.info("%s: finished (%d iterations), skipped", spec.name, spec.iterations)
             continue
         if spec.init and not (args.models_root / spec.init / CONFIG_FILE).is_file():
             logger.error("%s starts from %s, which is not trained yet", spec.name, spec.init)
             return 1
         logger.info("%s: training (%d iterations)", spec.name, spec.iterations)
-        if subprocess.call(command) != 0:
-            logger.error("training %s failed; rerun this command to resume it", spec.name)
+        if not run_training(spec.name, command):
             return 1
         finalize_shipped(args.models_root / spec.name, spec, manifest)
     return 0

@@ -69,7 +69,10 @@ def plan_run(config: TrainConfigBase, *, resume: bool, overwrite: bool) -> RunPl
     resume_from = None
     if resume and paths.config.is_file():
         saved = type(config).load(paths.config)
-        changed = saved.differences(config)
+        # iterations may grow: a finished run continues to the new count (the step-indexed data order makes that
+        # the run a longer count would have been).
+        changed = [name for name in saved.differences(config)
+                   if not (name == "iterations" and config.iterations > saved.iterations)]
         if changed:
             details = "; ".join(f"{n}: run has {getattr(saved, n)!r}, now {getattr(config, n)!r}" for n in changed)
             raise ConfigError(f"cannot resume {root}: options differ from the interrupted run ({details})")

@@ -7,13 +7,13 @@ Paper recipe by default: 288x288 patches, low-resolution input by Gaussian blur 
 downsampling, batch 4, Adam 1e-3, feature loss at relu2_2 (``--loss feature``) or the per-pixel loss
 (``--loss pixel``). After training the model is evaluated on held-out images (``--eval-data``, else the last
 ``--holdout`` images of ``--data``): PSNR and SSIM on Y, for the model and for bicubic upsampling, go into the
-model card. Choices: the degradation runs on the training device (``imaging.degrade.degrade``); the paper
-histogram-matches outputs to the input for display, which the figures here do not do.
+model card, with the detail and cross-hatch measures of ``train/sr_eval.py``. Choices: the degradation runs on the
+training device (``imaging.degrade.degrade``); the paper histogram-matches outputs to the input for display,
+which the card's figures do not do (``python -m benchmarks.report --sections 3`` reports both, the app offers it).
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -21,9 +21,8 @@ import torch
 from torch import nn
 
 import settings
-from imaging.degrade import bicubic_upscale, degrade
-from imaging.io import ImageInputError, image_to_tensor, load_image, resize_to_max_side
-from imaging.metrics import psnr_y, ssim_y
+from imaging.degrade import degrade
+from imaging.io import image_to_tensor, load_image, resize_to_max_side
 from losses import PerceptualLoss
 from losses.perceptual import PerceptualLossConfig
 from networks import SuperResolutionNet
@@ -34,6 +33,7 @@ from .config import ConfigError, SRTrainConfig
 from .driver import TaskReport, TaskSetup, start_model, train
 from .loop import ProgressCallback, StopRequest
 from .run import loss_network_weights
+from .sr_eval import crop_to_multiple, degradation_label, evaluate_sr
 
 logger = logging.getLogger(__name__)
 
@@ -48,72 +48,6 @@ def loss_config_for(config: SRTrainConfig) -> PerceptualLossConfig:
         return PerceptualLossConfig.super_resolution(config.loss, **overrides)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def crop_to_multiple(image, scale: int, max_side: int | None):
-    """Centre-crop to at most ``max_side`` and to a multiple of ``scale`` (the ground truth is never resized)."""
-    width, height = image.size
-    w = min(width, max_side or width) // scale * scale
-    h = min(height, max_side or height) // scale * scale
-    left, top = (width - w) // 2, (height - h) // 2
-    return image.crop((left, top, left + w, top + h))
-
-
-@dataclass
-class SREvaluation:
-    """Mean PSNR / SSIM on Y over the evaluation images, for the model and for bicubic upsampling."""
-
-    psnr: float
-    ssim: float
-    bicubic_psnr: float
-    bicubic_ssim: float
-    images: int
-    per_image: list[dict] = field(default_factory=list)
-
-    def as_figures(self) -> dict[str, float]:
-        return {"psnr_y": round(self.psnr, 3), "ssim_y": round(self.ssim, 4), "bicubic_psnr_y": round(self.bicubic_psnr, 3),
-                "bicubic_ssim_y": round(self.bicubic_ssim, 4), "eval_images": self.images}
-
-    def markdown(self, scale: int) -> str:
-        lines = [f"| image | x{scale} model PSNR | SSIM | bicubic PSNR | SSIM |", "|---|---:|---:|---:|---:|"]
-        for row in self.per_image:
-            lines.append(f"| {row['image']} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['bicubic_psnr']:.2f} | "
-                         f"{row['bicubic_ssim']:.4f} |")
-        lines.append(f"| **mean** | **{self.psnr:.2f}** | **{self.ssim:.4f}** | {self.bicubic_psnr:.2f} | {self.bicubic_ssim:.4f} |")
-        return "\n".join(lines)
-
-
-@torch.no_grad()
-def evaluate_sr(model: nn.Module, images: Sequence[Path], *, scale: int, blur_sigma: float = 1.0,
-                border: int | None = None, max_side: int | None = 512, device: torch.device | str = "cpu") -> SREvaluation | None:
-    """PSNR / SSIM on Y of ``model`` and of bicubic upsampling against the ground truth (module docstring)."""
-    border = scale if border is None else border
-    was_training = model.training
-    model.eval()
-    rows = []
-    try:
-        for path in images:
-            try:
-                image = crop_to_multiple(load_image(path), scale, max_side)
-            except ImageInputError as exc:
-                logger.warning("skipping evaluation image %s: %s", path, exc)
-                continue
-            if min(image.size) < max(2 * border + 7, 8 * scale):
-                logger.warning("skipping evaluation image %s: %dx%d is too small for x%d", path, *image.size, scale)
-                continue
-            hr = image_to_tensor(image).to(device)
-            lr = degrade(hr, scale, blur_sigma)
-            output = model(lr).float().clamp(0, 1)
-            bicubic = bicubic_upscale(lr, scale)
-            rows.append({"image": Path(path).name,
-                         "psnr": psnr_y(output, hr, border), "ssim": ssim_y(output, hr, border),
-                         "bicubic_psnr": psnr_y(bicubic, hr, border), "bicubic_ssim": ssim_y(bicubic, hr, border)})
-    finally:
-        model.train(was_training)
-    if not rows:
-        return None
-    mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
-    return SREvaluation(mean["psnr"], mean["ssim"], mean["bicubic_psnr"], mean["bicubic_ssim"], len(rows), rows)
 
 
 def split_images(config: SRTrainConfig) -> tuple[list[Path], list[Path], str]:
@@ -168,10 +102,11 @@ class SuperResolutionTask:
                      f"({len(self.eval_paths)} held out) from {dataset_label}"))
 
     def report(self, config: SRTrainConfig, setup: TaskSetup, model: nn.Module, device: torch.device) -> TaskReport:
-        evaluation = evaluate_sr(model, self.eval_paths, scale=config.scale, blur_sigma=config.blur_sigma,
+        method = f"{config.loss} loss"
+        evaluation = evaluate_sr({method: model}, self.eval_paths, scale=config.scale, blur_sigma=config.blur_sigma,
                                  border=config.eval_border, max_side=config.eval_max_side, device=device)
         loss = setup.loss.config
-        degradation = f"Gaussian blur sigma {config.blur_sigma:g}, bicubic x1/{config.scale} (torch, no antialias), 8-bit"
+        degradation = degradation_label(config.scale, config.blur_sigma)
         border = config.eval_border if config.eval_border is not None else config.scale
         report = TaskReport(record={
             "content_layers": list(loss.content_layers) if config.loss == "feature" else [], "style_layers": [],
@@ -180,13 +115,14 @@ class SuperResolutionTask:
             "image_size": config.patch_size, "sr_loss": config.loss, "blur_sigma": config.blur_sigma,
             "degradation": degradation, "eval_border": border})
         if evaluation is not None:
+            mine, bicubic = evaluation.mean(method), evaluation.mean("bicubic")
             logger.info("evaluation on %d held-out images: PSNR-Y %.2f dB (bicubic %.2f), SSIM-Y %.4f (bicubic %.4f)",
-                        evaluation.images, evaluation.psnr, evaluation.bicubic_psnr, evaluation.ssim,
-                        evaluation.bicubic_ssim)
-            report.figures = evaluation.as_figures()
+                        len(evaluation.images), mine.psnr, bicubic.psnr, mine.ssim, bicubic.ssim)
+            report.figures = evaluation.as_figures(method)
             report.card_lines = [f"Held-out evaluation (PSNR in dB and SSIM on the Y channel, {border}-pixel border "
-                                 f"shaved; low-resolution input: {degradation}):", "",
-                                 evaluation.markdown(config.scale), ""]
+                                 f"shaved; low-resolution input: {degradation}; gradient energy / original: recovered "
+                                 f"detail, 1 = the original's; cross-hatch: grid-locked periodic pattern added, "
+                                 f"`train/sr_eval.py`):", "", evaluation.markdown(), ""]
         return report
 
     def plot_title(self, config: SRTrainConfig) -> str:

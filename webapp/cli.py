@@ -3,7 +3,7 @@
     python -m webapp.cli stylize --model ID INPUT... --out DIR [--size 512] [--strength 1] [--style-scale 1]
                                  [--preserve-colours]
     python -m webapp.cli stylize --model A --weight 0.7 --model B --weight 0.3 INPUT... --out DIR [...]
-    python -m webapp.cli upscale [--model ID] [--scale 4] INPUT... --out DIR
+    python -m webapp.cli upscale [--model ID] [--scale 4] [--match-histogram] INPUT... --out DIR
     python -m webapp.cli models [--task style-transfer|super-resolution]
 
 INPUT is an image file or a folder (searched recursively for images). ``upscale`` without ``--model`` uses the
@@ -135,7 +135,7 @@ def upscale_command(args: argparse.Namespace) -> int:
         load_registry_model(model, "super-resolution")
 
     def work(source: Path):
-        return upscale(source, model, args.scale)
+        return upscale(source, model, args.scale, histogram_match=args.match_histogram)
 
     return _run_each(find_inputs(args.inputs), Path(args.out), work,
                      lambda label: f"x{args.scale}" + ("_bicubic" if label == "bicubic" else ""))
@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--out", required=True, help="output folder")
     up.add_argument("--scale", type=int, choices=(4, 8), default=4)
     up.add_argument("--model", help="super-resolution model id, or 'bicubic' (default: the feature-loss model)")
+    up.add_argument("--match-histogram", action="store_true",
+                    help="match each result's colour histograms to its input (the paper's display; not for bicubic)")
     up.set_defaults(run=upscale_command)
     listing = sub.add_parser("models", help="list the registry's models")
     listing.add_argument("--task", choices=("style-transfer", "super-resolution"))

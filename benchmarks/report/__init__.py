@@ -11,12 +11,15 @@ used is printed in the report):
 2. Objective value: a style network trained here in-process vs the baseline's objective over L-BFGS
    iterations, on held-out photos at several resolutions including larger than training (the paper's
    Sec. 4.1/Fig. 5 comparison).
-3. Super-resolution x4 and x8: PSNR/SSIM on Y of bicubic, pixel-loss and feature-loss models trained here,
-   on a held-out set of scikit-image photos, beside the paper's finding; a crop grid of the outputs.
+3. Super-resolution x4 and x8: the shipped pixel-loss and feature-loss models (registry/builtin/sr) against
+   bicubic on photos they never saw (``--sr-datasets``: the manifest's held-out photos offline; set5, set14,
+   bsd100 from the Hub): PSNR/SSIM on Y, relu2_2 distance, detail and cross-hatch measures, with and without
+   histogram matching, per image and mean, beside the paper's finding; a crop grid of the outputs.
 4. Inference speed and memory per size against the arithmetic floor (benchmarks/inference.py) and a
    3840x2160 stylization, whole and tiled (benchmarks/tiling.py).
 5. Training throughput (benchmarks/train_speed.py) and time-to-quality: the training time until the
    network's objective on a held-out photo matches the baseline's after 50 and 100 L-BFGS iterations.
+6. The shipped style gallery against the baseline (objective vs 50/100/300 L-BFGS iterations, contact sheets).
 
 Profiles: ``smoke`` (CI: about a minute on 2 CPU cores; numbers meaningless, the plumbing checked),
 ``cpu`` (the default on a CPU: minutes), ``gpu`` (the default on CUDA: paper sizes, real 500-iteration
@@ -39,6 +42,7 @@ import shlex
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .build import build_markdown, run_report
@@ -56,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", choices=sorted(PROFILES), help="default: gpu on CUDA, cpu otherwise")
     parser.add_argument("--smoke", action="store_true", help="same as --profile smoke (CI: about a minute)")
     parser.add_argument("--sections", type=int, nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--sr-datasets", nargs="+", metavar="NAME",
+                        help="section 3's evaluation sets: held-out (offline), set5, set14, bsd100 or a Hub dataset id "
+                             "(default: held-out)")
     parser.add_argument("--work-dir", type=Path, help="training data, runs and models (default: a temporary folder)")
     return parser.parse_args(argv)
 
@@ -69,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or str(settings.device())
     name = "smoke" if args.smoke else args.profile or ("gpu" if device.startswith("cuda") else "cpu")
     profile = PROFILES[name]
+    if args.sr_datasets:
+        profile = replace(profile, sr_datasets=tuple(args.sr_datasets))
     out = args.out or ROOT / "reports" / f"{name}-{device.replace(':', '')}"
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="report-"))
     os.environ.setdefault("PERCEPTUAL_DATA_DIR", str(work / "data"))  # never the developer's models folder

@@ -23,7 +23,7 @@ from .training import markdown_training, section_training
 
 
 def build_markdown(results: dict) -> str:
-    profile = Profile(**results["profile"])
+    profile = Profile.from_dict(results["profile"])
     meta = results["meta"]
     loss = meta["loss_network"]
     lines = [
@@ -52,7 +52,7 @@ def build_markdown(results: dict) -> str:
             continue
         if "meta" in section and section["meta"]["device"] != meta["device"]:
             lines += [f"(Measured in an earlier run on {section['meta']['device_name']}.)", ""]
-        used = Profile(**{**results["profile"], **section.get("profile", {})})  # the sizes this section ran with
+        used = Profile.from_dict({**results["profile"], **section.get("profile", {})})  # the sizes this section ran with
         render = {1: lambda d: markdown_table1(d, used), 2: lambda d: markdown_objective(d, used),
                   3: lambda d: markdown_sr(d, used), 4: lambda d: markdown_inference(d, used),
                   5: lambda d: markdown_training(d, used, meta["device_name"]),

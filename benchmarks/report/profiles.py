@@ -1,13 +1,13 @@
 """The report's sections and its profiles: every size, iteration count and network width a run uses."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 SECTIONS = (1, 2, 3, 4, 5, 6)
 SECTION_TITLES = {
     1: "1. Speed: the paper's Table 1",
     2: "2. Objective value: fast network vs the L-BFGS baseline",
-    3: "3. Super-resolution x4 and x8: PSNR and SSIM on Y",
+    3: "3. Super-resolution x4 and x8: the shipped models against bicubic",
     4: "4. Inference speed and memory against the arithmetic floor",
     5: "5. Training throughput and time-to-quality",
     6: "6. The shipped style gallery: objective vs L-BFGS, contact sheets",
@@ -39,13 +39,7 @@ class Profile:
     inits: tuple[str, ...]
     # The baseline's optimiser there: "lbfgs" (SciPy L-BFGS-B, the app's default) or "lbfgs-device".
     objective_optimizer: str
-    # 3. SR: patch side, iterations, channels, residual blocks, norm, training crops, held-out images, max side.
-    sr_patch: int
-    sr_iterations: int
-    sr_channels: int
-    sr_residual: int
-    sr_norm: str
-    sr_train_images: int
+    # 3. SR (the shipped models): images per dataset (0 = all), evaluation crop side.
     sr_eval_images: int
     sr_eval_max_side: int
     # 4. Inference: style sizes, repeats, SR x4 input side, batched row, CPU memory subprocesses, the 4K run.
@@ -66,6 +60,15 @@ class Profile:
     gallery_side: int = 256
     gallery_lbfgs: tuple[int, ...] = (50, 100, 300)
     gallery_styles: int = 0
+    # 3. Evaluation datasets: "held-out" (the SR manifest's photos, offline) and/or set5, set14, bsd100 or any Hub
+    # dataset id (--sr-datasets).
+    sr_datasets: tuple[str, ...] = ("held-out",)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Profile":
+        """A profile as results.json recorded it; fields of older report versions are dropped."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
 
 
 PROFILES = {
@@ -73,8 +76,7 @@ PROFILES = {
         name="smoke", table1_sizes=(64,), table1_iterations=2, table1_device_iterations=2, table1_repeats=2,
         style_size=32, style_iterations=12, style_width=0.25, style_residual=1, style_content_images=8,
         eval_sizes=(32, 48), eval_photos=("astronaut",), lbfgs_iterations=8, inits=("noise",), objective_optimizer="lbfgs",
-        sr_patch=64, sr_iterations=4, sr_channels=8, sr_residual=1, sr_norm="none", sr_train_images=8,
-        sr_eval_images=2, sr_eval_max_side=64,
+        sr_eval_images=2, sr_eval_max_side=128,
         inference_sizes=(64,), inference_repeats=2, sr_low=32, inference_batch=2, inference_memory=False,
         large_image=None, throughput_size=64, throughput_steps=1, throughput_warmup=1, fit_steps=3,
         gallery_side=48, gallery_lbfgs=(2, 4, 8), gallery_styles=1,
@@ -84,8 +86,7 @@ PROFILES = {
         style_size=64, style_iterations=300, style_width=0.5, style_residual=3, style_content_images=64,
         eval_sizes=(64, 128, 192), eval_photos=("astronaut", "coffee"), lbfgs_iterations=100, inits=("noise",),
         objective_optimizer="lbfgs",
-        sr_patch=96, sr_iterations=200, sr_channels=32, sr_residual=2, sr_norm="none", sr_train_images=48,
-        sr_eval_images=5, sr_eval_max_side=256,
+        sr_eval_images=0, sr_eval_max_side=512,
         inference_sizes=(256, 512, 1024), inference_repeats=5, sr_low=256, inference_batch=4, inference_memory=True,
         large_image="3840x2160", throughput_size=256, throughput_steps=2, throughput_warmup=1, fit_steps=20,
     ),
@@ -94,8 +95,7 @@ PROFILES = {
         style_size=256, style_iterations=2000, style_width=1.0, style_residual=5, style_content_images=512,
         eval_sizes=(256, 512, 1024), eval_photos=STYLE_EVAL_PHOTOS, lbfgs_iterations=500, inits=("noise",),
         objective_optimizer="lbfgs-device",
-        sr_patch=288, sr_iterations=2000, sr_channels=64, sr_residual=4, sr_norm="batch", sr_train_images=400,
-        sr_eval_images=5, sr_eval_max_side=512,
+        sr_eval_images=0, sr_eval_max_side=512,
         inference_sizes=(256, 512, 1024, 2048), inference_repeats=50, sr_low=256, inference_batch=64,
         inference_memory=False, large_image="3840x2160", throughput_size=256, throughput_steps=50,
         throughput_warmup=10, fit_steps=40,

@@ -28,11 +28,11 @@ def _sr_views(images: dict, left: str, right: str, crop_x: float, crop_y: float)
 def super_resolve_event(image: str | None, mode: str = "original", scale: str = "x4", pixel_model: str | None = None,
                         feature_model: str | None = None, blend: float = 0.5, slider_left: str = "bicubic",
                         slider_right: str = "feature loss", crop_x: float = 0.5, crop_y: float = 0.5,
-                        progress=gr.Progress()):
+                        match_histogram: bool = False, progress=gr.Progress()):
     if image is None:
         raise ValueError("Upload an image first (or pick an example).")
     out = handlers.super_resolve(image, mode, scale, pixel_model or None, feature_model or None, float(blend),
-                                 progress_callback(progress))
+                                 progress_callback(progress), histogram_match=bool(match_histogram))
     pair, gallery, crop = _sr_views(out.images, slider_left, slider_right, crop_x, crop_y)
     return pair, gallery, crop, out.markdown(), out.images
 
@@ -75,6 +75,9 @@ def superres_tab() -> dict[str, Any]:
                 blend_input = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Perception-distortion blend",
                                         info="Network interpolation: 0 = pixel-loss model (higher PSNR), "
                                              "1 = feature-loss model (sharper).")
+                match_input = gr.Checkbox(False, label="Histogram-match the networks' outputs to the input (as the paper)",
+                                          info="Each colour channel takes the low-resolution input's distribution; "
+                                               "the table then also shows the PSNR before matching.")
                 sr_button = gr.Button("Upscale", variant="primary", elem_id="sr-button")
             with gr.Column(scale=3):
                 slider_output = gr.ImageSlider(label="Compare (drag the handle)", format="png", interactive=False,
@@ -92,7 +95,7 @@ def superres_tab() -> dict[str, Any]:
     sr_button.click(
         super_resolve_event,
         [image_input, mode_input, scale_input, pixel_input, feature_input, blend_input, left_input, right_input,
-         crop_x, crop_y],
+         crop_x, crop_y, match_input],
         [slider_output, gallery_output, zoom_output, sr_info, images_state],
         api_name="super_resolve", concurrency_limit=settings.concurrency(), concurrency_id="fast",
     )

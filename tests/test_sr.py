@@ -1,0 +1,276 @@
+"""Super-resolution that ships (paper Sec. 5): the four shipped models, their manifest, the held-out evaluation
+with its detail and cross-hatch measures, and the paper's histogram matching in the handler and the CLI."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imaging.degrade import bicubic_upscale, degrade
+from imaging.histogram import match_histogram
+from imaging.io import image_to_tensor, tensor_to_image
+from imaging.metrics import cross_hatch_db, gradient_energy_ratio, psnr_y
+from imaging.sample_photos import load_sample_photo
+
+SHIPPED = Path(__file__).resolve().parents[1] / "registry" / "builtin"
+
+
+@pytest.fixture
+def shipped(monkeypatch):
+    """The repository's own shipped models as the built-in source (the other tests use an empty one)."""
+    from registry import api
+
+    monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
+    api.clear_memory_cache()
+    yield SHIPPED
+    api.clear_memory_cache()
+
+
+def _photo(name: str = "astronaut", side: int = 256) -> Image.Image:
+    photo = load_sample_photo(name)
+    left, top = (photo.width - side) // 2, (photo.height - side) // 2
+    return photo.crop((left, top, left + side, top + side))
+
+
+# ------------------------------------------------------------------------------------------ measures
+
+
+def test_histogram_matching_gives_the_reference_distribution_and_keeps_the_size():
+    photo = _photo(side=128)
+    darker = Image.fromarray((np.asarray(photo, dtype=np.float32) * 0.6 + 10).astype(np.uint8))
+    reference = photo.resize((32, 32), Image.Resampling.BICUBIC)  # the low-resolution input's size at x4
+    matched = match_histogram(darker, reference)
+    assert matched.size == darker.size and matched.mode == "RGB"
+    # A global tone change is undone: the match is far closer to the photo than the darkened copy was.
+    assert psnr_y(matched, photo) > psnr_y(darker, photo) + 10
+    # Each channel's quantiles equal the reference's (up to rounding).
+    q = np.linspace(0.05, 0.95, 10)
+    for c in range(3):
+        assert np.allclose(np.quantile(np.asarray(matched)[..., c], q), np.quantile(np.asarray(reference)[..., c], q),
+                           atol=2)
+
+
+def test_detail_and_cross_hatch_measures_tell_blur_detail_and_grid_patterns_apart():
+    photo = _photo()
+    bicubic = tensor_to_image(bicubic_upscale(degrade(image_to_tensor(photo), 4), 4))
+    assert gradient_energy_ratio(photo, photo) == pytest.approx(1.0)
+    assert gradient_energy_ratio(bicubic, photo, 4) < 0.5  # blur loses most of the fine detail
+    assert cross_hatch_db(photo, photo, 4, 4) == 0.0
+    y, x = np.mgrid[:256, :256]
+    grid = 3.0 * np.cos(np.pi * x / 2) * np.cos(np.pi * y / 2)  # a faint 4-pixel cross-hatch, 3 grey levels
+    hatched = Image.fromarray(np.clip(np.asarray(photo, np.float32) + grid[..., None], 0, 255).astype(np.uint8))
+    assert psnr_y(hatched, photo) > 40  # invisible to PSNR...
+    assert cross_hatch_db(hatched, photo, 4, 4) > 6  # ...but measured
+    assert abs(cross_hatch_db(bicubic, photo, 4, 4)) < 3
+
+
+def test_evaluation_scores_every_method_per_image_and_on_average():
+    from losses import PerceptualLoss
+    from losses.perceptual import PerceptualLossConfig
+    from networks import SuperResolutionNet
+    from networks.vgg import default_vgg16_weights
+    from train.sr_eval import BICUBIC, MATCHED_SUFFIX, evaluate_sr
+
+    torch.manual_seed(0)
+    models = {"pixel loss": SuperResolutionNet(4, 8, 1).train(), "feature loss": SuperResolutionNet(4, 8, 1)}
+    loss = PerceptualLoss(PerceptualLossConfig.super_resolution("feature"), weights=default_vgg16_weights())
+    images = [("a", _photo(side=96)), ("b", _photo("chelsea", 96)), ("tiny", _photo(side=20))]
+    evaluation = evaluate_sr(models, images, scale=4, feature_loss=loss, histogram_match=True)
+    assert evaluation.methods == (BICUBIC, "pixel loss", "feature loss", "pixel loss" + MATCHED_SUFFIX,
+                                  "feature loss" + MATCHED_SUFFIX)
+    assert [row.image for row in evaluation.images] == ["a", "b"]  # too small for x4 is skipped, not fatal
+    assert models["pixel loss"].training  # the caller's mode is restored
+    mean = evaluation.mean(BICUBIC)
+    assert mean.psnr == pytest.approx(np.mean([r.scores[BICUBIC].psnr for r in evaluation.images]))
+    assert mean.feature_distance > 0 and 0 < mean.gradient_ratio < 1
+    table = evaluation.markdown()
+    assert "| a | bicubic |" in table and "| mean of 2 | bicubic | **" in table and "relu2_2 distance" in table
+    assert evaluation.loss_network == loss.identity  # the feature distance names its network
+    figures = evaluation.as_figures("pixel loss")
+    assert figures["eval_images"] == 2 and figures["bicubic_psnr_y"] == round(mean.psnr, 3)
+    assert evaluate_sr(models, [("tiny", _photo(side=20))], scale=4) is None
+
+
+# ------------------------------------------------------------------------------------------ the manifest
+
+
+def test_the_sr_manifest_trains_four_models_feature_from_pixel_and_has_a_gpu_recipe():
+    from train.sr_gallery import read_manifest
+
+    manifest = read_manifest()
+    assert {(m.scale, m.loss) for m in manifest.models} == {(4, "pixel"), (4, "feature"), (8, "pixel"), (8, "feature")}
+    assert all(manifest.model(s, "feature").init == manifest.model(s, "pixel").name for s in (4, 8))
+    assert not set(manifest.photos.train) & set(manifest.photos.held_out)
+    assert manifest.train_options["patch-size"] == 288 and manifest.train_options["blur-sigma"] == 1.0
+    gpu = manifest.with_recipe("gpu")
+    assert all(m.iterations > o.iterations for m, o in zip(gpu.models, manifest.models))
+
+
+def test_a_bad_sr_manifest_is_refused_with_the_reason(tmp_path):
+    from train.sr_gallery import MANIFEST, read_manifest
+
+    text = MANIFEST.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('held_out = ["astronaut"', 'held_out = ["coffee", "astronaut"'), encoding="utf-8")
+    with pytest.raises(ValueError, match="both trained on and held out"):
+        read_manifest(bad)
+    bad.write_text(text.replace('init = "sr-x8-pixel"', 'init = "sr-x4-pixel"'), encoding="utf-8")
+    with pytest.raises(ValueError, match="another scale"):
+        read_manifest(bad)
+
+
+def test_the_sr_plan_is_one_resumable_command_per_model(tmp_path, capsys):
+    from train.sr_gallery import main
+
+    assert main(["--plan", "--recipe", "gpu", "--work-dir", str(tmp_path), "--models-root", str(tmp_path / "m"),
+                 "--device", "cuda"]) == 0
+    commands = [c.split() for c in capsys.readouterr().out.strip().splitlines()]
+    assert len(commands) == 7 and all(c[2] == "train.sr" and "--resume" in c for c in commands)  # 3 stages
+    feature = next(c for c in commands if c[c.index("--loss") + 1] == "feature" and c[c.index("--scale") + 1] == "8")
+    assert feature[feature.index("--init") + 1] == str(tmp_path / "m" / "sr-x8-pixel")
+    pixel = next(c for c in commands if c[c.index("--out") + 1] == str(tmp_path / "m" / "sr-x8-pixel"))
+    # A warm-up is not shipped: it lives in the work dir, one folder per recipe.
+    assert pixel[pixel.index("--init") + 1] == str(tmp_path / "models-gpu" / "sr-x8-pixel-warmup")
+    assert feature[-2:] == ["--device", "cuda"] and "runs-gpu" in feature[feature.index("--run-dir") + 1]
+    assert not (tmp_path / "photos").exists()  # a plan builds nothing
+
+
+# ------------------------------------------------------------------------------------------ the shipped models
+
+
+def test_the_four_shipped_models_load_and_record_how_they_were_made(shipped):
+    from registry import api
+    from train.sr_gallery import read_manifest
+
+    entries = {e.id: e for e in api.list_models(source="builtin").entries if e.task == "super-resolution"}
+    shipped_specs = [m for m in read_manifest().models if m.shipped]
+    assert len(shipped_specs) == 4 and set(entries) == {f"builtin:{m.name}" for m in shipped_specs}
+    for spec in shipped_specs:
+        entry = entries[f"builtin:{spec.name}"]
+        assert entry.error is None and entry.scale == spec.scale and entry.sr_loss == spec.loss, entry
+        model = api.load_model(entry.id, "cpu")
+        record = model.config.training
+        assert record.iterations >= spec.iterations and record.evaluation["eval_images"] == 3
+        expected = "vgg16:imagenet-caffe" if spec.loss == "feature" else "none (pixel loss)"
+        assert record.loss_network == expected
+        card = (entry.path / "README.md").read_text(encoding="utf-8")
+        assert "## In the shipped super-resolution set" in card and "bicubic" in card
+        assert f'load_model("{entry.id}")' in card and "local:" not in card  # its usage loads the shipped id
+        assert ("per-pixel loss" in card) == (spec.loss == "pixel")  # says which loss it was trained with
+        with torch.no_grad():
+            assert model.network(torch.rand(1, 3, 12, 10)).shape == (1, 3, 12 * spec.scale, 10 * spec.scale)
+
+
+def test_the_shipped_x4_pixel_model_beats_bicubic_on_the_held_out_photos(shipped):
+    """Measured as the report measures it: the manifest's held-out photos (never trained on), degraded as in
+    training, PSNR on Y. The shipped model is +0.35 dB over bicubic on their mean (docs/sr-report); the issue's
+    bar is +0.5 dB, not reached yet by this CPU recipe, so this guards what was reached; on each photo alone the
+    model is no worse than bicubic by more than 0.3 dB (chelsea, a JPEG, is the hard one)."""
+    from registry import api
+    from train.sr_eval import BICUBIC, evaluate_sr
+    from train.sr_gallery import read_manifest
+
+    held_out = read_manifest().photos.held_out
+    model = api.load_model("builtin:sr-x4-pixel", "cpu")
+    evaluation = evaluate_sr({"pixel loss": model.network}, [(n, load_sample_photo(n)) for n in held_out], scale=4)
+    assert [row.image for row in evaluation.images] == list(held_out)
+    margin = evaluation.mean("pixel loss").psnr - evaluation.mean(BICUBIC).psnr
+    assert margin >= 0.3, evaluation.markdown()
+    for row in evaluation.images:
+        assert row.scores["pixel loss"].psnr > row.scores[BICUBIC].psnr - 0.3, evaluation.markdown()
+
+
+# ------------------------------------------------------------------------------------------ the app
+
+
+def test_the_tab_defaults_to_the_shipped_models_and_compares_all_four_methods(shipped, env):
+    from webapp.handlers import models as models_handlers
+    from webapp.handlers.superres import super_resolve
+
+    listing = models_handlers.current_listing()
+    for scale in (4, 8):
+        _, pixel, feature = models_handlers.sr_choices(listing, scale)
+        assert (pixel, feature) == (f"builtin:sr-x{scale}-pixel", f"builtin:sr-x{scale}-feature")
+    photo = _photo("chelsea", 128)
+    out = super_resolve(photo, "original", "x8", "builtin:sr-x8-pixel", "builtin:sr-x8-feature", 0.5)
+    assert list(out.images) == ["original", "bicubic", "pixel loss", "feature loss", "blend"]
+    assert all(image.size == (128, 128) for image in out.images.values())
+    assert set(out.metrics) == {"bicubic", "pixel loss", "feature loss", "blend"} and not out.psnr_unmatched
+    matched = super_resolve(photo, "original", "x8", "builtin:sr-x8-pixel", "builtin:sr-x8-feature", 0.5,
+                            histogram_match=True)
+    assert set(matched.psnr_unmatched) == {"pixel loss", "feature loss", "blend"}
+    assert matched.psnr_unmatched["pixel loss"] == pytest.approx(out.metrics["pixel loss"][0])
+    assert matched.images["bicubic"] == out.images["bicubic"]  # bicubic is never matched
+    text = matched.markdown()
+    assert "PSNR before matching" in text and "histogram-matched to the low-resolution input" in text
+
+
+def test_the_batch_cli_histogram_matches_on_request(shipped, env, tmp_path):
+    from webapp.cli import main
+
+    photo = tmp_path / "in" / "small.png"
+    photo.parent.mkdir()
+    _photo("chelsea", 64).save(photo)
+    assert main(["upscale", str(photo), "--out", str(tmp_path / "plain"), "--model", "builtin:sr-x4-feature"]) == 0
+    assert main(["upscale", str(photo), "--out", str(tmp_path / "matched"), "--model", "builtin:sr-x4-feature",
+                 "--match-histogram"]) == 0
+    plain, matched = (next((tmp_path / d).glob("*.png")) for d in ("plain", "matched"))
+    with Image.open(plain) as a, Image.open(matched) as b:
+        assert a.size == b.size == (256, 256)
+        assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+# ------------------------------------------------------------------------------------------ Set5 & co from the Hub
+
+
+def _tarball(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _png_bytes(name: str, side: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    _photo(name, side).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_report_evaluates_set5_from_its_hub_dataset_and_says_why_when_offline(tmp_path, monkeypatch, env):
+    """Set5 as the Hub stores it (eugenesiow/Set5: one tarball per resolution): only the HR archive is
+    downloaded and unpacked; a plain image dataset id works too; an unreachable Hub is one clear sentence."""
+    import hub_probe
+    from benchmarks.report.profiles import PROFILES
+    from benchmarks.report.superres import dataset_images
+    from tests.fakehub import FakeHub, hub_env
+    from train.data import DataError
+
+    profile = PROFILES["smoke"]
+    with FakeHub(tmp_path / "hub") as hub, hub_env(hub.url, cache_dir=tmp_path / "cache"):
+        monkeypatch.setattr(hub_probe, "_cache", {})
+        hr = {"Set5_HR/baby.png": _png_bytes("astronaut", 96), "Set5_HR/bird.png": _png_bytes("chelsea", 96)}
+        hub.add_file("eugenesiow/Set5", "data/Set5_HR.tar.gz", _tarball(hr), repo_type="dataset")
+        hub.add_file("eugenesiow/Set5", "data/Set5_LR_x4.tar.gz", _tarball({"Set5_LR_x4/baby.png": b"x"}),
+                     repo_type="dataset")
+        hub.add_file("owner/photos", "img/a.png", _png_bytes("coffee", 80), repo_type="dataset")
+        images, description = dataset_images("set5", profile, tmp_path / "work")
+        assert sorted(n for n, _ in images) == ["baby.png", "bird.png"] and images[0][1].size == (96, 96)
+        assert "hf-dataset:eugenesiow/Set5" in description
+        assert not any("LR_x4" in path for _, path in hub.requests)  # the LR archive is never fetched
+        images, _ = dataset_images("owner/photos", profile, tmp_path / "work")
+        assert [n for n, _ in images] == ["a.png"]
+    monkeypatch.setattr(hub_probe, "_cache", {})
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(DataError, match="cannot be reached"):
+        dataset_images("set14", profile, tmp_path / "work")

@@ -1,0 +1,194 @@
+"""Held-out evaluation of super-resolution (Johnson et al. 2016, Sec. 5): every method on the same
+low-resolution inputs, scored against the original.
+
+Each image is centre-cropped to a multiple of the scale (at most ``max_side``), degraded exactly as in
+training (``imaging.degrade.degrade``: Gaussian blur, bicubic downsampling, 8-bit), then upscaled by bicubic
+and by each network. Scores, all on the luma with ``border`` pixels shaved (``imaging.metrics``):
+
+* PSNR and SSIM (the paper's measures; they favour the blur a per-pixel loss produces);
+* the relu2_2 feature distance to the original (the paper's feature loss, lower is closer), when a loss network
+  is given;
+* the gradient-energy ratio to the original (recovered detail: 1 is the original's, bicubic is far below);
+* the cross-hatch measure: grid-locked periodic pattern beyond the original's, in dB.
+
+With ``histogram_match`` every network also appears as "<name> + histogram match": its output matched to the
+low-resolution input (``imaging.histogram``), as the paper displays its results.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from imaging.degrade import bicubic_upscale, degrade
+from imaging.histogram import match_histogram
+from imaging.io import ImageInputError, image_to_tensor, load_image, tensor_to_image
+from imaging.metrics import MIN_GRID_SPACING, cross_hatch_db, gradient_energy_ratio, psnr_y, ssim_y
+from losses import PerceptualLoss
+
+logger = logging.getLogger(__name__)
+
+BICUBIC = "bicubic"
+MATCHED_SUFFIX = " + histogram match"
+
+
+def crop_to_multiple(image: Image.Image, scale: int, max_side: int | None) -> Image.Image:
+    """Centre-crop to at most ``max_side`` and to a multiple of ``scale`` (the ground truth is never resized)."""
+    width, height = image.size
+    w = min(width, max_side or width) // scale * scale
+    h = min(height, max_side or height) // scale * scale
+    left, top = (width - w) // 2, (height - h) // 2
+    return image.crop((left, top, left + w, top + h))
+
+
+@dataclass(frozen=True)
+class SRScores:
+    """One method's scores on one image (or their mean over images)."""
+
+    psnr: float
+    ssim: float
+    gradient_ratio: float
+    cross_hatch_db: float
+    feature_distance: float | None = None
+
+    @staticmethod
+    def mean(scores: Sequence["SRScores"]) -> "SRScores":
+        def average(name: str) -> float | None:
+            values = [getattr(s, name) for s in scores]
+            return None if any(v is None for v in values) else sum(values) / len(values)
+
+        return SRScores(**{f.name: average(f.name) for f in fields(SRScores)})
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class SRImageScores:
+    image: str
+    size: tuple[int, int]  # of the cropped original
+    scores: dict[str, SRScores]  # method -> scores, in the evaluation's method order
+
+
+@dataclass(frozen=True)
+class SREvaluation:
+    """Per-image and mean scores of every method at one scale."""
+
+    scale: int
+    methods: tuple[str, ...]
+    images: tuple[SRImageScores, ...]
+    border: int
+    degradation: str
+    loss_network: str | None  # identity of the network behind ``feature_distance``, None when not measured
+
+    def mean(self, method: str) -> SRScores:
+        return SRScores.mean([row.scores[method] for row in self.images])
+
+    def as_figures(self, method: str) -> dict[str, float | int]:
+        """The numbers a model's config.json records: its mean PSNR/SSIM and bicubic's."""
+        model, bicubic = self.mean(method), self.mean(BICUBIC)
+        return {"psnr_y": round(model.psnr, 3), "ssim_y": round(model.ssim, 4), "bicubic_psnr_y": round(bicubic.psnr, 3),
+                "bicubic_ssim_y": round(bicubic.ssim, 4), "gradient_ratio": round(model.gradient_ratio, 3),
+                "eval_images": len(self.images)}
+
+    def markdown(self, methods: Sequence[str] | None = None, *, per_image: bool = True) -> str:
+        """One row per image and method (then the means): PSNR, SSIM, feature distance, detail, cross-hatch."""
+        methods = list(methods or self.methods)
+        feature = self.loss_network is not None
+        head = "| image | method | PSNR-Y (dB) | SSIM-Y |" + (" relu2_2 distance |" if feature else "") + \
+               " gradient energy / original | cross-hatch (dB) |"
+        lines = [head, "|---|---|---:|---:|" + ("---:|" if feature else "") + "---:|---:|"]
+
+        def row(label: str, method: str, s: SRScores, bold: bool = False) -> str:
+            cells = [f"{s.psnr:.2f}", f"{s.ssim:.4f}"] + ([f"{s.feature_distance:.4g}"] if feature else []) + \
+                    [f"{s.gradient_ratio:.3f}", f"{s.cross_hatch_db:+.2f}"]
+            if bold:
+                cells = [f"**{c}**" for c in cells]
+            return f"| {label} | {method} | " + " | ".join(cells) + " |"
+
+        if per_image:
+            for image in self.images:
+                lines += [row(image.image, m, image.scores[m]) for m in methods]
+        label = f"mean of {len(self.images)}"
+        lines += [row(label, m, self.mean(m), bold=True) for m in methods]
+        return "\n".join(lines)
+
+
+def _named_images(images: Iterable[Path | str | tuple[str, Image.Image]]) -> Iterable[tuple[str, Image.Image]]:
+    for item in images:
+        if isinstance(item, tuple):
+            yield item
+            continue
+        try:
+            yield Path(item).name, load_image(item)
+        except ImageInputError as exc:
+            logger.warning("skipping evaluation image %s: %s", item, exc)
+
+
+def score(output: Image.Image, original: Image.Image, scale: int, border: int,
+          feature_distance: float | None = None) -> SRScores:
+    return SRScores(psnr=psnr_y(output, original, border), ssim=ssim_y(output, original, border),
+                    gradient_ratio=gradient_energy_ratio(output, original, border),
+                    cross_hatch_db=cross_hatch_db(output, original, scale, border), feature_distance=feature_distance)
+
+
+@torch.no_grad()
+def evaluate_sr(models: Mapping[str, nn.Module], images: Iterable[Path | str | tuple[str, Image.Image]], *,
+                scale: int, blur_sigma: float = 1.0, border: int | None = None, max_side: int | None = 512,
+                device: torch.device | str = "cpu", feature_loss: PerceptualLoss | None = None,
+                histogram_match: bool = False) -> SREvaluation | None:
+    """Score bicubic and each of ``models`` (name -> network, all x``scale``) on ``images`` (files, or
+    (name, image) pairs); None when no image is usable. ``feature_loss``: a feature-loss ``PerceptualLoss``
+    (relu2_2) whose content term is the feature distance; it must live on ``device``."""
+    border = scale if border is None else border
+    methods = [BICUBIC] + list(models) + ([m + MATCHED_SUFFIX for m in models] if histogram_match else [])
+    modes = {name: model.training for name, model in models.items()}
+    for model in models.values():
+        model.eval()
+    rows = []
+    try:
+        for name, picture in _named_images(images):
+            original = crop_to_multiple(picture, scale, max_side)
+            if min(original.size) < 2 * border + MIN_GRID_SPACING * scale:
+                logger.warning("skipping evaluation image %s: %dx%d is too small for x%d", name, *original.size, scale)
+                continue
+            hr = image_to_tensor(original).to(device)
+            lr = degrade(hr, scale, blur_sigma)
+            outputs = {BICUBIC: bicubic_upscale(lr, scale)}
+            for method, model in models.items():
+                outputs[method] = model(lr).float().clamp(0, 1)
+            low = tensor_to_image(lr)
+            pictures = {m: tensor_to_image(t.cpu()) for m, t in outputs.items()}
+            if histogram_match:
+                for method in models:
+                    pictures[method + MATCHED_SUFFIX] = match_histogram(pictures[method], low)
+            scores = {}
+            for method in methods:
+                distance = None
+                if feature_loss is not None:
+                    output = image_to_tensor(pictures[method]).to(device)  # scored as saved: 8-bit
+                    distance = float(feature_loss(output, hr).content)
+                scores[method] = score(pictures[method], original, scale, border, distance)
+            rows.append(SRImageScores(name, original.size, scores))
+    finally:
+        for name, model in models.items():
+            model.train(modes[name])
+    if not rows:
+        return None
+    identity = feature_loss.identity if feature_loss is not None else None
+    return SREvaluation(scale, tuple(methods), tuple(rows), border, degradation_label(scale, blur_sigma), identity)
+
+
+def degradation_label(scale: int, blur_sigma: float) -> str:
+    """How the low-resolution inputs were made (``imaging.degrade.degrade``), for cards and reports."""
+    return f"Gaussian blur sigma {blur_sigma:g}, bicubic x1/{scale} (torch, no antialias), 8-bit"
+
+
+def finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

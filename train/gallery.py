@@ -275,23 +275,40 @@ def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles:
     return command + extra
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.gallery", description=__doc__.split("\n")[0])
-    parser.add_argument("--manifest", type=Path, default=MANIFEST)
-    parser.add_argument("--only", nargs="+", metavar="STYLE", help="train only these styles")
-    parser.add_argument("--models-root", type=Path, default=BUILTIN_STYLES)
-    parser.add_argument("--work-dir", type=Path, default=None, help="default: <data dir>/gallery")
+def manifest_command_line(prog: str, description: str, *, manifest: Path, models_root: Path, work_dir: str,
+                          item: str, recipe_help: str) -> argparse.ArgumentParser:
+    """The options every manifest command (``train.gallery``, ``train.sr_gallery``) shares; anything else on its
+    command line goes to each training command."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--manifest", type=Path, default=manifest)
+    parser.add_argument("--only", nargs="+", metavar=item.upper(), help=f"train only these {item}s")
+    parser.add_argument("--models-root", type=Path, default=models_root)
+    parser.add_argument("--work-dir", type=Path, default=None, help=f"default: <data dir>/{work_dir}")
     parser.add_argument("--plan", action="store_true", help="print the commands and exit")
-    parser.add_argument("--recipe", help="train with a [recipe.NAME] of the manifest (e.g. paper, for a GPU); "
-                                         "its runs go to <work dir>/runs-NAME")
-    args, extra = parser.parse_known_args(argv)
+    parser.add_argument("--recipe", help=recipe_help)
+    return parser
+
+
+def read_with_recipe(read, path: Path, recipe: str | None, what: str):
+    """``read(path)``, as ``recipe`` trains it; None (the reason logged) when the manifest cannot be used."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        manifest = read_manifest(args.manifest)
-        if args.recipe:
-            manifest = manifest.with_recipe(args.recipe)
+        manifest = read(path)
+        return manifest.with_recipe(recipe) if recipe else manifest
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.error("cannot read the gallery manifest: %s", exc)
+        logger.error("cannot read the %s manifest: %s", what, exc)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = manifest_command_line(
+        "python -m train.gallery", __doc__.split("\n")[0], manifest=MANIFEST, models_root=BUILTIN_STYLES,
+        work_dir="gallery", item="style",
+        recipe_help="train with a [recipe.NAME] of the manifest (e.g. paper, for a GPU); its runs go to "
+                    "<work dir>/runs-NAME")
+    args, extra = parser.parse_known_args(argv)
+    manifest = read_with_recipe(read_manifest, args.manifest, args.recipe, "gallery")
+    if manifest is None:
         return 2
     work_dir = args.work_dir or settings.data_dir() / "gallery"
     content, preview = work_dir / "content", work_dir / "preview.jpg"

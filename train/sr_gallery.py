@@ -16,7 +16,6 @@ Finished models land in ``--models-root`` (default ``registry/builtin/sr``) in f
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tomllib
@@ -32,7 +31,9 @@ from .gallery import (
     Recipe,
     append_card_section,
     is_finished,
+    manifest_command_line,
     read_recipes,
+    read_with_recipe,
     run_training,
     store_half_precision,
     use_builtin_id,
@@ -193,22 +194,14 @@ def train_command(spec: SRModelSpec, manifest: SRManifest, *, train: Path, held_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.sr_gallery", description=__doc__.split("\n")[0])
-    parser.add_argument("--manifest", type=Path, default=MANIFEST)
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="train only these models")
-    parser.add_argument("--models-root", type=Path, default=BUILTIN_SR)
-    parser.add_argument("--work-dir", type=Path, default=None, help="default: <data dir>/sr-gallery")
-    parser.add_argument("--plan", action="store_true", help="print the commands and exit")
-    parser.add_argument("--recipe", help="train with a [recipe.NAME] of the manifest (gpu: the longer recipe); its "
-                                         "runs go to <work dir>/runs-NAME, its warm-ups to <work dir>/models-NAME")
+    parser = manifest_command_line(
+        "python -m train.sr_gallery", __doc__.split("\n")[0], manifest=MANIFEST, models_root=BUILTIN_SR,
+        work_dir="sr-gallery", item="model",
+        recipe_help="train with a [recipe.NAME] of the manifest (gpu: the longer recipe); its runs go to "
+                    "<work dir>/runs-NAME, its warm-ups to <work dir>/models-NAME")
     args, extra = parser.parse_known_args(argv)  # anything else goes to every train.sr command
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        manifest = read_manifest(args.manifest)
-        if args.recipe:
-            manifest = manifest.with_recipe(args.recipe)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.error("cannot read the super-resolution manifest: %s", exc)
+    manifest = read_with_recipe(read_manifest, args.manifest, args.recipe, "super-resolution")
+    if manifest is None:
         return 2
     work_dir = args.work_dir or settings.data_dir() / "sr-gallery"
     photos = work_dir / "photos"

@@ -244,13 +244,18 @@ def append_card_section(folder: Path, heading: str, section: str) -> bool:
     return True
 
 
-def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
-    """Make a finished model fit to ship (idempotent): float16 weights and the gallery section of its card.
-    True if it changed anything."""
-    changed = [store_half_precision(folder), append_card_section(folder, GALLERY_HEADING, gallery_card_section(spec, manifest))]
-    if folder.parent.resolve() == BUILTIN_STYLES.resolve():
+def make_shippable(folder: Path, heading: str, section: str, builtin_root: Path) -> bool:
+    """Make a finished model fit to ship (idempotent): float16 weights, ``section`` appended to its card, and
+    the card's usage pointed at ``builtin:NAME`` when the folder is in ``builtin_root``. True if it changed anything."""
+    changed = [store_half_precision(folder), append_card_section(folder, heading, section)]
+    if folder.parent.resolve() == builtin_root.resolve():
         changed.append(use_builtin_id(folder))
     return any(changed)
+
+
+def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
+    """A finished gallery style made fit to ship (:func:`make_shippable`). True if it changed anything."""
+    return make_shippable(folder, GALLERY_HEADING, gallery_card_section(spec, manifest), BUILTIN_STYLES)
 
 
 def run_training(name: str, command: list[str]) -> bool:
@@ -291,7 +296,6 @@ def manifest_command_line(prog: str, description: str, *, manifest: Path, models
 
 def read_with_recipe(read, path: Path, recipe: str | None, what: str):
     """``read(path)``, as ``recipe`` trains it; None (the reason logged) when the manifest cannot be used."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         manifest = read(path)
         return manifest.with_recipe(recipe) if recipe else manifest
@@ -307,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe_help="train with a [recipe.NAME] of the manifest (e.g. paper, for a GPU); its runs go to "
                     "<work dir>/runs-NAME")
     args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     manifest = read_with_recipe(read_manifest, args.manifest, args.recipe, "gallery")
     if manifest is None:
         return 2

@@ -29,14 +29,12 @@ from registry.schema import CONFIG_FILE
 
 from .gallery import (
     Recipe,
-    append_card_section,
     is_finished,
+    make_shippable,
     manifest_command_line,
     read_recipes,
     read_with_recipe,
     run_training,
-    store_half_precision,
-    use_builtin_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -121,7 +119,7 @@ def write_photos(spec: PhotoSpec, folder: Path) -> tuple[Path, Path]:
             for name in names:
                 load_sample_photo(name).save(target / f"{name}.png")
         marker.write_text(
-            "# Super-resolution photos\n\nTrained on (random 288 px patches of the whole photos):\n\n"
+            "# Super-resolution photos\n\nTrained on (random patches of the whole photos):\n\n"
             f"{attribution(spec.train)}\n\nHeld out (never trained on; every model is evaluated on them):\n\n"
             f"{attribution(spec.held_out)}\n", encoding="utf-8")
     return train, held_out
@@ -138,7 +136,7 @@ def shipped_card_section(spec: SRModelSpec, manifest: SRManifest) -> str:
     stages, parent = [], spec.init
     while parent is not None:  # what this model was fine-tuned from, back to the start
         stage = manifest.spec(parent)
-        kind = f"`builtin:{stage.name}`" if stage.shipped else f"the warm-up `{stage.name}` (not shipped)"
+        kind = f"`builtin:{stage.name}`" if stage.shipped else f"the stage `{stage.name}` (not shipped)"
         stages.append(f"{kind}: {stage.loss} loss, {described(stage)}")
         parent = stage.init
     start = ("fine-tuned from " + "; in turn from ".join(stages)) if stages else "trained from scratch"
@@ -157,11 +155,8 @@ def shipped_card_section(spec: SRModelSpec, manifest: SRManifest) -> str:
 
 
 def finalize_shipped(folder: Path, spec: SRModelSpec, manifest: SRManifest) -> bool:
-    """Float16 weights and the shipped section of the card (idempotent). True if it changed anything."""
-    changed = [store_half_precision(folder), append_card_section(folder, SHIPPED_HEADING, shipped_card_section(spec, manifest))]
-    if folder.parent.resolve() == BUILTIN_SR.resolve():
-        changed.append(use_builtin_id(folder))
-    return any(changed)
+    """A finished SR model made fit to ship (``train.gallery.make_shippable``). True if it changed anything."""
+    return make_shippable(folder, SHIPPED_HEADING, shipped_card_section(spec, manifest), BUILTIN_SR)
 
 
 def recipe_folders(work_dir: Path, recipe: str | None) -> tuple[Path, Path]:
@@ -200,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe_help="train with a [recipe.NAME] of the manifest (gpu: the longer recipe); its runs go to "
                     "<work dir>/runs-NAME, its warm-ups to <work dir>/models-NAME")
     args, extra = parser.parse_known_args(argv)  # anything else goes to every train.sr command
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     manifest = read_with_recipe(read_manifest, args.manifest, args.recipe, "super-resolution")
     if manifest is None:
         return 2

@@ -227,7 +227,7 @@ def markdown_sr(data: dict, profile: Profile) -> list[str]:
         models = "; ".join(f"{method}: `{m['id']}` ({m['iterations']} iterations at {m.get('patch')} px, "
                            f"lr {m.get('lr')}"
                            + (f", from `builtin:{m['init']}`" if m.get("init_shipped") else
-                              f", from the warm-up `{m['init']}`" if m.get("init") else "")
+                              f", from the stage `{m['init']}`" if m.get("init") else "")
                            + f", loss network `{m['loss_network']}`)" for method, m in entry["models"].items())
         lines += [f"### x{scale}", "", f"Models: {models}.", ""]
         for name, result in entry["datasets"].items():

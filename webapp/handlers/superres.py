@@ -191,7 +191,7 @@ def super_resolve(
         lr = image_to_tensor(picture)
     out = SROutput(scale=scale, mode=mode, input_size=(lr.shape[-1], lr.shape[-2]), images=images,
                    blur_sigma=sigma, device=device_label(settings.device()), histogram_matched=bool(histogram_match))
-    low = tensor_to_image(lr)
+    low = tensor_to_image(lr) if histogram_match else None  # the reference, only when matching
     unmatched: dict[str, Image.Image] = {}
 
     def network_image(method: str, output) -> Image.Image:

@@ -18,6 +18,8 @@ known copyright restrictions) and ``retina`` (CC0); held-out images are ``astron
 ``chelsea`` and ``coffee`` (CC0). Style images are generated procedurally here.
 
     python -m benchmarks.train_speed                       # CPU throughput + small quality table
+    python -m benchmarks.train_speed --skip-quality --throughput-sizes 128 256 --networks paper-size fast \
+        --precisions bfloat16                              # CPU steps/s of the paper-size and fast networks
     python -m benchmarks.train_speed --device cuda --skip-quality                      # GPU throughput
     python -m benchmarks.train_speed --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe waves
     python -m benchmarks.train_speed --device cuda --skip-throughput --skip-quality --work-dir W --paper-recipe cells
@@ -81,43 +83,83 @@ def make_style_image(path: Path, kind: str, size: int = 512) -> Path:
 # ------------------------------------------------------------------------------------------ 1. throughput
 
 
-def throughput(work: Path, device: str, steps: int, warmup: int, image_size: int, batch: int) -> list[dict]:
+PAPER_SIZE = (1.0, 5)  # johnson-style width and residual blocks of the paper
+
+
+def throughput(work: Path, device: str, steps: int, warmup: int, image_size: int | tuple[int, ...], batch: int,
+               networks: dict[str, tuple[float, int]] | None = None, precisions: tuple[str, ...] | None = None) -> list[dict]:
+    """Steps/s of ``train_style`` through the real loop (data, loss network, optimiser) for each network
+    (name -> (width, residual blocks); default: the paper-size one), image size and precision."""
     from train import StyleTrainConfig, train_style
 
-    content = make_content_folder(work / "content-tp", 32, image_size + 64)
+    sizes = (image_size,) if isinstance(image_size, int) else tuple(image_size)
+    networks = networks or {"paper-size": PAPER_SIZE}
+    content = make_content_folder(work / "content-tp", 32, max(sizes) + 64)
     style = make_style_image(work / "waves.png", "waves")
-    if device.startswith("cuda"):
+    if precisions is not None:
+        variants = [(p, device.startswith("cuda")) for p in precisions]
+    elif device.startswith("cuda"):
         variants = [("bfloat16", True), ("float32", False)]
     else:
         variants = [("float32", False), ("bfloat16", False)]
     rows = []
-    for precision, channels_last in variants:
-        name = f"tp-{precision}-{'cl' if channels_last else 'nchw'}"
-        config = StyleTrainConfig(style=str(style), content=str(content), out=str(work / "models" / name),
-                                  run_dir=str(work / "runs" / name), image_size=image_size, batch_size=batch,
-                                  iterations=warmup + steps, device=device, precision=precision,
-                                  channels_last=channels_last, log_every=1, preview_every=0,
-                                  checkpoint_every=10**9)
-        train_style(config, overwrite=True)
-        hist = read_history(work / "runs" / name)
-        timed = hist[warmup:]
-        seconds = timed[-1]["elapsed_s"] - hist[warmup - 1]["elapsed_s"] if warmup else timed[-1]["elapsed_s"]
-        per_step = seconds / len(timed)
-        rows.append({"device": device, "precision": precision, "channels_last": channels_last,
-                     "images_per_s": batch / per_step, "s_per_step": per_step,
-                     "paper_recipe_hours": per_step * 40_000 / 3600})
+    for network, (width, blocks) in networks.items():
+        for size in sizes:
+            for precision, channels_last in variants:
+                name = f"tp-{network}-{size}-{precision}-{'cl' if channels_last else 'nchw'}"
+                config = StyleTrainConfig(style=str(style), content=str(content), out=str(work / "models" / name),
+                                          run_dir=str(work / "runs" / name), image_size=size, batch_size=batch,
+                                          iterations=warmup + steps, device=device, precision=precision,
+                                          channels_last=channels_last, log_every=1, preview_every=0,
+                                          checkpoint_every=10**9, width=width, num_residual=blocks)
+                train_style(config, overwrite=True)
+                hist = read_history(work / "runs" / name)
+                timed = hist[warmup:]
+                seconds = timed[-1]["elapsed_s"] - hist[warmup - 1]["elapsed_s"] if warmup else timed[-1]["elapsed_s"]
+                per_step = seconds / len(timed)
+                rows.append({"device": device, "network": network, "width": width, "num_residual": blocks,
+                             "image_size": size, "precision": precision, "channels_last": channels_last,
+                             "images_per_s": batch / per_step, "steps_per_s": 1 / per_step, "s_per_step": per_step,
+                             "paper_recipe_hours": per_step * 40_000 / 3600})
     return rows
 
 
-def throughput_table(rows: list[dict], device_name: str, image_size: int, batch: int, steps: int) -> str:
-    lines = [f"Training throughput, `johnson-style` full size (width 1, 5 residual blocks), {image_size}x{image_size}, "
-             f"batch {batch}, paper loss layers, {steps} timed steps, on {device_name}:", "",
-             "| precision | layout | images/s | s/iteration | 40k iterations |", "|---|---|---:|---:|---:|"]
+def _duration(hours: float) -> str:
+    return f"{hours * 60:.1f} min" if hours < 1 else (f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days")
+
+
+NAMED_NETWORKS = {"paper-size": PAPER_SIZE, "fast": (0.5, 5)}
+
+
+def parse_networks(specs: list[str]) -> dict[str, tuple[float, int]]:
+    """``paper-size``, ``fast`` or ``NAME=WIDTHxBLOCKS`` -> {name: (width, residual blocks)}."""
+    networks = {}
+    for spec in specs:
+        name, _, arch = spec.partition("=")
+        if not arch:
+            if name not in NAMED_NETWORKS:
+                raise SystemExit(f"--networks: unknown {name!r}; use {', '.join(NAMED_NETWORKS)} or NAME=WIDTHxBLOCKS")
+            networks[name] = NAMED_NETWORKS[name]
+            continue
+        try:
+            width, blocks = arch.lower().split("x")
+            networks[name] = (float(width), int(blocks))
+        except ValueError:
+            raise SystemExit(f"--networks: {spec!r} is not NAME=WIDTHxBLOCKS, e.g. fast=0.5x3") from None
+    return networks
+
+
+def throughput_table(rows: list[dict], device_name: str, image_size: int | tuple[int, ...], batch: int, steps: int) -> str:
+    lines = [f"Training throughput of `johnson-style` networks (paper loss layers), batch {batch}, {steps} timed steps "
+             f"through the real `train_style` loop, on {device_name}:", "",
+             "| network | size | precision | layout | steps/s | images/s | s/iteration | 40k iterations |",
+             "|---|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        hours = r["paper_recipe_hours"]
-        when = f"{hours * 60:.1f} min" if hours < 1 else (f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days")
-        lines.append(f"| {r['precision']} | {'channels-last' if r['channels_last'] else 'NCHW'} | {r['images_per_s']:.2f} | "
-                     f"{r['s_per_step']:.3f} | {when} |")
+        network = r.get("network", "paper-size")
+        arch = f"{network} (width {r.get('width', 1.0):g}, {r.get('num_residual', 5)} blocks)"
+        lines.append(f"| {arch} | {r.get('image_size', image_size)} | {r['precision']} | "
+                     f"{'channels-last' if r['channels_last'] else 'NCHW'} | {1 / r['s_per_step']:.2f} | "
+                     f"{r['images_per_s']:.2f} | {r['s_per_step']:.3f} | {_duration(r['paper_recipe_hours'])} |")
     return "\n".join(lines)
 
 
@@ -301,7 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, help="timed throughput steps (default: 4 on CPU, 50 on GPU)")
     parser.add_argument("--warmup", type=int, help="untimed first steps (default: 1 on CPU, 10 on GPU)")
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=256, help="quality and recipe runs' training size")
+    parser.add_argument("--throughput-sizes", type=int, nargs="+", default=None,
+                        help="throughput at these sizes (default: --image-size)")
+    parser.add_argument("--networks", nargs="+", default=["paper-size"], metavar="NAME[=WIDTHxBLOCKS]",
+                        help="throughput networks: paper-size (1x5), fast (0.5x5) or NAME=WIDTHxBLOCKS")
+    parser.add_argument("--precisions", nargs="+", choices=("float32", "bfloat16"), default=None,
+                        help="throughput precisions (default: float32 and bfloat16)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
@@ -333,9 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_throughput:
         steps = args.steps or (50 if gpu else 4)
         warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
-        rows = throughput(work, args.device, steps, warmup, args.image_size, args.batch_size)
+        sizes = tuple(args.throughput_sizes or (args.image_size,))
+        rows = throughput(work, args.device, steps, warmup, sizes, args.batch_size, parse_networks(args.networks),
+                          tuple(args.precisions) if args.precisions else None)
         raw["throughput"] = rows
-        print(throughput_table(rows, name, args.image_size, args.batch_size, steps) + "\n", flush=True)
+        print(throughput_table(rows, name, sizes, args.batch_size, steps) + "\n", flush=True)
     if not args.skip_quality:
         lbfgs = tuple(sorted(args.lbfgs))
         rows, setup = quality(work, args.device, args.quality_size or (256 if gpu else 64),

@@ -10,7 +10,7 @@ statistics: super-resolution; :mod:`networks.tiles`), or in tiles with whole-ima
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ from .plan import (  # noqa: F401
     run_network,
     swap_instance_norms,
 )
+from .runtimes import fastest_plan
 from .tiles import run_tiled
 from .tiling import run_network_tiled
 
@@ -44,11 +45,18 @@ def infer(model: nn.Module, x: torch.Tensor, plan: InferencePlan | None = None, 
     ``tile``: overlapping tiles of that many input pixels blended linearly (for networks without image-wide
     statistics). ``whole_image_tile``: tiles of that many pixels a side with whole-image instance-norm
     statistics (the style networks), used only when the input is larger. Neither: one pass.
+
+    Without a ``plan``: :func:`choose_plan`'s, under the runtime measured fastest for this model on this
+    machine (:func:`networks.runtimes.fastest_plan`, measured on first use).
     """
-    plan = plan if plan is not None else choose_plan(model)
+    if plan is None:
+        plan = fastest_plan(model, choose_plan(model), max(x.shape[-2:]))
+    whole_image_tiles = whole_image_tile is not None and max(x.shape[-2:]) > whole_image_tile
+    if whole_image_tiles:
+        plan = replace(plan, runtime="torch")  # the tiles share statistics through the torch modules
     how = plan.describe()
     started = time.perf_counter()
-    if whole_image_tile is not None and max(x.shape[-2:]) > whole_image_tile:
+    if whole_image_tiles:
         out = run_network_tiled(model, x, plan, tile=whole_image_tile)
         how += f", in {whole_image_tile}-px tiles with whole-image statistics"
     elif tile is None:

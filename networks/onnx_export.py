@@ -16,6 +16,7 @@ Reflection padding needs each side of every layer to exceed its pad, so inputs m
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
 import warnings
@@ -83,18 +84,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = exportable_copy(model)
-    sample = torch.rand(1, 3, sample_size, sample_size)
-    with warnings.catch_warnings():
-        # Shape checks in forward() trace as constants (harmless: they only raise on bad input), and the
-        # TorchScript exporter announces its deprecation; neither is actionable here.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net, (sample,), str(path), dynamo=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                          OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}},
-        )
+    _trace(model, str(path), opset, sample_size)
     try:
         import onnx
     except ImportError:
@@ -107,6 +97,29 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))
     return path
+
+
+def onnx_bytes(model: nn.Module, *, opset: int = DEFAULT_OPSET, sample_size: int = 64) -> bytes:
+    """``model`` as an in-memory ONNX graph (dynamic batch, height, width; no metadata): what an ONNX Runtime
+    session of :mod:`networks.plan` loads."""
+    buffer = io.BytesIO()
+    _trace(model, buffer, opset, sample_size)
+    return buffer.getvalue()
+
+
+def _trace(model: nn.Module, target, opset: int, sample_size: int) -> None:
+    net = exportable_copy(model)
+    sample = torch.rand(1, 3, sample_size, sample_size)
+    with warnings.catch_warnings():
+        # Shape checks in forward() trace as constants (harmless: they only raise on bad input), and the
+        # TorchScript exporter announces its deprecation; neither is actionable here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (sample,), target, dynamo=False, opset_version=opset,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                          OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}},
+        )
 
 
 def onnx_metadata(path: str | Path) -> dict[str, str]:

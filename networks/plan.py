@@ -44,6 +44,7 @@ from .layers import UpsampleConvNormReLU
 logger = logging.getLogger(__name__)
 
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
 _DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _SHORT = {None: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5: only the CUDA name
@@ -62,8 +63,19 @@ class InferencePlan:
     compile: bool = False
     # CUDA only: capture one CUDA graph per input shape and replay it (eager fallback on failure).
     cuda_graphs: bool = False
+    # "torch", or "onnxruntime" (CPU: the network exported to ONNX, float32, run by an ONNX Runtime session;
+    # dtype, layout and compile do not apply). networks.runtimes picks the faster one by measurement.
+    runtime: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        if self.runtime == "onnxruntime" and self.device.type != "cpu":
+            raise ValueError("the onnxruntime runtime runs on the CPU only")
 
     def describe(self) -> str:
+        if self.runtime == "onnxruntime":
+            return f"ONNX Runtime (float32), {self.device}"
         parts = [
             _SHORT[self.dtype] + ("" if self.dtype is None else " weights+activations"),
             "channels-last" if self.channels_last else "contiguous",
@@ -253,6 +265,26 @@ def fold_batch_norms(module: nn.Module) -> nn.Module:
     return module
 
 
+class _OnnxSession:
+    """One model exported to ONNX and opened in an ONNX Runtime session (CPU), as many threads as torch uses."""
+
+    def __init__(self, model: nn.Module, plan: InferencePlan):
+        import onnxruntime
+
+        from .onnx_export import INPUT_NAME, onnx_bytes
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = torch.get_num_threads()
+        self.plan = plan
+        self.input_name = INPUT_NAME
+        self.session = onnxruntime.InferenceSession(onnx_bytes(model), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0]).to(self.plan.device)
+
+
 class _Prepared:
     """A copy of one model set up for one plan, with its fallbacks (autocast, eager)."""
 
@@ -356,7 +388,8 @@ class _CudaGraphs:
         return static_out.clone()  # the next replay overwrites the static output
 
 
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[InferencePlan, tuple[tuple, _Prepared]]]" = weakref.WeakKeyDictionary()
+_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[InferencePlan, tuple[tuple, _Prepared | _OnnxSession]]]" = (
+    weakref.WeakKeyDictionary())
 _CACHE_LOCK = threading.Lock()
 
 
@@ -372,13 +405,13 @@ def _weights_signature(model: nn.Module) -> tuple:
     return tuple(signature)
 
 
-def _prepared(model: nn.Module, plan: InferencePlan) -> _Prepared:
+def _prepared(model: nn.Module, plan: InferencePlan) -> _Prepared | _OnnxSession:
     signature = _weights_signature(model)
     with _CACHE_LOCK:
         per_model = _CACHE.setdefault(model, {})
         cached = per_model.get(plan)
         if cached is not None and cached[0] == signature:
             return cached[1]
-        prepared = _Prepared(model, plan)
+        prepared = _OnnxSession(model, plan) if plan.runtime == "onnxruntime" else _Prepared(model, plan)
         per_model[plan] = (signature, prepared)
         return prepared

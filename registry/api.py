@@ -197,6 +197,30 @@ def resolve_model_id(model_id: str) -> str:
     raise AmbiguousModelIdError(f"{name!r} is ambiguous: it could be {', '.join(candidates)}; use one of these ids")
 
 
+_variants: dict[tuple, dict[str, str]] = {}
+
+
+def fast_variant(model_id: str) -> str | None:
+    """The id of a fast variant of style model ``model_id`` (a smaller network distilled from it, ``train.distill``)
+    that loads on this machine: shipped, local or in the HF cache; None when there is none. The folders are
+    scanned again only when one of the three roots changes."""
+    roots = (settings.builtin_models_dir(), settings.models_dir(), hub_mod.cache_dir())
+    key = tuple((str(root), _mtime(root)) for root in roots) + tuple(
+        (str(folder), _mtime(folder)) for folder in builtin_folders(roots[0]).values())
+    if key not in _variants:
+        entries = list_builtin(roots[0]) + list_local(roots[1]) + list_cache(roots[2])
+        _variants.clear()
+        _variants[key] = {e.distilled_from: e.id for e in entries if e.distilled_from and e.error is None}
+    return _variants[key].get(resolve_model_id(model_id))
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
 # ------------------------------------------------------------------------------------------------ load
 
 

@@ -127,7 +127,8 @@ def card_data(config: "ModelConfig", *, license: str = "mit") -> ModelCardData:
     if config.training.random_loss_network:
         tags.append(RANDOM_LOSS_TAG)
     summary = {"architecture": config.architecture, "task": config.task, "style": config.style,
-               "scale": config.scale, "loss_network": config.training.loss_network, "sr_loss": config.training.sr_loss}
+               "scale": config.scale, "loss_network": config.training.loss_network, "sr_loss": config.training.sr_loss,
+               "distilled_from": config.training.distilled_from}
     return ModelCardData(library_name=LIBRARY_NAME, license=license, tags=tags, pipeline_tag=PIPELINE_TAG,
                          **{CARD_DATA_KEY: {k: v for k, v in summary.items() if v is not None}})
 

@@ -128,13 +128,17 @@ def test_the_sr_plan_is_one_resumable_command_per_model(tmp_path, capsys):
     assert main(["--plan", "--recipe", "gpu", "--work-dir", str(tmp_path), "--models-root", str(tmp_path / "m"),
                  "--device", "cuda"]) == 0
     commands = [c.split() for c in capsys.readouterr().out.strip().splitlines()]
-    assert len(commands) == 7 and all(c[2] == "train.sr" and "--resume" in c for c in commands)  # 3 stages
+    assert len(commands) == 8 and all(c[2] == "train.sr" and "--resume" in c for c in commands)  # 4 stages a scale
     feature = next(c for c in commands if c[c.index("--loss") + 1] == "feature" and c[c.index("--scale") + 1] == "8")
     assert feature[feature.index("--init") + 1] == str(tmp_path / "m" / "sr-x8-pixel")
     pixel = next(c for c in commands if c[c.index("--out") + 1] == str(tmp_path / "m" / "sr-x8-pixel"))
-    # A warm-up is not shipped: it lives in the work dir, one folder per recipe.
-    assert pixel[pixel.index("--init") + 1] == str(tmp_path / "models-gpu" / "sr-x8-pixel-warmup")
+    # An intermediate stage is not shipped: it lives in the work dir, one folder per recipe.
+    assert pixel[pixel.index("--init") + 1] == str(tmp_path / "models-gpu" / "sr-x8-pixel-long")
     assert feature[-2:] == ["--device", "cuda"] and "runs-gpu" in feature[feature.index("--run-dir") + 1]
+    # Switches in the manifest become bare flags; a stage's options override the shared ones.
+    long = next(c for c in commands if c[c.index("--out") + 1].endswith("sr-x4-pixel-long"))
+    assert "--augment" in long and long[long.index("--lr-schedule") + 1] == "cosine"
+    assert "--augment" not in feature and "--lr-schedule" not in feature
     assert not (tmp_path / "photos").exists()  # a plan builds nothing
 
 
@@ -166,9 +170,8 @@ def test_the_four_shipped_models_load_and_record_how_they_were_made(shipped):
 
 def test_the_shipped_x4_pixel_model_beats_bicubic_on_the_held_out_photos(shipped):
     """Measured as the report measures it: the manifest's held-out photos (never trained on), degraded as in
-    training, PSNR on Y. The shipped model is +0.35 dB over bicubic on their mean (docs/sr-report); the issue's
-    bar is +0.5 dB, not reached yet by this CPU recipe, so this guards what was reached; on each photo alone the
-    model is no worse than bicubic by more than 0.3 dB (chelsea, a JPEG, is the hard one)."""
+    training, PSNR on Y. The bar is +0.5 dB on their mean (the shipped model: +0.68, docs/sr-report); on each
+    photo alone the model is no worse than bicubic by more than 0.3 dB (chelsea, a JPEG, is the hard one)."""
     from registry import api
     from train.sr_eval import BICUBIC, evaluate_sr
     from train.sr_gallery import read_manifest
@@ -178,7 +181,7 @@ def test_the_shipped_x4_pixel_model_beats_bicubic_on_the_held_out_photos(shipped
     evaluation = evaluate_sr({"pixel loss": model.network}, [(n, load_sample_photo(n)) for n in held_out], scale=4)
     assert [row.image for row in evaluation.images] == list(held_out)
     margin = evaluation.mean("pixel loss").psnr - evaluation.mean(BICUBIC).psnr
-    assert margin >= 0.3, evaluation.markdown()
+    assert margin >= 0.5, evaluation.markdown()
     for row in evaluation.images:
         assert row.scores["pixel loss"].psnr > row.scores[BICUBIC].psnr - 0.3, evaluation.markdown()
 

@@ -159,6 +159,35 @@ def test_sampler_is_a_function_of_the_step_and_shards_are_disjoint():
     assert list(StepBatchSampler(10, 2, 0, 3, seed=1)) != list(StepBatchSampler(10, 2, 0, 3, seed=2))
 
 
+def test_augmented_patches_are_the_8_square_symmetries_seeded_by_position(content_dir):
+    from train.data import ImageFolderDataset, square_symmetry
+
+    patch = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 3, 3)
+    variants = [square_symmetry(patch, k) for k in range(8)]
+    assert len({tuple(v.flatten().tolist()) for v in variants}) == 8  # all distinct, none lost
+    assert all(sorted(v.flatten().tolist()) == sorted(patch.flatten().tolist()) for v in variants)
+    paths = find_images(content_dir)
+    plain = ImageFolderDataset(paths, 16, crop="random", seed=1)
+    augmented = ImageFolderDataset(paths, 16, crop="random", seed=1, augment=True)
+    samples = [augmented[(0, g)] for g in range(12)]
+    assert all(torch.equal(a, augmented[(0, g)]) for g, a in enumerate(samples))  # a function of the position
+    assert any(not torch.equal(a, plain[(0, g)]) for g, a in enumerate(samples))
+    assert all(any(torch.equal(a, square_symmetry(plain[(0, g)], k)) for k in range(8)) for g, a in enumerate(samples))
+
+
+def test_cosine_schedule_falls_from_the_rate_to_zero_as_a_function_of_the_step(style_path, content_dir):
+    from train.loop import learning_rate_at
+
+    constant = tiny_style(style_path, content_dir, out="c", learning_rate=2e-3)
+    cosine = tiny_style(style_path, content_dir, out="c", learning_rate=2e-3, lr_schedule="cosine", iterations=100)
+    assert {learning_rate_at(constant, s) for s in (0, 3, 5)} == {2e-3}
+    rates = [learning_rate_at(cosine, s) for s in range(100)]
+    assert rates[0] == 2e-3 and rates[50] == pytest.approx(1e-3) and 0 < rates[-1] < 1e-5
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ConfigError, match="--lr-schedule"):
+        tiny_style(style_path, content_dir, out="c", lr_schedule="linear")
+
+
 def test_degrade_blurs_then_downsamples_to_8bit_levels():
     hr = torch.rand(2, 3, 32, 32)
     lr = degrade(hr, 4, 1.0)

@@ -22,6 +22,7 @@ from networks.vgg import LAYER_NAMES, STYLE_LAYERS
 from registry.schema import SR_LOSSES
 
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 SR_SCALES: tuple[int, ...] = (4, 8)
 # Smallest training image side: relu4_3 sits after three 2x2 poolings, relu5_x after four.
 MIN_IMAGE_SIZE = 16
@@ -56,6 +57,9 @@ class TrainConfigBase:
         "images per optimiser step and process (paper: 4); under torchrun the global batch is this x processes"))
     iterations: int = field(default=40_000, metadata=option("optimiser steps (paper: 40k for style)"))
     learning_rate: float = field(default=1e-3, metadata=option("Adam learning rate (paper: 1e-3)", flag="--lr"))
+    lr_schedule: str = field(default="constant", metadata=option(
+        "constant: --lr throughout (the paper); cosine: from --lr down to 0 at --iterations (Loshchilov & Hutter "
+        "2017), which settles the weights without separate fine-tuning stages", choices=LR_SCHEDULES))
     seed: int = field(default=0, metadata=option("seed of the network initialisation, the data order and the crops"))
     device: str | None = field(default=None, metadata=option(
         "cuda, cpu, cuda:1... (default: PERCEPTUAL_DEVICE, else cuda when available)"))
@@ -93,6 +97,7 @@ class TrainConfigBase:
             raise ConfigError(f"--preview-every must be >= 0, got {self.preview_every}")
         if not self.learning_rate > 0:
             raise ConfigError(f"--lr must be positive, got {self.learning_rate}")
+        _choice("--lr-schedule", self.lr_schedule, LR_SCHEDULES)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.renorm_radius is not None and not self.renorm_radius > 0:
@@ -202,6 +207,38 @@ class StyleTrainConfig(TrainConfigBase):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DistillTrainConfig(TrainConfigBase):
+    """``python -m train.distill``: a smaller style network that reproduces a trained one (a fast variant)."""
+
+    teacher: str = field(metadata=option("the trained style model to reproduce (registry id or folder)",
+                                         metavar="MODEL_ID"))
+    content: str = field(metadata=option(
+        "content images: a folder (searched recursively) or a Hugging Face dataset id owner/name"))
+    iterations: int = field(default=2000, metadata=option("optimiser steps"))
+    image_size: int = field(default=192, metadata=option(
+        "content images are resized (shorter side) and centre-cropped to this square size"))
+    width: float = field(default=0.5, metadata=option(
+        "the student's channel multiplier (0.5: 16-32-64 channels, the authors' released fast models)"))
+    num_residual: int = field(default=5, metadata=option("the student's residual blocks"))
+    norm: str = field(default="instance", metadata=option("normalisation layers (networks/style.py)", choices=NORMS))
+    upsample: str = field(default="resize", metadata=option("upsampling layers", choices=UPSAMPLES))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not str(self.teacher).strip():
+            raise ConfigError("--teacher: give the registry id of a trained style model")
+        if not str(self.content).strip():
+            raise ConfigError("--content: give a folder of images or a Hugging Face dataset id")
+        _min_size("--image-size", self.image_size, MIN_IMAGE_SIZE)
+        _choice("--norm", self.norm, NORMS)
+        _choice("--upsample", self.upsample, UPSAMPLES)
+        if not self.width > 0:
+            raise ConfigError(f"--width must be positive, got {self.width}")
+        if self.num_residual < 0:
+            raise ConfigError(f"--num-residual must be >= 0, got {self.num_residual}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SRTrainConfig(TrainConfigBase):
     """``python -m train.sr``: a x4 / x8 super-resolution network (paper Sec. 5)."""
 
@@ -216,6 +253,9 @@ class SRTrainConfig(TrainConfigBase):
         "high-resolution training patch side (paper: 288); the low-resolution input is patch_size / scale"))
     blur_sigma: float = field(default=1.0, metadata=option(
         "Gaussian blur sigma before bicubic downsampling (paper: 1.0)"))
+    augment: bool = field(default=False, metadata=option(
+        "flip and rotate each patch by a random one of the square's 8 symmetries (8x the distinct patches of a "
+        "small photo set; the paper's 10k COCO images need none)", negatable=True))
     content_layers: tuple[str, ...] = field(default=("relu2_2",), metadata=option(
         "feature loss taps (paper: relu2_2)"))
     content_weight: float = field(default=1.0, metadata=option("feature loss weight"))

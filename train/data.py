@@ -161,13 +161,23 @@ def random_crop(image: Image.Image, size: int, rng: np.random.Generator) -> Imag
     return image.crop((left, top, left + size, top + size))
 
 
+def square_symmetry(patch: torch.Tensor, which: int) -> torch.Tensor:
+    """One of the 8 symmetries of a square ``(C, H, W)`` patch: ``which % 4`` quarter turns, then a horizontal
+    flip when ``which >= 4``."""
+    patch = torch.rot90(patch, which % 4, dims=(-2, -1))
+    return patch.flip(-1) if which >= 4 else patch
+
+
 class ImageFolderDataset(Dataset):
     """Square training crops; indexed by ``(image index, global sample position)`` from :class:`StepBatchSampler`.
 
     An image that fails to decode (truncated after the header check) is logged and replaced by the next one.
+    ``augment`` maps each crop by one of the square's 8 symmetries (flips and quarter turns), seeded by
+    (seed, position) like the crop.
     """
 
-    def __init__(self, paths: Sequence[Path], size: int, *, crop: str = "center", seed: int = 0):
+    def __init__(self, paths: Sequence[Path], size: int, *, crop: str = "center", seed: int = 0,
+                 augment: bool = False):
         if crop not in ("center", "random"):
             raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
         if not paths:
@@ -176,6 +186,7 @@ class ImageFolderDataset(Dataset):
         self.size = size
         self.crop = crop
         self.seed = seed
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -193,7 +204,10 @@ class ImageFolderDataset(Dataset):
                 image = center_crop(image, self.size)
             else:
                 image = random_crop(image, self.size, np.random.default_rng([self.seed, 1, position]))
-            return image_to_tensor(image)[0]
+            patch = image_to_tensor(image)[0]
+            if self.augment:
+                patch = square_symmetry(patch, int(np.random.default_rng([self.seed, 2, position]).integers(8)))
+            return patch
         raise DataError(f"none of the {len(self.paths)} training images could be decoded")
 
 

@@ -13,24 +13,39 @@ rerunning it continues every unfinished style from its last checkpoint. Finished
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable
 
 import numpy as np
-import torch
 from PIL import Image
 
 import settings
 from imaging.generated_styles import GENERATED_STYLES
 from imaging.sample_photos import SamplePhotoUnavailable, attribution, load_sample_photo
-from registry.schema import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
+from registry.schema import CARD_FILE, CONFIG_FILE
+
+from .fast_variants import (
+    FAST_HEADING,
+    FastSpec,
+    distill_command,
+    evaluate_fast_variant,
+    fast_card_section,
+    read_fast_spec,
+)
+from .shipping import (
+    Recipe,
+    is_finished,
+    make_shippable,
+    manifest_command_line,
+    option_flags,
+    read_recipes,
+    read_with_recipe,
+    run_training,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,25 +72,6 @@ class StyleSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-SpecT = TypeVar("SpecT")  # a manifest entry: a frozen dataclass with init, iterations and options
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Another way to train the same gallery (e.g. the paper's, for a GPU): options over the manifest's [train]
-    and the iteration counts of the models trained from scratch and of the fine-tuned ones."""
-
-    name: str
-    train_options: dict[str, Any]
-    scratch_iterations: int
-    finetune_iterations: int
-
-    def apply(self, spec: SpecT) -> SpecT:
-        """``spec`` (any manifest entry with ``init``, ``iterations`` and ``options``) as this recipe trains it."""
-        iterations = self.finetune_iterations if spec.init else self.scratch_iterations
-        return replace(spec, iterations=iterations, options={**self.train_options, **spec.options})
-
-
 @dataclass(frozen=True)
 class Manifest:
     content: ContentSpec
@@ -83,14 +79,14 @@ class Manifest:
     styles: tuple[StyleSpec, ...]
     source: Path = field(default=MANIFEST)
     recipes: dict[str, Recipe] = field(default_factory=dict)
+    fast: FastSpec | None = None  # how each style's fast variant is distilled (train/fast_variants.py)
 
     def with_recipe(self, name: str) -> "Manifest":
         """The manifest as ``recipe`` trains it (its options and iteration counts)."""
         if name not in self.recipes:
             raise ValueError(f"{self.source}: no recipe {name!r} (have: {', '.join(self.recipes) or 'none'})")
         recipe = self.recipes[name]
-        return Manifest(self.content, self.train_options, tuple(recipe.apply(s) for s in self.styles), self.source,
-                        self.recipes)
+        return replace(self, styles=tuple(recipe.apply(s) for s in self.styles))
 
 
 def read_manifest(path: Path = MANIFEST) -> Manifest:
@@ -107,17 +103,7 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
             raise ValueError(f"{path}: style {spec.name!r} starts from unknown style {spec.init!r}")
     return Manifest(ContentSpec(tuple(content["photos"]), tuple(content["held_out"]), int(content["crops_per_photo"]),
                                 int(content["crop_size"]), int(content["seed"])),
-                    dict(raw.get("train", {})), styles, path, read_recipes(raw))
-
-
-def read_recipes(raw: dict[str, Any]) -> dict[str, Recipe]:
-    """The manifest's ``[recipe.NAME]`` tables."""
-    recipes = {}
-    for name, table in raw.get("recipe", {}).items():
-        options = dict(table)
-        scratch, finetune = int(options.pop("scratch-iterations")), int(options.pop("finetune-iterations"))
-        recipes[name] = Recipe(name, options, scratch, finetune)
-    return recipes
+                    dict(raw.get("train", {})), styles, path, read_recipes(raw), read_fast_spec(raw))
 
 
 def build_content(spec: ContentSpec, folder: Path, *, skip_missing: bool = False) -> Path:
@@ -176,15 +162,6 @@ def style_image(spec: StyleSpec, folder: Path) -> Path:
     return path
 
 
-def is_finished(name: str, iterations: int, models_root: Path) -> bool:
-    """Whether ``models_root/name`` holds a model trained for at least ``iterations`` steps."""
-    config = models_root / name / CONFIG_FILE
-    if not config.is_file():
-        return False
-    record = json.loads(config.read_text(encoding="utf-8")).get("training") or {}
-    return int(record.get("iterations", record.get("steps", -1))) >= iterations
-
-
 GALLERY_HEADING = "## In the shipped gallery"
 
 
@@ -206,64 +183,9 @@ def gallery_card_section(spec: StyleSpec, manifest: Manifest) -> str:
     ])
 
 
-def store_half_precision(folder: Path) -> bool:
-    """Rewrite a model's float32 weights as float16 (half the size; they load into float32). True if changed."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    weights = folder / WEIGHTS_FILE
-    state = load_file(str(weights))
-    if not any(t.dtype == torch.float32 for t in state.values()):
-        return False
-    with safe_open(str(weights), "pt") as handle:
-        metadata = handle.metadata() or {}
-    save_file({k: t.half() if t.dtype == torch.float32 else t for k, t in state.items()}, str(weights),
-              metadata={**metadata, "stored_dtype": "float16"})
-    return True
-
-
-def use_builtin_id(folder: Path) -> bool:
-    """Point the card's usage examples at the shipped id (``builtin:NAME``; training wrote ``local:NAME``).
-    True if changed."""
-    card = folder / CARD_FILE
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    local = f"local:{folder.name}"
-    if local not in text:
-        return False
-    card.write_text(text.replace(local, f"builtin:{folder.name}"), encoding="utf-8")
-    return True
-
-
-def append_card_section(folder: Path, heading: str, section: str) -> bool:
-    """Append ``section`` (which starts with ``heading``) to the model card once. True if changed."""
-    card = folder / CARD_FILE
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    if heading in text:
-        return False
-    card.write_text(text.rstrip() + "\n" + section, encoding="utf-8")
-    return True
-
-
-def make_shippable(folder: Path, heading: str, section: str, builtin_root: Path) -> bool:
-    """Make a finished model fit to ship (idempotent): float16 weights, ``section`` appended to its card, and
-    the card's usage pointed at ``builtin:NAME`` when the folder is in ``builtin_root``. True if it changed anything."""
-    changed = [store_half_precision(folder), append_card_section(folder, heading, section)]
-    if folder.parent.resolve() == builtin_root.resolve():
-        changed.append(use_builtin_id(folder))
-    return any(changed)
-
-
 def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
     """A finished gallery style made fit to ship (:func:`make_shippable`). True if it changed anything."""
     return make_shippable(folder, GALLERY_HEADING, gallery_card_section(spec, manifest), BUILTIN_STYLES)
-
-
-def run_training(name: str, command: list[str]) -> bool:
-    """Run one training command in its own process (so an interruption loses at most a checkpoint interval)."""
-    if subprocess.call(command) != 0:
-        logger.error("training %s failed; rerun this command to resume it", name)
-        return False
-    return True
 
 
 def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles: Path, work_dir: Path,
@@ -275,33 +197,7 @@ def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles:
     if spec.init:  # the shipped model's registry id, so the card names it rather than a folder of this machine
         init = f"builtin:{spec.init}" if models_root.resolve() == BUILTIN_STYLES.resolve() else str(models_root / spec.init)
         command += ["--init", init]
-    for option, value in {**manifest.train_options, **spec.options}.items():
-        command += [f"--{option}", str(value)]
-    return command + extra
-
-
-def manifest_command_line(prog: str, description: str, *, manifest: Path, models_root: Path, work_dir: str,
-                          item: str, recipe_help: str) -> argparse.ArgumentParser:
-    """The options every manifest command (``train.gallery``, ``train.sr_gallery``) shares; anything else on its
-    command line goes to each training command."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--manifest", type=Path, default=manifest)
-    parser.add_argument("--only", nargs="+", metavar=item.upper(), help=f"train only these {item}s")
-    parser.add_argument("--models-root", type=Path, default=models_root)
-    parser.add_argument("--work-dir", type=Path, default=None, help=f"default: <data dir>/{work_dir}")
-    parser.add_argument("--plan", action="store_true", help="print the commands and exit")
-    parser.add_argument("--recipe", help=recipe_help)
-    return parser
-
-
-def read_with_recipe(read, path: Path, recipe: str | None, what: str):
-    """``read(path)``, as ``recipe`` trains it; None (the reason logged) when the manifest cannot be used."""
-    try:
-        manifest = read(path)
-        return manifest.with_recipe(recipe) if recipe else manifest
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.error("cannot read the %s manifest: %s", what, exc)
-        return None
+    return command + option_flags({**manifest.train_options, **spec.options}) + extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,28 +222,88 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if not preview.is_file():
             preview_photo(manifest).save(preview, quality=93)
-    for spec in manifest.styles:
-        if args.only and spec.name not in args.only:
+    stages = style_stages(manifest, args.models_root, work_dir, extra, args.recipe)
+    unknown = sorted(set(args.only or ()) - {stage.name for stage in stages})
+    if unknown:
+        logger.error("no model %s in %s (have: %s)", ", ".join(unknown), args.manifest,
+                     ", ".join(stage.name for stage in stages))
+        return 2
+    for stage in stages:
+        if args.only and stage.name not in args.only:
             continue
-        command = train_command(spec, manifest, content=content, styles=work_dir / "styles", work_dir=work_dir,
-                                models_root=args.models_root, extra=extra,
-                                runs=f"runs-{args.recipe}" if args.recipe else "runs")
         if args.plan:
-            sys.stdout.write(" ".join(command) + "\n")  # the plan is this command's output
+            sys.stdout.write(" ".join(stage.command) + "\n")  # the plan is this command's output
             continue
-        if is_finished(spec.name, spec.iterations, args.models_root):
-            if finalize_shipped(args.models_root / spec.name, spec, manifest):
-                logger.info("%s: made ready to ship (float16 weights, card: gallery section, builtin id)", spec.name)
-            logger.info("%s: finished (%d iterations), skipped", spec.name, spec.iterations)
+        folder = args.models_root / stage.name
+        if is_finished(stage.name, stage.iterations, args.models_root):
+            if stage.finalize(folder):
+                logger.info("%s: made ready to ship (float16 weights, card section, builtin id)", stage.name)
+            logger.info("%s: finished (%d iterations), skipped", stage.name, stage.iterations)
             continue
-        if spec.init and not (args.models_root / spec.init / CONFIG_FILE).is_file():
-            logger.error("%s starts from %s, which is not trained yet", spec.name, spec.init)
+        missing = [name for name in stage.needs if not (args.models_root / name / CONFIG_FILE).is_file()]
+        if missing:
+            logger.error("%s starts from %s, which is not trained yet", stage.name, ", ".join(missing))
             return 1
-        logger.info("%s: training (%d iterations)", spec.name, spec.iterations)
-        if not run_training(spec.name, command):
+        logger.info("%s: training (%d iterations)", stage.name, stage.iterations)
+        if not run_training(stage.name, stage.command):
             return 1
-        finalize_shipped(args.models_root / spec.name, spec, manifest)
+        stage.finalize(folder)
     return 0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One model of the gallery to train: its command, the models it needs first, how it is made fit to ship."""
+
+    name: str
+    iterations: int
+    needs: tuple[str, ...]
+    command: list[str]
+    finalize: Callable[[Path], bool]
+
+
+def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: list[str],
+                 recipe: str | None) -> list[Stage]:
+    """Every style of the manifest, then (with a ``[fast]`` table) every style's fast variant."""
+    content, preview, styles = work_dir / "content", work_dir / "preview.jpg", work_dir / "styles"
+    runs = work_dir / (f"runs-{recipe}" if recipe else "runs")
+    stages = [Stage(spec.name, spec.iterations, (spec.init,) if spec.init else (),
+                    train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir,
+                                  models_root=models_root, extra=extra, runs=runs.name),
+                    lambda folder, spec=spec: finalize_shipped(folder, spec, manifest))
+              for spec in manifest.styles]
+    fast = manifest.fast
+    if fast is None:
+        return stages
+    first = next(spec.name for spec in manifest.styles if not spec.init)
+    shipped = models_root.resolve() == BUILTIN_STYLES.resolve()
+
+    def model_id(name: str) -> str:  # a shipped model by its registry id, so cards name it, not a folder here
+        return f"builtin:{name}" if shipped else str(models_root / name)
+
+    for spec in manifest.styles:
+        name = fast.name(spec.name)
+        command = distill_command(spec.name, spec.seed, spec=fast, first_style=first, teacher=model_id(spec.name),
+                                  init=model_id(fast.name(first)), content=content, preview=preview,
+                                  out=models_root / name, run_dir=runs / name, extra=extra)
+        needs = (spec.name,) if spec.name == first else (spec.name, fast.name(first))
+        iterations = fast.scratch_iterations if spec.name == first else fast.finetune_iterations
+        stages.append(Stage(name, iterations, needs, command,
+                            lambda folder, spec=spec: finalize_fast(folder, spec, manifest, models_root, styles)))
+    return stages
+
+
+def finalize_fast(folder: Path, spec: StyleSpec, manifest: Manifest, models_root: Path, styles: Path) -> bool:
+    """A finished fast variant made fit to ship: evaluated against its teacher once (the card section keeps
+    the result), then :func:`make_shippable`. True if it changed anything."""
+    card = folder / CARD_FILE
+    section = ""
+    if not card.is_file() or FAST_HEADING not in card.read_text(encoding="utf-8"):
+        photos = {name: load_sample_photo(name) for name in manifest.content.held_out}
+        evaluation = evaluate_fast_variant(folder, models_root / spec.name, style_image(spec, styles), photos)
+        teacher = f"builtin:{spec.name}" if models_root.resolve() == BUILTIN_STYLES.resolve() else spec.name
+        section = fast_card_section(evaluation, manifest.fast, teacher, attribution(manifest.content.held_out))
+    return make_shippable(folder, FAST_HEADING, section, BUILTIN_STYLES)
 
 
 if __name__ == "__main__":

@@ -237,6 +237,14 @@ def train_step(model: nn.Module, spec: LoopSpec, optimizer: torch.optim.Optimize
     return terms
 
 
+def learning_rate_at(config: TrainConfigBase, step: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) under ``config.lr_schedule``: a pure function of
+    the step, so a resumed run continues the same schedule."""
+    if config.lr_schedule == "cosine":
+        return 0.5 * config.learning_rate * (1.0 + math.cos(math.pi * step / config.iterations))
+    return config.learning_rate
+
+
 @torch.no_grad()
 def render_preview(model: nn.Module, preview_input: torch.Tensor, device: torch.device, numerics: Numerics) -> Image.Image:
     was_training = model.training
@@ -321,6 +329,8 @@ def run_loop(spec: LoopSpec, config: TrainConfigBase, paths: RunPaths, ctx: Dist
                 cancelled = True
                 break
             terms.total.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(config, step)
             optimizer.step()
             if config.renorm_radius is not None:
                 renormalize_filters(model, config.renorm_radius)
@@ -338,7 +348,8 @@ def run_loop(spec: LoopSpec, config: TrainConfigBase, paths: RunPaths, ctx: Dist
                     saved_step = step
                 continue
             if step % config.log_every == 0 or step == config.iterations:
-                row = {"step": step, **last_losses, "images_per_s": round(images_per_s, 3), "elapsed_s": round(elapsed_now, 3)}
+                row = {"step": step, **last_losses, "lr": learning_rate_at(config, step - 1),
+                       "images_per_s": round(images_per_s, 3), "elapsed_s": round(elapsed_now, 3)}
                 history.append(row)
                 log.write(json.dumps(row) + "\n")
                 log.flush()

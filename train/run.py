@@ -20,7 +20,7 @@ from networks.vgg import (
     default_vgg16_weights,
     resolve_vgg16_weights,
 )
-from registry import RegistryError, load_model, load_model_folder
+from registry import LoadedModel, RegistryError, load_model, load_model_folder
 
 from . import checkpoint as ckpt
 from .config import ConfigError, TrainConfigBase
@@ -97,20 +97,26 @@ def loss_network_weights(vgg_weights: str | None) -> LossNetworkWeights:
     return weights
 
 
-def warm_start(model_id: str, task: str) -> tuple[nn.Module, str, dict[str, Any]]:
-    """A private copy of registry model ``model_id`` (or a model folder path) to fine-tune, with its architecture
-    name and arguments."""
+def load_source_model(model_id: str, task: str, option: str = "--init") -> LoadedModel:
+    """Registry model ``model_id`` (or a model folder path) on the CPU, checked to be a ``task`` model; errors
+    name the command-line ``option`` that gave it."""
     try:
         folder = Path(model_id).expanduser()
         # A model folder anywhere on disk also works (a registry id names one in the models folder or the Hub).
         source = load_model_folder(folder, "cpu") if folder.is_dir() else load_model(model_id, device="cpu")
     except RegistryError as exc:
-        raise ConfigError(f"--init {model_id}: {exc}") from None
-    config = source.config
-    if config.task != task:
-        raise ConfigError(f"--init {model_id} is a {config.task} model; this trainer needs a {task} model")
+        raise ConfigError(f"{option} {model_id}: {exc}") from None
+    if source.config.task != task:
+        raise ConfigError(f"{option} {model_id} is a {source.config.task} model; this trainer needs a {task} model")
+    return source
+
+
+def warm_start(model_id: str, task: str) -> tuple[nn.Module, str, dict[str, Any]]:
+    """A private copy of registry model ``model_id`` (or a model folder path) to fine-tune, with its architecture
+    name and arguments."""
+    source = load_source_model(model_id, task)
     model = copy.deepcopy(source.network)  # the registry shares loaded models: never train its copy
-    return model.float().train(), config.architecture, dict(config.architecture_args)
+    return model.float().train(), source.config.architecture, dict(source.config.architecture_args)
 
 
 def summarise_losses(history: list[dict[str, Any]], last: dict[str, float], window: int = 10) -> dict[str, float]:

@@ -93,7 +93,8 @@ class SuperResolutionTask:
         return TaskSetup(
             model=model.to(device), architecture=architecture, architecture_args=architecture_args,
             loss=PerceptualLoss(loss_config, weights=weights).to(device),
-            dataset=data_mod.ImageFolderDataset(train_paths, config.patch_size, crop="random", seed=config.seed),
+            dataset=data_mod.ImageFolderDataset(train_paths, config.patch_size, crop="random", seed=config.seed,
+                                                 augment=config.augment),
             dataset_label=dataset_label, prepare=lambda hr: (degrade(hr, config.scale, config.blur_sigma), hr),
             preview_input=preview,
             details={"loss_network_source": weights.source if weights else None,

@@ -27,11 +27,12 @@ import settings
 from imaging.sample_photos import SamplePhotoUnavailable, attribution, load_sample_photo
 from registry.schema import CONFIG_FILE
 
-from .gallery import (
+from .shipping import (
     Recipe,
     is_finished,
     make_shippable,
     manifest_command_line,
+    option_flags,
     read_recipes,
     read_with_recipe,
     run_training,
@@ -155,7 +156,7 @@ def shipped_card_section(spec: SRModelSpec, manifest: SRManifest) -> str:
 
 
 def finalize_shipped(folder: Path, spec: SRModelSpec, manifest: SRManifest) -> bool:
-    """A finished SR model made fit to ship (``train.gallery.make_shippable``). True if it changed anything."""
+    """A finished SR model made fit to ship (``train.shipping.make_shippable``). True if it changed anything."""
     return make_shippable(folder, SHIPPED_HEADING, shipped_card_section(spec, manifest), BUILTIN_SR)
 
 
@@ -178,8 +179,7 @@ def train_command(spec: SRModelSpec, manifest: SRManifest, *, train: Path, held_
                "--scale", str(spec.scale), "--loss", spec.loss, "--out", str(model_folder(spec, models_root, stages)),
                "--run-dir", str(runs / spec.name), "--iterations", str(spec.iterations), "--seed", "0",
                "--preview-image", str(held_out / f"{manifest.photos.preview}.png")]
-    for option, value in {**manifest.train_options, **spec.options}.items():
-        command += [f"--{option}", str(value)]
+    command += option_flags({**manifest.train_options, **spec.options})
     if spec.init:
         parent = manifest.spec(spec.init)
         shipped_here = parent.shipped and models_root.resolve() == BUILTIN_SR.resolve()

@@ -1,7 +1,7 @@
 """Batch command line for files and folders, sharing the web app's handlers.
 
     python -m webapp.cli stylize --model ID INPUT... --out DIR [--size 512] [--strength 1] [--style-scale 1]
-                                 [--preserve-colours]
+                                 [--preserve-colours] [--network auto|fast|paper]
     python -m webapp.cli stylize --model A --weight 0.7 --model B --weight 0.3 INPUT... --out DIR [...]
     python -m webapp.cli upscale [--model ID] [--scale 4] [--match-histogram] INPUT... --out DIR
     python -m webapp.cli models [--task style-transfer|super-resolution]
@@ -85,18 +85,20 @@ def _run_each(inputs: list[Path], out: Path, work, suffix_for) -> int:
 
 
 def stylize_command(args: argparse.Namespace) -> int:
-    from webapp.handlers.common import load_registry_model
-    from webapp.handlers.style import stylize
+    from webapp.handlers.style import choose_network, stylize
 
     if len(args.model) > 1:
         return _blend_command(args)
     if args.weight:
         raise ValueError("--weight is for blends: give --model two or more times, one --weight each.")
     model_id = args.model[0]
-    load_registry_model(model_id, "style-transfer")  # a wrong id fails once, before any file
+    choice = choose_network(model_id, args.network)  # a wrong id fails once, before any file
+    if choice.note:
+        print(choice.note, file=sys.stderr)
 
     def work(source: Path):
-        result = stylize(source, model_id, args.size, args.preserve_colours, args.strength, args.style_scale)
+        result = stylize(source, model_id, args.size, args.preserve_colours, args.strength, args.style_scale,
+                         args.network)
         return result.image, result.seconds, result.style or result.model_id
 
     return _run_each(find_inputs(args.inputs), Path(args.out), work, _safe)
@@ -168,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     style.add_argument("--style-scale", type=float, default=1.0, help="network input size / output size, 0.25..2")
     style.add_argument("--preserve-colours", "--preserve-colors", action="store_true",
                        help="keep the content's colours (luminance-only transfer)")
+    style.add_argument("--network", choices=("auto", "fast", "paper"), default="auto",
+                       help="auto (default): a model's fast variant on a CPU, the paper-size network on a GPU")
     style.set_defaults(run=stylize_command)
     up = sub.add_parser("upscale", help="super-resolve images x4 or x8")
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")

@@ -23,18 +23,6 @@ PAPER_GALLERY_FINDING = (
 )
 
 
-def objective_for(record, weights):
-    """The perceptual objective a style model was trained on, from its ``TrainingRecord``."""
-    from losses.perceptual import PerceptualLossConfig, style_preset_name
-
-    extra = record.extra
-    normalize = bool(extra.get("normalize_layers", False))
-    return PerceptualLossConfig.style_transfer(
-        style_preset_name(weights, normalize), content_layers={name: 1.0 for name in record.content_layers},
-        style_layers=dict(extra["style_layer_weights"]), content_weight=record.content_weight,
-        style_weight=record.style_weight, tv_weight=record.tv_weight, normalize_layers=normalize)
-
-
 def _contact_sheet(rows: list[list], labels: list[str], path: Path, height: int) -> None:
     from PIL import Image, ImageDraw, ImageFont
 
@@ -68,6 +56,7 @@ def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dic
     from losses import PerceptualLoss
     from registry import load_model_folder
     from train.gallery import read_manifest
+    from train.style_eval import objective_config
     from train.run import loss_network_weights
     from train.style import load_style_image
 
@@ -90,7 +79,7 @@ def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dic
         style_image = GENERATED_STYLES[spec.name](seed=spec.seed)
         style_image.save(style_path)
         style = load_style_image(str(style_path), int(record.extra.get("style_size") or record.image_size))
-        loss = PerceptualLoss(objective_for(record, weights), weights=weights).to(device)
+        loss = PerceptualLoss(objective_config(record, weights), weights=weights).to(device)
         sheet_rows = []
         for photo_name, photo in photos.items():
             content = image_to_tensor(photo).to(device)

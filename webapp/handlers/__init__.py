@@ -16,7 +16,17 @@ user can act on; ``webapp.ui`` turns those into ``gr.Error`` and ``webapp.cli`` 
 from .common import loss_network_banner, loss_network_status
 from .compare import CompareOutput, compare_baseline
 from .models import ModelListing, current_listing, model_card, pull_model
-from .style import BlendPart, StylizeOutput, blend_summary, stylize, stylize_blend, stylize_frame
+from .style import (
+    NETWORK_CHOICES,
+    BlendPart,
+    NetworkChoice,
+    StylizeOutput,
+    blend_summary,
+    choose_network,
+    stylize,
+    stylize_blend,
+    stylize_frame,
+)
 from .superres import SROutput, super_resolve
 from .training import (
     TrainRequest,
@@ -28,7 +38,7 @@ from .training import (
 )
 
 __all__ = [
-    "BlendPart", "CompareOutput", "ModelListing", "SROutput", "StylizeOutput", "TrainRequest", "TrainUpdate",
+    "NETWORK_CHOICES", "BlendPart", "NetworkChoice", "choose_network", "CompareOutput", "ModelListing", "SROutput", "StylizeOutput", "TrainRequest", "TrainUpdate",
     "blend_summary", "cancel_job", "compare_baseline", "current_listing", "loss_network_banner",
     "loss_network_status", "model_card", "publish_model", "pull_model", "run_training", "stylize", "stylize_blend",
     "stylize_frame", "super_resolve", "train_style_job",

@@ -38,8 +38,15 @@ class ModelListing:
     def usable(self, task: str) -> list[Any]:
         return [e for e in self.entries if e.task == task and e.error is None]
 
+    def style_models(self) -> list[Any]:
+        """The style models a picker offers: a fast variant is reached through its paper-size model (the
+        Network choice), so it is listed only when that model is not."""
+        usable = self.usable("style-transfer")
+        ids = {e.id for e in usable}
+        return [e for e in usable if e.distilled_from not in ids]
+
     def style_ids(self) -> list[str]:
-        return [e.id for e in self.usable("style-transfer")]
+        return [e.id for e in self.style_models()]
 
     def sr_entries(self, scale: int | None = None) -> list[Any]:
         return [e for e in self.usable("super-resolution") if scale is None or e.scale == int(scale)]
@@ -110,7 +117,7 @@ def gallery_caption(entry: Any) -> str:
 
 
 def style_gallery(listing: ModelListing) -> list[tuple[Image.Image, str]]:
-    return [(thumbnail(e), gallery_caption(e)) for e in listing.usable("style-transfer")]
+    return [(thumbnail(e), gallery_caption(e)) for e in listing.style_models()]
 
 
 def _task_label(entry: Any) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -33,7 +33,7 @@ import settings
 from imaging import image_to_tensor, load_image, tensor_to_image
 from networks.inference import infer
 from networks.interpolate import interpolate_networks
-from registry import LoadedModel
+from registry import LoadedModel, RegistryError, fast_variant
 
 from .common import (
     check_output_size,
@@ -94,6 +94,7 @@ class StylizeOutput:
     plan: str
     parts: tuple[BlendPart, ...]  # one model, or the models of a blend
     network_size: tuple[int, int]
+    network_note: str | None = None  # which network size ran and why (:func:`choose_network`)
 
     @property
     def model_id(self) -> str:
@@ -134,7 +135,8 @@ class StylizeOutput:
             f"**{width} x {height} px in {self.seconds:.3f} s** (network pass; {self.total_seconds:.2f} s in all) "
             f"on `{self.device}` ({self.plan}).  \n"
             f"{self._models_markdown()}{after_models}"
-            f"The network saw {nw} x {nh} px."
+            + (f"{self.network_note}  \n" if self.network_note else "")
+            + f"The network saw {nw} x {nh} px."
         )
 
 
@@ -188,6 +190,53 @@ def _part(model: LoadedModel, weight: float, requested: float) -> BlendPart:
     return BlendPart(model.label, model.config.style, model.config.training.loss_network, weight, requested)
 
 
+NETWORK_CHOICES: dict[str, str] = {
+    "auto": "Auto: the fast variant on a CPU, the paper-size network on a GPU",
+    "fast": "Fast variant (a smaller network distilled from the paper-size one)",
+    "paper": "Paper-size network (Johnson et al.'s architecture)",
+}
+
+
+@dataclass(frozen=True)
+class NetworkChoice:
+    """The model that runs for a request, and a sentence saying which size it is and why."""
+
+    model_id: str
+    note: str | None
+
+
+def choose_network(model_id: str | None, network: str = "auto", device: torch.device | None = None) -> NetworkChoice:
+    """Which network runs for style model ``model_id`` under ``network`` (see :data:`NETWORK_CHOICES`).
+
+    ``auto`` runs a model's fast variant on a CPU (where it is several times quicker) and the paper-size network
+    on a GPU (where both take milliseconds); a model without a fast variant runs as it is. Picking a fast variant
+    itself with ``paper`` runs the model it was distilled from. ``device``: the app's (``settings.device()``)."""
+    network = str(network or "auto").strip().lower()
+    if network not in NETWORK_CHOICES:
+        raise ValueError(f"network must be one of {', '.join(NETWORK_CHOICES)}, got {network!r}")
+    requested = load_registry_model(model_id, "style-transfer")
+    requested_id = requested.model_id or str(model_id)
+    teacher = requested.config.training.distilled_from
+    if teacher is not None:
+        if network == "paper":
+            return NetworkChoice(teacher, f"Paper-size network `{teacher}`, which `{requested_id}` was distilled from.")
+        return NetworkChoice(requested_id, f"Fast variant of `{teacher}`.")
+    device = device if device is not None else settings.device()
+    wants_fast = network == "fast" or (network == "auto" and device.type == "cpu")
+    if not wants_fast:
+        return NetworkChoice(requested_id, "Paper-size network" + (" (auto: on a GPU)." if network == "auto" else "."))
+    try:
+        fast = fast_variant(requested_id)
+    except RegistryError:
+        fast = None
+    if fast is None:
+        return NetworkChoice(requested_id, None if network == "auto" else
+                             f"`{requested_id}` has no fast variant: the paper-size network ran.")
+    why = "auto: on a CPU" if network == "auto" else "as chosen"
+    return NetworkChoice(fast, f"Fast variant `{fast}` of `{requested_id}` ({why}; choose the paper-size network "
+                               "under Network for the original).")
+
+
 def stylize(
     content: object,
     model_id: str | None,
@@ -195,15 +244,19 @@ def stylize(
     preserve_original_colours: bool = False,
     strength: float = 1.0,
     style_scale: float = 1.0,
+    network: str = "auto",
 ) -> StylizeOutput:
-    """Stylise ``content`` (any image source) with registry style model ``model_id``."""
+    """Stylise ``content`` (any image source) with registry style model ``model_id``, or its fast variant
+    (``network``, :func:`choose_network`)."""
     started = time.perf_counter()
     output_size, style_scale = int(output_size), float(style_scale)
     _check_controls(output_size, style_scale)
     image = load_image(content)
-    model = load_registry_model(model_id, "style-transfer")
-    return _render(image, model.network, (_part(model, 1.0, 1.0),), output_size, preserve_original_colours,
-                   strength, style_scale, started)
+    choice = choose_network(model_id, network)
+    model = load_registry_model(choice.model_id, "style-transfer")
+    output = _render(image, model.network, (_part(model, 1.0, 1.0),), output_size, preserve_original_colours,
+                     strength, style_scale, started)
+    return replace(output, network_note=choice.note)
 
 
 # ------------------------------------------------------------------------------------------ style blends
@@ -295,8 +348,10 @@ def blend_summary(model_ids: Sequence[str], weights: Sequence[float]) -> str:
                                   for n, (model_id, share) in enumerate(zip(ids, shares), start=1))
 
 
-def stylize_frame(frame: np.ndarray | None, model_id: str | None, size: int = 256) -> np.ndarray | None:
-    """One webcam frame through the model at ``size`` px (longest side): the live stream's handler.
+def stylize_frame(frame: np.ndarray | None, model_id: str | None, size: int = 256,
+                  network: str = "auto") -> np.ndarray | None:
+    """One webcam frame through the model (or its fast variant, ``network``) at ``size`` px (longest side):
+    the live stream's handler.
 
     No model selected: the frame is returned unchanged, so the preview keeps running while the user picks one.
     """
@@ -305,7 +360,7 @@ def stylize_frame(frame: np.ndarray | None, model_id: str | None, size: int = 25
     if not model_id:
         return frame
     image = resize_longest(load_image(frame), int(size))
-    model = load_registry_model(model_id, "style-transfer")
+    model = load_registry_model(choose_network(model_id, network).model_id, "style-transfer")
     with torch.inference_mode():
         run = infer(model.network, image_to_tensor(image))
     return np.asarray(tensor_to_image(run.output))

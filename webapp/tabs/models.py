@@ -60,7 +60,7 @@ def _keep(current: str | None, choices: list[str]) -> str | None:
 
 
 def _style_dropdown_choices(listing) -> list[tuple[str, str]]:
-    return [(f"{e.label} · {e.id}", e.id) for e in listing.usable("style-transfer")]
+    return [(f"{e.label} · {e.id}", e.id) for e in listing.style_models()]
 
 
 def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | None, pixel_pick: str | None,

@@ -1,0 +1,99 @@
+"""The fast variants of the shipped styles: each gallery style distilled into a smaller network
+(:mod:`train.distill`) that a CPU runs several times faster, judged by its teacher's own objective on the
+gallery's held-out photos.
+
+``train/gallery.toml``'s ``[fast]`` table says how (``python -m train.gallery`` trains them after the styles):
+the student of the style trained from scratch is distilled from scratch, the others start from that student
+(as the paper-size styles start from stained-glass), each for its own iteration count, with the
+``train.distill`` options of the table.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from imaging.io import resize_to_max_side
+from registry import load_model_folder
+
+from .shipping import option_flags
+from .style import load_style_image
+from .style_eval import ObjectiveEvaluation, held_out_objective
+
+FAST_HEADING = "## The fast variant of a shipped style"
+# A fast variant ships only if its objective on the held-out photos is at most this much above its teacher's.
+MAX_OBJECTIVE_EXCESS = 0.10
+# Held-out photos are scored at the app's default output size.
+EVAL_SIDE = 512
+NETWORK_LABELS = ("paper-size", "fast variant")
+
+
+@dataclass(frozen=True)
+class FastSpec:
+    """The manifest's ``[fast]`` table."""
+
+    suffix: str
+    scratch_iterations: int
+    finetune_iterations: int
+    # train.distill options (CLI names without the dashes): width, num-residual, image-size, lr...
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def name(self, style: str) -> str:
+        return f"{style}{self.suffix}"
+
+
+def read_fast_spec(raw: dict[str, Any]) -> FastSpec | None:
+    """The ``[fast]`` table of a gallery manifest, or None when it has none."""
+    if "fast" not in raw:
+        return None
+    options = dict(raw["fast"])
+    return FastSpec(str(options.pop("suffix", "-fast")), int(options.pop("scratch-iterations")),
+                    int(options.pop("finetune-iterations")), options)
+
+
+def distill_command(style: str, seed: int, *, spec: FastSpec, first_style: str, teacher: str, init: str | None,
+                    content: Path, preview: Path, out: Path, run_dir: Path, extra: list[str]) -> list[str]:
+    """``python -m train.distill`` for the fast variant of ``style`` (resumable)."""
+    iterations = spec.finetune_iterations if style != first_style else spec.scratch_iterations
+    command = [sys.executable, "-m", "train.distill", "--teacher", teacher, "--content", str(content),
+               "--out", str(out), "--run-dir", str(run_dir), "--iterations", str(iterations), "--seed", str(seed),
+               "--preview-image", str(preview), "--resume", "--quiet"]
+    if init is not None and style != first_style:
+        command += ["--init", init]
+    return command + option_flags(spec.options) + extra
+
+
+def evaluate_fast_variant(fast_folder: Path, teacher_folder: Path, style_image: Path,
+                          photos: dict[str, Image.Image], device: str = "cpu") -> ObjectiveEvaluation:
+    """The teacher's objective for the teacher and its fast variant on ``photos`` (longest side
+    :data:`EVAL_SIDE`)."""
+    from .run import loss_network_weights
+
+    teacher = load_model_folder(teacher_folder, device)
+    fast = load_model_folder(fast_folder, device)
+    record = teacher.config.training
+    style = load_style_image(str(style_image), int(record.extra.get("style_size") or record.image_size))
+    scaled = [(name, resize_to_max_side(photo, EVAL_SIDE)) for name, photo in photos.items()]
+    return held_out_objective(dict(zip(NETWORK_LABELS, (teacher.network, fast.network))), record, style, scaled,
+                              loss_network_weights(None), device)
+
+
+def fast_card_section(evaluation: ObjectiveEvaluation, spec: FastSpec, teacher_id: str, photos: str) -> str:
+    """What a shipped fast variant's card adds: how it was made and its objective against its teacher's."""
+    excess = evaluation.excess(NETWORK_LABELS[1], NETWORK_LABELS[0])
+    verdict = "within" if excess <= MAX_OBJECTIVE_EXCESS else "NOT within"
+    options = ", ".join(f"`--{k} {v}`" for k, v in spec.options.items())
+    return "\n".join([
+        "", FAST_HEADING, "",
+        f"The app runs this network instead of `{teacher_id}` on a CPU (the Network choice of the Stylize tab, "
+        f"`--network` of `python -m webapp.cli stylize`). Distilled from it with {options}.", "",
+        f"Its objective (the teacher's: loss network `{evaluation.loss_network}`) on held-out photos at "
+        f"{EVAL_SIDE} px is {excess:+.1%} against the paper-size network's: {verdict} the "
+        f"{MAX_OBJECTIVE_EXCESS:.0%} the gallery allows.", "",
+        evaluation.markdown(), "",
+        "Held-out photos:", "", photos, "",
+        "Reproduce: `python -m train.gallery` (resumable; `train/gallery.toml`, table `[fast]`).", "",
+    ])

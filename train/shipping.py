@@ -1,0 +1,150 @@
+"""What every manifest command (``train.gallery``, ``train.sr_gallery``) shares: recipes, running one training
+stage in its own process, knowing when a stage is finished, and making a finished model fit to ship (float16
+weights, a card section, its ``builtin:`` id).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from registry.schema import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
+
+logger = logging.getLogger(__name__)
+
+
+SpecT = TypeVar("SpecT")  # a manifest entry: a frozen dataclass with init, iterations and options
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Another way to train the same gallery (e.g. the paper's, for a GPU): options over the manifest's [train]
+    and the iteration counts of the models trained from scratch and of the fine-tuned ones."""
+
+    name: str
+    train_options: dict[str, Any]
+    scratch_iterations: int
+    finetune_iterations: int
+
+    def apply(self, spec: SpecT) -> SpecT:
+        """``spec`` (any manifest entry with ``init``, ``iterations`` and ``options``) as this recipe trains it."""
+        iterations = self.finetune_iterations if spec.init else self.scratch_iterations
+        return replace(spec, iterations=iterations, options={**self.train_options, **spec.options})
+
+
+def read_recipes(raw: dict[str, Any]) -> dict[str, Recipe]:
+    """The manifest's ``[recipe.NAME]`` tables."""
+    recipes = {}
+    for name, table in raw.get("recipe", {}).items():
+        options = dict(table)
+        scratch, finetune = int(options.pop("scratch-iterations")), int(options.pop("finetune-iterations"))
+        recipes[name] = Recipe(name, options, scratch, finetune)
+    return recipes
+
+
+def is_finished(name: str, iterations: int, models_root: Path) -> bool:
+    """Whether ``models_root/name`` holds a model trained for at least ``iterations`` steps."""
+    config = models_root / name / CONFIG_FILE
+    if not config.is_file():
+        return False
+    record = json.loads(config.read_text(encoding="utf-8")).get("training") or {}
+    return int(record.get("iterations", record.get("steps", -1))) >= iterations
+
+
+def store_half_precision(folder: Path) -> bool:
+    """Rewrite a model's float32 weights as float16 (half the size; they load into float32). True if changed."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / WEIGHTS_FILE
+    state = load_file(str(weights))
+    if not any(t.dtype == torch.float32 for t in state.values()):
+        return False
+    with safe_open(str(weights), "pt") as handle:
+        metadata = handle.metadata() or {}
+    save_file({k: t.half() if t.dtype == torch.float32 else t for k, t in state.items()}, str(weights),
+              metadata={**metadata, "stored_dtype": "float16"})
+    return True
+
+
+def use_builtin_id(folder: Path) -> bool:
+    """Point the card's usage examples at the shipped id (``builtin:NAME``; training wrote ``local:NAME``).
+    True if changed."""
+    card = folder / CARD_FILE
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    local = f"local:{folder.name}"
+    if local not in text:
+        return False
+    card.write_text(text.replace(local, f"builtin:{folder.name}"), encoding="utf-8")
+    return True
+
+
+def append_card_section(folder: Path, heading: str, section: str) -> bool:
+    """Append ``section`` (which starts with ``heading``) to the model card once. True if changed."""
+    card = folder / CARD_FILE
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if heading in text:
+        return False
+    card.write_text(text.rstrip() + "\n" + section, encoding="utf-8")
+    return True
+
+
+def make_shippable(folder: Path, heading: str, section: str, builtin_root: Path) -> bool:
+    """Make a finished model fit to ship (idempotent): float16 weights, ``section`` appended to its card, and
+    the card's usage pointed at ``builtin:NAME`` when the folder is in ``builtin_root``. True if it changed anything."""
+    changed = [store_half_precision(folder), append_card_section(folder, heading, section)]
+    if folder.parent.resolve() == builtin_root.resolve():
+        changed.append(use_builtin_id(folder))
+    return any(changed)
+
+
+def run_training(name: str, command: list[str]) -> bool:
+    """Run one training command in its own process (so an interruption loses at most a checkpoint interval)."""
+    if subprocess.call(command) != 0:
+        logger.error("training %s failed; rerun this command to resume it", name)
+        return False
+    return True
+
+
+def option_flags(options: dict[str, Any]) -> list[str]:
+    """Manifest options (CLI names without the dashes) as command-line flags; ``true`` is a bare switch,
+    ``false`` its ``--no-`` twin."""
+    flags: list[str] = []
+    for option, value in options.items():
+        if isinstance(value, bool):
+            flags.append(f"--{option}" if value else f"--no-{option}")
+        else:
+            flags += [f"--{option}", str(value)]
+    return flags
+
+
+def manifest_command_line(prog: str, description: str, *, manifest: Path, models_root: Path, work_dir: str,
+                          item: str, recipe_help: str) -> argparse.ArgumentParser:
+    """The options every manifest command (``train.gallery``, ``train.sr_gallery``) shares; anything else on its
+    command line goes to each training command."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--manifest", type=Path, default=manifest)
+    parser.add_argument("--only", nargs="+", metavar=item.upper(), help=f"train only these {item}s")
+    parser.add_argument("--models-root", type=Path, default=models_root)
+    parser.add_argument("--work-dir", type=Path, default=None, help=f"default: <data dir>/{work_dir}")
+    parser.add_argument("--plan", action="store_true", help="print the commands and exit")
+    parser.add_argument("--recipe", help=recipe_help)
+    return parser
+
+
+def read_with_recipe(read, path: Path, recipe: str | None, what: str):
+    """``read(path)``, as ``recipe`` trains it; None (the reason logged) when the manifest cannot be used."""
+    try:
+        manifest = read(path)
+        return manifest.with_recipe(recipe) if recipe else manifest
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.error("cannot read the %s manifest: %s", what, exc)
+        return None
+
+

@@ -49,9 +49,11 @@ def infer(model: nn.Module, x: torch.Tensor, plan: InferencePlan | None = None, 
     Without a ``plan``: :func:`choose_plan`'s, under the runtime measured fastest for this model on this
     machine (:func:`networks.runtimes.fastest_plan`, measured on first use).
     """
-    if plan is None:
-        plan = fastest_plan(model, choose_plan(model), max(x.shape[-2:]))
     whole_image_tiles = whole_image_tile is not None and max(x.shape[-2:]) > whole_image_tile
+    if plan is None:
+        plan = choose_plan(model)
+        if tile is None and not whole_image_tiles:  # one pass: the runtime measured fastest for it
+            plan = fastest_plan(model, plan, max(x.shape[-2:]))
     if whole_image_tiles:
         plan = replace(plan, runtime="torch")  # the tiles share statistics through the torch modules
     how = plan.describe()

@@ -123,7 +123,10 @@ def fastest_plan(model: nn.Module, plan: InferencePlan, side: int = PROBE_SIDE) 
     """``plan`` with the runtime measured fastest for ``model`` on inputs of longest side about ``side`` px
     (measured on first use, then remembered for these weights and that size bucket). Only a CPU has a choice
     to make."""
-    if plan.device.type != "cpu" or plan.runtime != "torch" or not onnxruntime_available():
+    # A super-resolution network's output is scale^2 times its input: a probe as large as the buckets would
+    # need gigabytes (x8 from 1024 px), so those keep the torch plan, as do runs in tiles.
+    upscales = int(getattr(model, "scale", 1) or 1) > 1
+    if plan.device.type != "cpu" or plan.runtime != "torch" or upscales or not onnxruntime_available():
         return plan
     bucket = probe_side(side)
     signature = _weights_signature(model)
@@ -132,7 +135,8 @@ def fastest_plan(model: nn.Module, plan: InferencePlan, side: int = PROBE_SIDE) 
         if cached is not None and cached[0] == signature:
             return cached[1].plan
     # Large probes are costly: one timed run after the warm-up is enough to tell runtimes 20% apart.
-    choice = measure_runtimes(model, plan, side=bucket, repeats=PROBE_REPEATS if bucket <= 512 else 1)
+    probe = min(bucket, max(side, 16))  # never larger than the input that asked
+    choice = measure_runtimes(model, plan, side=probe, repeats=PROBE_REPEATS if bucket <= 512 else 1)
     logger.info("%s on %s at %d px: %s; using %s", type(model).__name__, plan.device, bucket, choice.describe(),
                 choice.plan.runtime)
     with _LOCK:

@@ -207,14 +207,18 @@ def test_the_fastest_runtime_is_measured_once_per_model_and_must_match_float32(m
                         lambda model, plan, side, repeats: calls.append(side) or runtimes.RuntimeChoice(plan, ()))
     first = infer(net, torch.rand(1, 3, 40, 40))
     infer(net, torch.rand(1, 3, 48, 40))
-    assert calls == [256] and first.plan == plan.describe()  # measured once for these weights and sizes
+    assert calls == [40] and first.plan == plan.describe()  # once for these weights and this size bucket
     infer(net, torch.rand(1, 3, 40, 700))
-    assert calls == [256, 512]  # another size bucket
+    assert calls == [40, 512]  # another size bucket (probed at most at the input's size)
     with torch.no_grad():
         net.tail.conv.bias.add_(0.1)  # new weights: measured again
     infer(net, torch.rand(1, 3, 40, 40))
-    assert calls == [256, 512, 256]
+    assert calls == [40, 512, 40]
     assert [runtimes.probe_side(s) for s in (64, 362, 363, 700, 4000)] == [256, 256, 512, 512, 1024]
+    from networks import SuperResolutionNet
+
+    infer(SuperResolutionNet(8, channels=8, num_residual=1).eval(), torch.rand(1, 3, 40, 40))
+    assert len(calls) == 3  # an upscaling network is never probed (its probe would be scale^2 larger)
 
 
 def test_a_runtime_that_drifts_from_float32_is_never_chosen(monkeypatch):

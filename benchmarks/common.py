@@ -55,3 +55,12 @@ def read_history(run_dir: str | Path, *, missing_ok: bool = False) -> list[dict]
     if missing_ok and not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_json(path: Path | None, results: dict) -> None:
+    """Write a benchmark's raw numbers to ``path`` (``--json``; nothing when None), creating its folder."""
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str))

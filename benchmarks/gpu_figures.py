@@ -17,7 +17,6 @@ machine has (``PERCEPTUAL_LOSS_NETWORK=random`` where the pinned wheel is not in
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import device_name, loadavg, sync
+from benchmarks.common import device_name, loadavg, sync, write_json
 
 TARGET_NETWORK_1024_S = 0.002
 TARGET_BASELINE_512_S = 5.0
@@ -163,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = measure(args)
     print(format_markdown(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+    write_json(args.json, results)
     return 0
 
 

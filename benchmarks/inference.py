@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import device_name, loadavg, psnr, sync
+from benchmarks.common import device_name, loadavg, psnr, sync, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -264,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = measure(args)
     print(format_markdown(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return 0
 
 

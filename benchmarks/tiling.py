@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import device_name, loadavg, psnr
+from benchmarks.common import device_name, loadavg, psnr, write_json
 from imaging.io import image_to_tensor
 from imaging.sample_photos import load_sample_photo
 
@@ -186,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         return child(args)
     results = measure(args)
     print(format_markdown(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return 0
 
 

@@ -11,7 +11,7 @@ import sys
 import threading
 import types
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import settings
 
@@ -159,3 +159,21 @@ def run_cli(train: Callable[[threading.Event], Any], *, debug: bool) -> int:
     if result is not None and main_process:
         print(result)
     return 0
+
+
+def trainer_main(argv: Sequence[str] | None, config_class: type, prog: str, description: str,
+                 train: Callable[..., Any]) -> int:
+    """The whole ``main`` of a trainer CLI (``train.style``, ``train.sr``, ``train.distill``): parse ``argv``
+    into ``config_class``, show a progress bar on the main process, and run ``train(config, bar, stop,
+    resume=..., overwrite=...)`` under :func:`run_cli`."""
+    args = build_parser(config_class, prog, description).parse_args(argv)
+
+    def run(stop):
+        config = config_from_args(args, config_class)
+        bar = ProgressBar(config.iterations, enabled=not args.quiet and settings.torchrun_rank() == 0)
+        try:
+            return train(config, bar, stop, resume=args.resume, overwrite=args.overwrite)
+        finally:
+            bar.close()
+
+    return run_cli(run, debug=args.debug)

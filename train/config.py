@@ -194,12 +194,7 @@ class StyleTrainConfig(TrainConfigBase):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-        _choice("--norm", self.norm, NORMS)
-        _choice("--upsample", self.upsample, UPSAMPLES)
-        if not self.width > 0:
-            raise ConfigError(f"--width must be positive, got {self.width}")
-        if self.num_residual < 0:
-            raise ConfigError(f"--num-residual must be >= 0, got {self.num_residual}")
+        _style_architecture(self)
 
     @property
     def name(self) -> str:
@@ -230,12 +225,7 @@ class DistillTrainConfig(TrainConfigBase):
         if not str(self.content).strip():
             raise ConfigError("--content: give a folder of images or a Hugging Face dataset id")
         _min_size("--image-size", self.image_size, MIN_IMAGE_SIZE)
-        _choice("--norm", self.norm, NORMS)
-        _choice("--upsample", self.upsample, UPSAMPLES)
-        if not self.width > 0:
-            raise ConfigError(f"--width must be positive, got {self.width}")
-        if self.num_residual < 0:
-            raise ConfigError(f"--num-residual must be >= 0, got {self.num_residual}")
+        _style_architecture(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,6 +299,16 @@ class SRTrainConfig(TrainConfigBase):
     @property
     def name(self) -> str:
         return f"sr-x{self.scale}-{self.loss}"
+
+
+def _style_architecture(config: Any) -> None:
+    """The johnson-style network options a style or distillation config shares."""
+    _choice("--norm", config.norm, NORMS)
+    _choice("--upsample", config.upsample, UPSAMPLES)
+    if not config.width > 0:
+        raise ConfigError(f"--width must be positive, got {config.width}")
+    if config.num_residual < 0:
+        raise ConfigError(f"--num-residual must be >= 0, got {config.num_residual}")
 
 
 def _positive(config: Any, *names: str) -> None:

@@ -17,14 +17,13 @@ from typing import Sequence
 
 import torch
 
-import settings
 from losses import PerceptualLoss
 from losses.perceptual import PerceptualLossConfig
 from networks import StyleTransformNet
 from networks.plan import choose_plan, run_network
 
 from . import data as data_mod
-from .cli import ProgressBar, build_parser, config_from_args, run_cli
+from .cli import trainer_main
 from .config import DistillTrainConfig
 from .driver import TaskReport, TaskSetup, start_model, train
 from .loop import ProgressCallback, StopRequest
@@ -97,18 +96,7 @@ def train_distilled(config: DistillTrainConfig, progress: ProgressCallback | Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(DistillTrainConfig, "python -m train.distill", __doc__.split("\n\n")[0])
-    args = parser.parse_args(argv)
-
-    def run(stop):
-        config = config_from_args(args, DistillTrainConfig)
-        bar = ProgressBar(config.iterations, enabled=not args.quiet and settings.torchrun_rank() == 0)
-        try:
-            return train_distilled(config, bar, stop, resume=args.resume, overwrite=args.overwrite)
-        finally:
-            bar.close()
-
-    return run_cli(run, debug=args.debug)
+    return trainer_main(argv, DistillTrainConfig, "python -m train.distill", __doc__.split("\n\n")[0], train_distilled)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from typing import Sequence
 import torch
 from torch import nn
 
-import settings
 from imaging.degrade import degrade
 from imaging.io import image_to_tensor, load_image, resize_to_max_side
 from losses import PerceptualLoss
@@ -28,7 +27,7 @@ from losses.perceptual import PerceptualLossConfig
 from networks import SuperResolutionNet
 
 from . import data as data_mod
-from .cli import ProgressBar, build_parser, config_from_args, run_cli
+from .cli import trainer_main
 from .config import ConfigError, SRTrainConfig
 from .driver import TaskReport, TaskSetup, start_model, train
 from .loop import ProgressCallback, StopRequest
@@ -137,17 +136,7 @@ def train_sr(config: SRTrainConfig, progress: ProgressCallback | None = None, sh
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser(SRTrainConfig, "python -m train.sr", __doc__.split("\n\n")[0]).parse_args(argv)
-
-    def run(stop):
-        config = config_from_args(args, SRTrainConfig)
-        bar = ProgressBar(config.iterations, enabled=not args.quiet and settings.torchrun_rank() == 0)
-        try:
-            return train_sr(config, bar, stop, resume=args.resume, overwrite=args.overwrite)
-        finally:
-            bar.close()
-
-    return run_cli(run, debug=args.debug)
+    return trainer_main(argv, SRTrainConfig, "python -m train.sr", __doc__.split("\n\n")[0], train_sr)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-import settings
 from imaging.io import image_to_tensor, load_image, resize_to_max_side
 from losses import PerceptualLoss
 from losses.perceptual import STYLE_PRESETS, PerceptualLossConfig, style_preset_name
@@ -28,7 +27,7 @@ from networks import StyleTransformNet
 from networks.vgg import LossNetworkWeights
 
 from . import data as data_mod
-from .cli import ProgressBar, build_parser, config_from_args, run_cli
+from .cli import trainer_main
 from .config import MIN_IMAGE_SIZE, ConfigError, StyleTrainConfig
 from .driver import TaskReport, TaskSetup, start_model, train
 from .loop import ProgressCallback, StopRequest
@@ -114,18 +113,7 @@ def train_style(config: StyleTrainConfig, progress: ProgressCallback | None = No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(StyleTrainConfig, "python -m train.style", __doc__.split("\n\n")[0])
-    args = parser.parse_args(argv)
-
-    def run(stop):
-        config = config_from_args(args, StyleTrainConfig)
-        bar = ProgressBar(config.iterations, enabled=not args.quiet and settings.torchrun_rank() == 0)
-        try:
-            return train_style(config, bar, stop, resume=args.resume, overwrite=args.overwrite)
-        finally:
-            bar.close()
-
-    return run_cli(run, debug=args.debug)
+    return trainer_main(argv, StyleTrainConfig, "python -m train.style", __doc__.split("\n\n")[0], train_style)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Which runtime runs a network fastest on this machine, chosen by measuring it (issue 15).
 
 On a CPU the torch plan (:func:`networks.plan.choose_plan`: bfloat16 where the CPU has it, channels-last) and
-ONNX Runtime on the exported float32 graph are both timed on a probe photo the first time a model runs at a
-size (after one warm-up each, the median of a few runs), and each is checked against the stock float32 eager
+ONNX Runtime on the exported float32 graph are both timed on a probe photo (in the background, off the
+request) the first time a model runs at a size (after one warm-up each, the median of a few runs), and each is checked against the stock float32 eager
 output (PSNR at least :data:`MIN_PSNR_DB`). The faster one that passes wins and is remembered for that model's
 weights and that size bucket (the nearest of 256, 512 and 1024 px: ONNX Runtime was measured faster for the
 small networks at 256 px and slower from 512 px up), so the measurement is paid once per model, bucket and
@@ -51,6 +51,7 @@ class RuntimeChoice:
 
 _CHOICES: "weakref.WeakKeyDictionary[nn.Module, dict[tuple[InferencePlan, int], tuple[tuple, RuntimeChoice]]]" = (
     weakref.WeakKeyDictionary())
+_PENDING: "weakref.WeakKeyDictionary[nn.Module, dict[tuple[InferencePlan, int], tuple]]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -119,10 +120,15 @@ def probe_side(side: int) -> int:
     return min(PROBE_BUCKETS, key=lambda bucket: abs(math.log2(max(side, 1) / bucket)))
 
 
-def fastest_plan(model: nn.Module, plan: InferencePlan, side: int = PROBE_SIDE) -> InferencePlan:
-    """``plan`` with the runtime measured fastest for ``model`` on inputs of longest side about ``side`` px
-    (measured on first use, then remembered for these weights and that size bucket). Only a CPU has a choice
-    to make."""
+def fastest_plan(model: nn.Module, plan: InferencePlan, side: int = PROBE_SIDE, *,
+                 wait: bool = False) -> InferencePlan:
+    """``plan`` with the runtime measured fastest for ``model`` on inputs of longest side about ``side`` px.
+    Only a CPU has a choice to make.
+
+    The measurement (seconds for a large network: an ONNX export and a few timed runs) stays off the request
+    that triggers it: it runs in a background thread and, until it is done, requests run the torch plan;
+    afterwards the winner is remembered for these weights and that size bucket. ``wait=True`` measures in the
+    caller instead (tests, benchmarks)."""
     # A super-resolution network's output is scale^2 times its input: a probe as large as the buckets would
     # need gigabytes (x8 from 1024 px), so those keep the torch plan, as do runs in tiles.
     upscales = int(getattr(model, "scale", 1) or 1) > 1
@@ -130,15 +136,32 @@ def fastest_plan(model: nn.Module, plan: InferencePlan, side: int = PROBE_SIDE) 
         return plan
     bucket = probe_side(side)
     signature = _weights_signature(model)
+    key = (plan, bucket)
     with _LOCK:
-        cached = _CHOICES.get(model, {}).get((plan, bucket))
+        cached = _CHOICES.get(model, {}).get(key)
         if cached is not None and cached[0] == signature:
             return cached[1].plan
+        pending = _PENDING.setdefault(model, {})
+        if not wait and key in pending:
+            return plan  # being measured
+        pending[key] = signature
     # Large probes are costly: one timed run after the warm-up is enough to tell runtimes 20% apart.
     probe = min(bucket, max(side, 16))  # never larger than the input that asked
-    choice = measure_runtimes(model, plan, side=probe, repeats=PROBE_REPEATS if bucket <= 512 else 1)
-    logger.info("%s on %s at %d px: %s; using %s", type(model).__name__, plan.device, bucket, choice.describe(),
-                choice.plan.runtime)
-    with _LOCK:
-        _CHOICES.setdefault(model, {})[(plan, bucket)] = (signature, choice)
-    return choice.plan
+
+    def measure() -> RuntimeChoice:
+        try:
+            choice = measure_runtimes(model, plan, side=probe, repeats=PROBE_REPEATS if bucket <= 512 else 1)
+            logger.info("%s on %s at %d px: %s; using %s", type(model).__name__, plan.device, bucket,
+                        choice.describe(), choice.plan.runtime)
+        except Exception as exc:  # noqa: BLE001 - a failed measurement leaves the torch plan in place
+            logger.warning("could not measure runtimes for %s (%s: %s)", type(model).__name__, type(exc).__name__, exc)
+            choice = RuntimeChoice(plan, ())
+        with _LOCK:
+            _CHOICES.setdefault(model, {})[key] = (signature, choice)
+            _PENDING.get(model, {}).pop(key, None)
+        return choice
+
+    if wait:
+        return measure().plan
+    threading.Thread(target=measure, name="runtime-probe", daemon=True).start()
+    return plan

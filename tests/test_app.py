@@ -306,8 +306,13 @@ def test_stylize_controls(tmp_path) -> None:
         stylize(content, STYLE_ID, 64, style_scale=3.0)
 
 
-def test_a_style_blend_is_the_network_with_interpolated_weights(tmp_path) -> None:
+def test_a_style_blend_is_the_network_with_interpolated_weights(tmp_path, monkeypatch) -> None:
     from imaging import image_to_tensor, load_image, tensor_to_image
+    from networks import runtimes
+
+    # Both sides on the torch plan: which runtime wins a timing (bf16 torch or float32 ONNX Runtime, both within
+    # 40 dB of float32) is not what this test is about, and the two differ by a few 8-bit levels.
+    monkeypatch.setattr(runtimes, "onnxruntime_available", lambda: False)
     from networks.inference import infer
     from registry import load_model
     from webapp.handlers.common import style_tile

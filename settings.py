@@ -29,6 +29,7 @@ then the default (the same value as if the variable were unset). An empty or bla
 | PERCEPTUAL_MAX_UPLOAD | the app's upload size cap (``50mb``, ``1gb``, or a number of bytes) | 50mb |
 | PERCEPTUAL_LOG_LEVEL | the app's log level (``DEBUG``, ``INFO``, ``WARNING``...) | ``INFO`` |
 | PERCEPTUAL_MCP_SERVER | serve the app's API as an MCP server too (needs ``pip install "gradio[mcp]"``) | off |
+| PERCEPTUAL_TORCH_COMPILE | on a CPU, also time ``torch.compile`` when choosing a style network's runtime (it costs tens of seconds of compiling per model) | off |
 | GRADIO_SERVER_NAME | the address the app listens on (``0.0.0.0``: the network; a Space sets it) | ``127.0.0.1`` |
 
 Read here as well, set by others (Hugging Face Spaces, huggingface_hub, torchrun, glibc):
@@ -81,6 +82,7 @@ CONCURRENCY_ENV = "PERCEPTUAL_CONCURRENCY"
 QUEUE_SIZE_ENV = "PERCEPTUAL_QUEUE_SIZE"
 MAX_UPLOAD_ENV = "PERCEPTUAL_MAX_UPLOAD"
 LOG_LEVEL_ENV = "PERCEPTUAL_LOG_LEVEL"
+TORCH_COMPILE_ENV = "PERCEPTUAL_TORCH_COMPILE"
 MCP_SERVER_ENV = "PERCEPTUAL_MCP_SERVER"
 SERVER_NAME_ENV = "GRADIO_SERVER_NAME"
 # Set by others.
@@ -412,6 +414,13 @@ def log_level() -> str:
         _bad(LOG_LEVEL_ENV, raw, "is not a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL)", DEFAULT_LOG_LEVEL)
         return DEFAULT_LOG_LEVEL
     return raw.upper()
+
+
+def torch_compile_runtime() -> bool:
+    """Let :mod:`networks.runtimes` time ``torch.compile`` beside the torch plan and ONNX Runtime on a CPU. Off by
+    default: measured here it ran the fast variant 10-15% quicker at 512-1024 px, but compiling cost about 10 s
+    per model and a further 27 s at the first image of a second shape, CPU a shared Space's visitors would feel."""
+    return _bool(TORCH_COMPILE_ENV, False)
 
 
 def mcp_server() -> bool:

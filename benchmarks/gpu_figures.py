@@ -35,16 +35,6 @@ TARGET_RECIPE_S = 600.0
 PAPER = {"network_1024_s": 0.21, "baseline_512_500_s": 54.85, "recipe_s": 4 * 3600.0}
 
 
-def fast_architecture() -> tuple[float, int]:
-    """The shipped fast variants' width and residual blocks (``train/gallery.toml``, table ``[fast]``)."""
-    from train.gallery import read_manifest
-
-    fast = read_manifest().fast
-    if fast is None:
-        return 0.5, 5
-    return float(fast.options.get("width", 0.5)), int(fast.options.get("num-residual", 5))
-
-
 def time_network(width: float, blocks: int, device: torch.device, size: int, repeats: int, warmup: int) -> dict:
     from networks import StyleTransformNet
     from networks.plan import choose_plan, run_network
@@ -89,11 +79,10 @@ def time_baseline(device: torch.device, size: int, iterations: int) -> dict:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    from benchmarks.train_speed import PAPER_SIZE, throughput
+    from benchmarks.train_speed import named_networks, throughput
 
     device = torch.device(args.device)
-    fast = fast_architecture()
-    networks = {"paper-size": PAPER_SIZE, "fast": fast}
+    networks = named_networks()
     results: dict = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
                      "loadavg_start": loadavg(), "networks": {k: list(v) for k, v in networks.items()}}
     started = time.perf_counter()

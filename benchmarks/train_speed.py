@@ -128,7 +128,19 @@ def _duration(hours: float) -> str:
     return f"{hours * 60:.1f} min" if hours < 1 else (f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days")
 
 
-NAMED_NETWORKS = {"paper-size": PAPER_SIZE, "fast": (0.5, 5)}
+def fast_architecture() -> tuple[float, int]:
+    """The shipped fast variants' width and residual blocks (``train/gallery.toml``, table ``[fast]``)."""
+    from train.gallery import read_manifest
+
+    fast = read_manifest().fast
+    if fast is None:  # a manifest without fast variants: the authors' released fast models' size
+        return 0.5, 5
+    return float(fast.options.get("width", 0.5)), int(fast.options.get("num-residual", 5))
+
+
+def named_networks() -> dict[str, tuple[float, int]]:
+    """``paper-size`` and ``fast``: the two sizes the gallery ships."""
+    return {"paper-size": PAPER_SIZE, "fast": fast_architecture()}
 
 
 def parse_networks(specs: list[str]) -> dict[str, tuple[float, int]]:
@@ -137,9 +149,10 @@ def parse_networks(specs: list[str]) -> dict[str, tuple[float, int]]:
     for spec in specs:
         name, _, arch = spec.partition("=")
         if not arch:
-            if name not in NAMED_NETWORKS:
-                raise SystemExit(f"--networks: unknown {name!r}; use {', '.join(NAMED_NETWORKS)} or NAME=WIDTHxBLOCKS")
-            networks[name] = NAMED_NETWORKS[name]
+            named = named_networks()
+            if name not in named:
+                raise SystemExit(f"--networks: unknown {name!r}; use {', '.join(named)} or NAME=WIDTHxBLOCKS")
+            networks[name] = named[name]
             continue
         try:
             width, blocks = arch.lower().split("x")

@@ -1,9 +1,10 @@
 """Which runtime runs a network fastest on this machine, chosen by measuring it (issue 15).
 
 On a CPU the torch plan (:func:`networks.plan.choose_plan`: bfloat16 where the CPU has it, channels-last) and
-ONNX Runtime on the exported float32 graph are both timed on a probe photo (in the background, off the
-request) the first time a model runs at a size (after one warm-up each, the median of a few runs), and each is checked against the stock float32 eager
-output (PSNR at least :data:`MIN_PSNR_DB`). The faster one that passes wins and is remembered for that model's
+ONNX Runtime on the exported float32 graph (and, with ``PERCEPTUAL_TORCH_COMPILE=1``, the torch plan under
+``torch.compile``, which costs tens of seconds of compiling) are all timed on a probe photo (in the background,
+off the request) the first time a model runs at a size (after one warm-up each, the median of a few runs), and
+each is checked against the stock float32 eager output (PSNR at least :data:`MIN_PSNR_DB`). The faster one that passes wins and is remembered for that model's
 weights and that size bucket (the nearest of 256, 512 and 1024 px: ONNX Runtime was measured faster for the
 small networks at 256 px and slower from 512 px up), so the measurement is paid once per model, bucket and
 process. On a GPU the torch plan runs (ONNX Runtime's CPU build cannot).
@@ -22,6 +23,8 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+
+import settings
 
 from .plan import InferencePlan, _weights_signature, run_network
 
@@ -92,10 +95,14 @@ def measure_runtimes(model: nn.Module, plan: InferencePlan, *, side: int = PROBE
     candidates = [replace(plan, runtime="torch")]
     if plan.device.type == "cpu" and onnxruntime_available() and not plan.compile:
         candidates.append(replace(plan, runtime="onnxruntime"))
+    if plan.device.type == "cpu" and not plan.compile and settings.torch_compile_runtime():
+        candidates.append(replace(plan, runtime="torch", compile=True))
     trials, usable = [], []
     for candidate in candidates:
         try:
             out = run_network(model, x, candidate)  # the warm-up builds the runtime's copy or session
+            if candidate.compile:  # a second shape builds the dynamic-shape graph now, not on a visitor's request
+                run_network(model, x[..., : side * 3 // 4 + 1], candidate)
         except Exception as exc:  # noqa: BLE001 - e.g. an op the exporter cannot trace: that runtime is out
             logger.warning("runtime %s cannot run %s (%s: %s)", candidate.runtime, type(model).__name__,
                            type(exc).__name__, exc)
@@ -108,7 +115,8 @@ def measure_runtimes(model: nn.Module, plan: InferencePlan, *, side: int = PROBE
                 torch.cuda.synchronize(candidate.device)
             times.append(time.perf_counter() - started)
         quality = _psnr(out, reference)
-        trials.append(RuntimeTrial(candidate.runtime, statistics.median(times), quality))
+        label = "torch.compile" if candidate.compile else candidate.runtime
+        trials.append(RuntimeTrial(label, statistics.median(times), quality))
         if quality >= MIN_PSNR_DB:
             usable.append((statistics.median(times), candidate))
     best = min(usable, key=lambda item: item[0])[1] if usable else candidates[0]

@@ -201,17 +201,26 @@ _variants: dict[tuple, dict[str, str]] = {}
 
 
 def fast_variant(model_id: str) -> str | None:
-    """The id of a fast variant of style model ``model_id`` (a smaller network distilled from it, ``train.distill``)
-    that loads on this machine: shipped, local or in the HF cache; None when there is none. The folders are
-    scanned again only when one of the three roots changes."""
+    """The id of a fast variant of style model ``model_id`` (a smaller network that stands in for it: its
+    record's ``variant_of``) that loads on this machine: shipped, local or in the HF cache; None when there is
+    none. The folders are scanned again only when one of the three roots changes."""
     roots = (settings.builtin_models_dir(), settings.models_dir(), hub_mod.cache_dir())
     key = tuple((str(root), _mtime(root)) for root in roots) + tuple(
         (str(folder), _mtime(folder)) for folder in builtin_folders(roots[0]).values())
     if key not in _variants:
         entries = list_builtin(roots[0]) + list_local(roots[1]) + list_cache(roots[2])
         _variants.clear()
-        _variants[key] = {e.distilled_from: e.id for e in entries if e.distilled_from and e.error is None}
+        chosen: dict[str, str] = {}
+        for entry in sorted((e for e in entries if e.variant_of and e.error is None), key=_variant_preference):
+            chosen.setdefault(entry.variant_of, entry.id)
+        _variants[key] = chosen
     return _variants[key].get(resolve_model_id(model_id))
+
+
+def _variant_preference(entry: ModelEntry) -> tuple[bool, str]:
+    """Of several variants of one model, one trained with its objective comes before a student that only
+    learned its output per pixel (``train.distill``, no loss network), then by id."""
+    return (entry.loss_network is None or entry.loss_network.startswith("none"), entry.id)
 
 
 def _mtime(path: Path) -> int:

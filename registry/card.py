@@ -128,7 +128,7 @@ def card_data(config: "ModelConfig", *, license: str = "mit") -> ModelCardData:
         tags.append(RANDOM_LOSS_TAG)
     summary = {"architecture": config.architecture, "task": config.task, "style": config.style,
                "scale": config.scale, "loss_network": config.training.loss_network, "sr_loss": config.training.sr_loss,
-               "distilled_from": config.training.distilled_from}
+               "variant_of": config.training.variant_of}
     return ModelCardData(library_name=LIBRARY_NAME, license=license, tags=tags, pipeline_tag=PIPELINE_TAG,
                          **{CARD_DATA_KEY: {k: v for k, v in summary.items() if v is not None}})
 

@@ -78,9 +78,10 @@ class TrainingRecord:
     sr_loss: str | None = None
     blur_sigma: float | None = None
     degradation: str | None = None
-    # A fast variant: the id of the trained style model it was distilled from (train/distill.py); its objective
-    # (layers, weights, style size) is that model's, recorded here too, and it is judged by it.
-    distilled_from: str | None = None
+    # A fast variant: the id of the paper-size style model this smaller network stands in for (distilled from it,
+    # train/distill.py, then trained with its objective, train.style --variant-of); its objective (layers,
+    # weights, style size) is that model's, recorded here too, and it is judged by it.
+    variant_of: str | None = None
     # Anything else the trainer recorded (kept verbatim, written back at the top level of "training").
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -108,8 +109,8 @@ class TrainingRecord:
             raise ModelFormatError(f"training.sr_loss must be one of {SR_LOSSES}, got {known['sr_loss']!r}")
         if known.get("blur_sigma") is not None and not isinstance(known["blur_sigma"], (int, float)):
             raise ModelFormatError(f"training.blur_sigma must be a number, got {known['blur_sigma']!r}")
-        if known.get("distilled_from") is not None and not isinstance(known["distilled_from"], str):
-            raise ModelFormatError(f"training.distilled_from must be a model id, got {known['distilled_from']!r}")
+        if known.get("variant_of") is not None and not isinstance(known["variant_of"], str):
+            raise ModelFormatError(f"training.variant_of must be a model id, got {known['variant_of']!r}")
         known.setdefault("loss_network", "unknown")
         return cls(**known, extra=data)
 

@@ -47,7 +47,7 @@ class ModelEntry:
     thumbnail: Path | None = None  # preview.jpg, else style.jpg, when on disk
     error: str | None = None  # why it cannot be loaded; None when it checks out
     sr_loss: str | None = None  # super-resolution: "pixel" or "feature" (the training record's), None if unknown
-    distilled_from: str | None = None  # a fast variant: the id of the style model it reproduces
+    variant_of: str | None = None  # a fast variant: the id of the style model it stands in for
 
     @property
     def label(self) -> str:
@@ -79,7 +79,7 @@ def _entry_from_folder(folder: Path, *, id: str, source: str, repo_id: str | Non
         ready_offline=error is None, path=folder, repo_id=repo_id,
         loss_network=config.training.loss_network if config else None, thumbnail=_thumbnail(folder), error=error,
         sr_loss=config.training.sr_loss if config else None,
-        distilled_from=config.training.distilled_from if config else None,
+        variant_of=config.training.variant_of if config else None,
     )
 
 
@@ -176,7 +176,7 @@ def hub_entry(model: HubModel) -> ModelEntry:
         scale=scale if isinstance(scale, int) else None, ready_offline=False, repo_id=model.repo_id,
         loss_network=summary.get("loss_network") if isinstance(summary.get("loss_network"), str) else None,
         sr_loss=summary.get("sr_loss") if summary.get("sr_loss") in ("pixel", "feature") else None,
-        distilled_from=summary.get("distilled_from") if isinstance(summary.get("distilled_from"), str) else None,
+        variant_of=summary.get("variant_of") if isinstance(summary.get("variant_of"), str) else None,
     )
 
 

@@ -70,16 +70,37 @@ def test_a_distilled_student_learns_the_teachers_output_and_records_its_objectiv
     config = json.loads((folder / "config.json").read_text())
     record = config["training"]
     assert config["style"] == "checks" and config["architecture_args"]["width"] == 0.25
-    assert record["distilled_from"] == teacher and record["loss_network"] == "none (pixel loss)"
+    assert record["variant_of"] == teacher and record["loss_network"] == "none (pixel loss)"
     assert record["teacher_loss_network"].startswith("vgg16:random")
     assert record["style_layer_weights"] and record["style_weight"] is not None  # the teacher's objective
     rows = [json.loads(line) for line in (settings.runs_dir() / "teacher-fast" / "loss.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and rows[-1]["pixel"] < rows[0]["pixel"] / 2  # it learns the teacher's output
     student = api.load_model("local:teacher-fast", "cpu")
-    assert student.config.training.distilled_from == teacher
+    assert student.config.training.variant_of == teacher
     assert sum(p.numel() for p in student.network.parameters()) < sum(
         p.numel() for p in api.load_model(teacher, "cpu").network.parameters())
     assert f"Distilled from `{teacher}`" in (folder / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_distilled_student_trains_on_with_the_teachers_objective_and_stays_its_variant(env, teacher, content_dir):
+    """The gallery's second step: ``train.style --init <student> --variant-of <teacher>`` keeps the student's
+    size, trains it with a perceptual objective and records it as the teacher's variant (the app finds it)."""
+    from registry import api
+    from train.distill import train_distilled
+    from train.style import train_style
+
+    student = train_distilled(tiny_distill(content_dir, teacher, out="teacher-student"))
+    train_style(StyleTrainConfig(style=str(env.parent / "checks.png"), content=str(content_dir), out="teacher-fast",
+                                 style_name="checks", init=str(student), variant_of=teacher, image_size=32,
+                                 batch_size=2, iterations=2, style_layers=("relu1_2", "relu2_2"), log_every=1,
+                                 checkpoint_every=2, preview_every=0, preview_size=32))
+    fast = api.load_model("local:teacher-fast", "cpu")
+    record = fast.config.training
+    assert record.variant_of == teacher and record.loss_network.startswith("vgg16:random")  # trained on the objective
+    assert fast.config.architecture_args["width"] == 0.25  # the student's size, taken from --init
+    assert api.fast_variant(teacher) == "local:teacher-fast"  # preferred to the pixel-only student
+    assert {e.id for e in api.list_models(task="style-transfer", source="local").entries
+            if e.variant_of == teacher} == {"local:teacher-fast", "local:teacher-student"}
 
 
 def test_distillation_refuses_a_teacher_that_is_missing_or_not_a_style_model(env, content_dir, tmp_path):
@@ -143,7 +164,7 @@ def test_pickers_offer_a_fast_variant_through_its_paper_size_model(env, teacher,
 
     train_distilled(tiny_distill(content_dir, teacher))
     entries = api.list_models(task="style-transfer", source="local").entries
-    assert {e.id: e.distilled_from for e in entries} == {teacher: None, "local:teacher-fast": teacher}
+    assert {e.id: e.variant_of for e in entries} == {teacher: None, "local:teacher-fast": teacher}
     assert ModelListing(entries).style_ids() == [teacher]
     alone = [e for e in entries if e.id == "local:teacher-fast"]  # its teacher gone: the variant is listed
     assert ModelListing(alone).style_ids() == ["local:teacher-fast"]
@@ -238,6 +259,26 @@ def test_the_fastest_runtime_is_measured_once_per_model_and_must_match_float32(m
     infer(SuperResolutionNet(8, channels=8, num_residual=1).eval(), torch.rand(1, 3, 40, 40))
     time.sleep(0.2)
     assert len(calls) == 4  # an upscaling network is never probed (its probe would be scale^2 larger)
+
+
+def test_torch_compile_is_timed_too_when_the_setting_allows_it(monkeypatch):
+    """``PERCEPTUAL_TORCH_COMPILE=1`` adds the torch plan under torch.compile to the measured runtimes (off by
+    default: compiling costs tens of seconds); the winner is the fastest trial that matches float32."""
+    from networks import StyleTransformNet
+    from networks import runtimes
+    from networks.plan import choose_plan
+
+    torch.manual_seed(0)
+    net = StyleTransformNet(width=0.25, num_residual=1).eval()
+    plan = choose_plan(net, "cpu")
+    assert "torch.compile" not in {t.runtime for t in runtimes.measure_runtimes(net, plan, side=48, repeats=1).trials}
+    monkeypatch.setenv("PERCEPTUAL_TORCH_COMPILE", "1")
+    choice = runtimes.measure_runtimes(net, plan, side=48, repeats=1)
+    trials = {t.runtime: t for t in choice.trials}
+    assert set(trials) == {"torch", "onnxruntime", "torch.compile"}, choice.describe()
+    assert trials["torch.compile"].psnr_db >= runtimes.MIN_PSNR_DB
+    fastest = min(choice.trials, key=lambda t: t.seconds)
+    assert choice.plan.compile == (fastest.runtime == "torch.compile"), choice.describe()
 
 
 def test_a_runtime_that_drifts_from_float32_is_never_chosen(monkeypatch):

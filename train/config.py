@@ -178,6 +178,10 @@ class StyleTrainConfig(TrainConfigBase):
     upsample: str = field(default="resize", metadata=option("upsampling layers", choices=UPSAMPLES))
     width: float = field(default=1.0, metadata=option("channel multiplier (authors' later code: 0.5)"))
     num_residual: int = field(default=5, metadata=option("residual blocks (paper: 5)"))
+    variant_of: str | None = field(default=None, metadata=option(
+        "record the result as the fast variant of this style model (registry id): the app runs it in that "
+        "model's place on a CPU. Train it with that model's objective (its style image and weights)",
+        metavar="MODEL_ID"))
 
     def __post_init__(self) -> None:
         super().__post_init__()

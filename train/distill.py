@@ -81,7 +81,7 @@ class DistillTask:
                  f"and {config.num_residual} residual blocks ({parameter_count(model):,} parameters): per-pixel "
                  f"error to the teacher's output on {config.image_size} px content crops, no loss network while "
                  "training. Judge it by the teacher's objective on held-out photos (`train/style_eval.py`).", ""]
-        return TaskReport(record={**objective, "distilled_from": teacher_id,
+        return TaskReport(record={**objective, "variant_of": teacher_id,
                                   "teacher_loss_network": record.loss_network},
                           card_lines=lines, folder_options={"style": teacher.style})
 

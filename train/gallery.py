@@ -45,6 +45,7 @@ from .shipping import (
     read_recipes,
     read_with_recipe,
     run_training,
+    store_half_precision,
 )
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class StyleSpec:
     init: str | None = None
     # train.style options for this style only (CLI names without the dashes), over the manifest's [train].
     options: dict[str, Any] = field(default_factory=dict)
+    # Its fast variant's objective steps, when not the [fast] table's.
+    fast_objective_iterations: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,8 @@ class Manifest:
 def read_manifest(path: Path = MANIFEST) -> Manifest:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     content = raw["content"]
-    known = {"name", "seed", "iterations", "init"}
-    styles = tuple(StyleSpec(**{k: v for k, v in entry.items() if k in known},
+    known = {"name", "seed", "iterations", "init", "fast-objective-iterations"}
+    styles = tuple(StyleSpec(**{k.replace("-", "_"): v for k, v in entry.items() if k in known},
                              options={k: v for k, v in entry.items() if k not in known}) for entry in raw["style"])
     names = {s.name for s in styles}
     for spec in styles:
@@ -189,13 +192,18 @@ def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
 
 
 def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles: Path, work_dir: Path,
-                  models_root: Path, extra: list[str], runs: str = "runs") -> list[str]:
+                  models_root: Path, extra: list[str], runs: str = "runs", name: str | None = None,
+                  iterations: int | None = None, init: str | None = None) -> list[str]:
+    """``python -m train.style`` for ``spec`` (resumable). ``name``, ``iterations`` and ``init`` (a model id or
+    folder) replace the style's own, for a fast variant trained with the style's objective."""
+    name = name or spec.name
     command = [sys.executable, "-m", "train.style", "--style", str(style_image(spec, styles)),
-               "--content", str(content), "--style-name", spec.name, "--out", str(models_root / spec.name),
-               "--run-dir", str(work_dir / runs / spec.name), "--iterations", str(spec.iterations),
+               "--content", str(content), "--style-name", spec.name, "--out", str(models_root / name),
+               "--run-dir", str(work_dir / runs / name), "--iterations", str(iterations or spec.iterations),
                "--seed", str(spec.seed), "--preview-image", str(work_dir / "preview.jpg"), "--resume", "--quiet"]
-    if spec.init:  # the shipped model's registry id, so the card names it rather than a folder of this machine
+    if init is None and spec.init:  # the shipped model's id, so the card names it rather than a folder here
         init = f"builtin:{spec.init}" if models_root.resolve() == BUILTIN_STYLES.resolve() else str(models_root / spec.init)
+    if init is not None:
         command += ["--init", init]
     return command + option_flags({**manifest.train_options, **spec.options}) + extra
 
@@ -223,51 +231,60 @@ def main(argv: list[str] | None = None) -> int:
         if not preview.is_file():
             preview_photo(manifest).save(preview, quality=93)
     stages = style_stages(manifest, args.models_root, work_dir, extra, args.recipe)
-    unknown = sorted(set(args.only or ()) - {stage.name for stage in stages})
+    models = list(dict.fromkeys(stage.model for stage in stages))
+    unknown = sorted(set(args.only or ()) - set(models))
     if unknown:
-        logger.error("no model %s in %s (have: %s)", ", ".join(unknown), args.manifest,
-                     ", ".join(stage.name for stage in stages))
+        logger.error("no model %s in %s (have: %s)", ", ".join(unknown), args.manifest, ", ".join(models))
         return 2
     for stage in stages:
-        if args.only and stage.name not in args.only:
+        if args.only and stage.model not in args.only:
             continue
         if args.plan:
             sys.stdout.write(" ".join(stage.command) + "\n")  # the plan is this command's output
             continue
-        folder = args.models_root / stage.name
-        if is_finished(stage.name, stage.iterations, args.models_root):
-            if stage.finalize(folder):
+        if is_finished(stage.folder.name, stage.iterations, stage.folder.parent):
+            if stage.finalize(stage.folder):
                 logger.info("%s: made ready to ship (float16 weights, card section, builtin id)", stage.name)
             logger.info("%s: finished (%d iterations), skipped", stage.name, stage.iterations)
             continue
-        missing = [name for name in stage.needs if not (args.models_root / name / CONFIG_FILE).is_file()]
+        missing = [str(folder) for folder in stage.needs if not (folder / CONFIG_FILE).is_file()]
         if missing:
             logger.error("%s starts from %s, which is not trained yet", stage.name, ", ".join(missing))
             return 1
         logger.info("%s: training (%d iterations)", stage.name, stage.iterations)
         if not run_training(stage.name, stage.command):
             return 1
-        stage.finalize(folder)
+        stage.finalize(stage.folder)
     return 0
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One model of the gallery to train: its command, the models it needs first, how it is made fit to ship."""
+    """One training run of the gallery: its command, the folder it writes, the model folders it starts from,
+    and how its result is made fit to ship."""
 
     name: str
+    model: str  # the shipped model it builds (``--only`` selects by it); a fast variant takes two stages
     iterations: int
-    needs: tuple[str, ...]
+    folder: Path
+    needs: tuple[Path, ...]
     command: list[str]
     finalize: Callable[[Path], bool]
 
 
+def _keep(folder: Path) -> bool:
+    """A stage whose result is not shipped (a fast variant's distilled student) has nothing to finalize."""
+    return False
+
+
 def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: list[str],
                  recipe: str | None) -> list[Stage]:
-    """Every style of the manifest, then (with a ``[fast]`` table) every style's fast variant."""
+    """Every style of the manifest, then (with a ``[fast]`` table) every style's fast variant: its distilled
+    student, then that student trained with the style's objective."""
     content, preview, styles = work_dir / "content", work_dir / "preview.jpg", work_dir / "styles"
     runs = work_dir / (f"runs-{recipe}" if recipe else "runs")
-    stages = [Stage(spec.name, spec.iterations, (spec.init,) if spec.init else (),
+    stages = [Stage(spec.name, spec.name, spec.iterations, models_root / spec.name,
+                    (models_root / spec.init,) if spec.init else (),
                     train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir,
                                   models_root=models_root, extra=extra, runs=runs.name),
                     lambda folder, spec=spec: finalize_shipped(folder, spec, manifest))
@@ -277,20 +294,39 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
         return stages
     first = next(spec.name for spec in manifest.styles if not spec.init)
     shipped = models_root.resolve() == BUILTIN_STYLES.resolve()
+    students = work_dir / (f"students-{recipe}" if recipe else "students")
 
     def model_id(name: str) -> str:  # a shipped model by its registry id, so cards name it, not a folder here
         return f"builtin:{name}" if shipped else str(models_root / name)
 
     for spec in manifest.styles:
-        name = fast.name(spec.name)
-        command = distill_command(spec.name, spec.seed, spec=fast, first_style=first, teacher=model_id(spec.name),
-                                  init=model_id(fast.name(first)), content=content, preview=preview,
-                                  out=models_root / name, run_dir=runs / name, extra=extra)
-        needs = (spec.name,) if spec.name == first else (spec.name, fast.name(first))
-        iterations = fast.scratch_iterations if spec.name == first else fast.finetune_iterations
-        stages.append(Stage(name, iterations, needs, command,
-                            lambda folder, spec=spec: finalize_fast(folder, spec, manifest, models_root, styles)))
+        name, student = fast.name(spec.name), students / fast.student_name(spec.name)
+        first_student = students / fast.student_name(first)
+        stages.append(Stage(
+            fast.student_name(spec.name), name,
+            fast.scratch_iterations if spec.name == first else fast.finetune_iterations, student,
+            (models_root / spec.name,) if spec.name == first else (models_root / spec.name, first_student),
+            distill_command(spec.name, spec.seed, spec=fast, first_style=first, teacher=model_id(spec.name),
+                            init=str(_shown_path(first_student)), content=content, preview=preview,
+                            out=_shown_path(student), run_dir=runs / fast.student_name(spec.name), extra=extra),
+            _keep))
+        objective = spec.fast_objective_iterations or fast.objective_iterations
+        stages.append(Stage(
+            name, name, objective, models_root / name, (student,),
+            train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir, models_root=models_root,
+                          extra=extra + ["--variant-of", model_id(spec.name)], runs=runs.name, name=name,
+                          iterations=objective, init=str(_shown_path(student))),
+            lambda folder, spec=spec: finalize_fast(folder, spec, manifest, models_root, styles)))
     return stages
+
+
+def _shown_path(folder: Path) -> Path:
+    """``folder`` relative to the working directory when inside it: the training record (and the card) name
+    the student's folder, which should not carry this machine's absolute path."""
+    try:
+        return folder.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return folder
 
 
 def finalize_fast(folder: Path, spec: StyleSpec, manifest: Manifest, models_root: Path, styles: Path) -> bool:
@@ -298,12 +334,14 @@ def finalize_fast(folder: Path, spec: StyleSpec, manifest: Manifest, models_root
     the result), then :func:`make_shippable`. True if it changed anything."""
     card = folder / CARD_FILE
     section = ""
+    changed = store_half_precision(folder)  # first, so the card's figures are the shipped weights'
     if not card.is_file() or FAST_HEADING not in card.read_text(encoding="utf-8"):
         photos = {name: load_sample_photo(name) for name in manifest.content.held_out}
         evaluation = evaluate_fast_variant(folder, models_root / spec.name, style_image(spec, styles), photos)
         teacher = f"builtin:{spec.name}" if models_root.resolve() == BUILTIN_STYLES.resolve() else spec.name
-        section = fast_card_section(evaluation, manifest.fast, teacher, attribution(manifest.content.held_out))
-    return make_shippable(folder, FAST_HEADING, section, BUILTIN_STYLES)
+        section = fast_card_section(evaluation, manifest.fast, teacher, attribution(manifest.content.held_out),
+                                    spec.fast_objective_iterations or manifest.fast.objective_iterations)
+    return make_shippable(folder, FAST_HEADING, section, BUILTIN_STYLES) or changed
 
 
 if __name__ == "__main__":

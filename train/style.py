@@ -99,7 +99,8 @@ class StyleTask:
             record={"style_layers": list(loss.style_layers), "content_weight": loss.content_weight,
                     "style_weight": loss.style_weight, "tv_weight": loss.tv_weight, "image_size": config.image_size,
                     "normalize_layers": loss.normalize_layers, "style_layer_weights": dict(loss.style_layers),
-                    "style_size": self.style_size},
+                    "style_size": self.style_size,
+                    **({"variant_of": config.variant_of} if config.variant_of else {})},
             folder_options={"style": config.name, "style_image": config.style})
 
     def plot_title(self, config: StyleTrainConfig) -> str:

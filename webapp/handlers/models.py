@@ -43,7 +43,7 @@ class ModelListing:
         Network choice), so it is listed only when that model is not."""
         usable = self.usable("style-transfer")
         ids = {e.id for e in usable}
-        return [e for e in usable if e.distilled_from not in ids]
+        return [e for e in usable if e.variant_of not in ids]
 
     def style_ids(self) -> list[str]:
         return [e.id for e in self.style_models()]

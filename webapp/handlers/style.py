@@ -192,7 +192,7 @@ def _part(model: LoadedModel, weight: float, requested: float) -> BlendPart:
 
 NETWORK_CHOICES: dict[str, str] = {
     "auto": "Auto: the fast variant on a CPU, the paper-size network on a GPU",
-    "fast": "Fast variant (a smaller network distilled from the paper-size one)",
+    "fast": "Fast variant (a smaller network trained to stand in for the paper-size one)",
     "paper": "Paper-size network (Johnson et al.'s architecture)",
 }
 
@@ -210,16 +210,16 @@ def choose_network(model_id: str | None, network: str = "auto", device: torch.de
 
     ``auto`` runs a model's fast variant on a CPU (where it is several times quicker) and the paper-size network
     on a GPU (where both take milliseconds); a model without a fast variant runs as it is. Picking a fast variant
-    itself with ``paper`` runs the model it was distilled from. ``device``: the app's (``settings.device()``)."""
+    itself with ``paper`` runs the model it stands in for. ``device``: the app's (``settings.device()``)."""
     network = str(network or "auto").strip().lower()
     if network not in NETWORK_CHOICES:
         raise ValueError(f"network must be one of {', '.join(NETWORK_CHOICES)}, got {network!r}")
     requested = load_registry_model(model_id, "style-transfer")
     requested_id = requested.model_id or str(model_id)
-    teacher = requested.config.training.distilled_from
+    teacher = requested.config.training.variant_of
     if teacher is not None:
         if network == "paper":
-            return NetworkChoice(teacher, f"Paper-size network `{teacher}`, which `{requested_id}` was distilled from.")
+            return NetworkChoice(teacher, f"Paper-size network `{teacher}`, which `{requested_id}` stands in for.")
         return NetworkChoice(requested_id, f"Fast variant of `{teacher}`.")
     device = device if device is not None else settings.device()
     wants_fast = network == "fast" or (network == "auto" and device.type == "cpu")

@@ -4,10 +4,10 @@ On a CPU the torch plan (:func:`networks.plan.choose_plan`: bfloat16 where the C
 ONNX Runtime on the exported float32 graph (and, with ``PERCEPTUAL_TORCH_COMPILE=1``, the torch plan under
 ``torch.compile``, which costs tens of seconds of compiling) are all timed on a probe photo (in the background,
 off the request) the first time a model runs at a size (after one warm-up each, the median of a few runs), and
-each is checked against the stock float32 eager output (PSNR at least :data:`MIN_PSNR_DB`). The faster one that passes wins and is remembered for that model's
-weights and that size bucket (the nearest of 256, 512 and 1024 px: ONNX Runtime was measured faster for the
-small networks at 256 px and slower from 512 px up), so the measurement is paid once per model, bucket and
-process. On a GPU the torch plan runs (ONNX Runtime's CPU build cannot).
+each is checked against the stock float32 eager output (PSNR at least :data:`MIN_PSNR_DB`). The fastest one
+that passes wins and is remembered for that model's weights and that size bucket (the nearest of 256, 512 and
+1024 px: ONNX Runtime was measured faster for the small networks at 256 px and slower from 512 px up), so the
+measurement is paid once per model, bucket and process. On a GPU the torch plan runs (ONNX Runtime's CPU build cannot).
 ``python -m benchmarks.peer`` prints the same comparison at 256, 512 and 1024 px.
 """
 from __future__ import annotations
@@ -101,8 +101,8 @@ def measure_runtimes(model: nn.Module, plan: InferencePlan, *, side: int = PROBE
     for candidate in candidates:
         try:
             out = run_network(model, x, candidate)  # the warm-up builds the runtime's copy or session
-            if candidate.compile:  # a second shape builds the dynamic-shape graph now, not on a visitor's request
-                run_network(model, x[..., : side * 3 // 4 + 1], candidate)
+            if candidate.compile:  # a second shape (both sides changed) builds the dynamic-shape graph now, not
+                run_network(model, x[..., : side * 3 // 4 + 1, : side * 5 // 8 + 1], candidate)  # on a request
         except Exception as exc:  # noqa: BLE001 - e.g. an op the exporter cannot trace: that runtime is out
             logger.warning("runtime %s cannot run %s (%s: %s)", candidate.runtime, type(model).__name__,
                            type(exc).__name__, exc)
@@ -171,5 +171,7 @@ def fastest_plan(model: nn.Module, plan: InferencePlan, side: int = PROBE_SIDE, 
 
     if wait:
         return measure().plan
-    threading.Thread(target=measure, name="runtime-probe", daemon=True).start()
+    # Not a daemon: one killed at interpreter exit inside a torch kernel aborted the process ("terminate called
+    # without an active exception", after a CLI run had written its result); an ending process waits for it.
+    threading.Thread(target=measure, name="runtime-probe", daemon=False).start()
     return plan

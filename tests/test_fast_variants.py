@@ -281,6 +281,20 @@ def test_torch_compile_is_timed_too_when_the_setting_allows_it(monkeypatch):
     assert choice.plan.compile == (fastest.runtime == "torch.compile"), choice.describe()
 
 
+def test_a_process_that_ends_during_a_background_measurement_exits_cleanly():
+    """A CLI run ends right after its result: the measurement it started in the background must not abort the
+    interpreter on the way out (a daemon thread killed inside a torch kernel did: exit status 134)."""
+    import subprocess
+    import sys
+
+    script = ("import torch\nfrom networks import StyleTransformNet\nfrom networks.inference import infer\n"
+              "torch.manual_seed(0)\nnet = StyleTransformNet().eval()\n"
+              "print(infer(net, torch.rand(1, 3, 256, 256)).output.shape)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr[-2000:]
+
+
 def test_a_runtime_that_drifts_from_float32_is_never_chosen(monkeypatch):
     from networks import StyleTransformNet
     from networks import runtimes

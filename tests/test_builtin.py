@@ -183,6 +183,8 @@ def test_every_shipped_style_has_a_fast_variant_within_10_percent_of_its_objecti
     from webapp.handlers.style import choose_network
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
+    # The paper's Oxford VGG-16 (from the pinned wheel), whatever loss network another test's environment chose.
+    monkeypatch.setenv("PERCEPTUAL_LOSS_NETWORK", "caffe")
     api.clear_memory_cache()
     manifest = read_manifest()
     photos = {name: load_sample_photo(name) for name in manifest.content.held_out}

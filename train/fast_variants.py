@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image
 
 from imaging.io import resize_to_max_side
+from networks.vgg import LossNetworkWeights
 from registry import load_model_folder
 
 from .shipping import option_flags
@@ -75,15 +76,16 @@ def distill_command(style: str, seed: int, *, spec: FastSpec, first_style: str, 
 
 
 def evaluate_fast_variant(fast_folder: Path, teacher_folder: Path, style_image: Path,
-                          photos: dict[str, Image.Image], device: str = "cpu") -> ObjectiveEvaluation:
+                          photos: dict[str, Image.Image], device: str = "cpu",
+                          weights: LossNetworkWeights | None = None) -> ObjectiveEvaluation:
     """The teacher's objective for the teacher and its fast variant on ``photos`` (longest side
-    :data:`EVAL_SIDE`)."""
+    :data:`EVAL_SIDE`). ``weights``: the loss network (default: the process's), which must be the teacher's."""
     from .run import loss_network_weights
 
     teacher = load_model_folder(teacher_folder, device)
     fast = load_model_folder(fast_folder, device)
     record = teacher.config.training
-    weights = loss_network_weights(None)
+    weights = weights if weights is not None else loss_network_weights(None)
     if weights.identity != record.loss_network:  # never score one loss network's objective with another
         raise ValueError(f"{teacher_folder.name} was trained against {record.loss_network}; this machine's loss "
                          f"network is {weights.identity}, so its objective cannot be evaluated here")

@@ -146,10 +146,10 @@ def named_networks() -> dict[str, tuple[float, int]]:
 def parse_networks(specs: list[str]) -> dict[str, tuple[float, int]]:
     """``paper-size``, ``fast`` or ``NAME=WIDTHxBLOCKS`` -> {name: (width, residual blocks)}."""
     networks = {}
+    named = named_networks()
     for spec in specs:
         name, _, arch = spec.partition("=")
         if not arch:
-            named = named_networks()
             if name not in named:
                 raise SystemExit(f"--networks: unknown {name!r}; use {', '.join(named)} or NAME=WIDTHxBLOCKS")
             networks[name] = named[name]

@@ -87,8 +87,8 @@ def evaluate_fast_variant(fast_folder: Path, teacher_folder: Path, style_image: 
     record = teacher.config.training
     weights = weights if weights is not None else loss_network_weights(None)
     if weights.identity != record.loss_network:  # never score one loss network's objective with another
-        raise ValueError(f"{teacher_folder.name} was trained against {record.loss_network}; this machine's loss "
-                         f"network is {weights.identity}, so its objective cannot be evaluated here")
+        raise ValueError(f"{teacher_folder.name} was trained against {record.loss_network}, not {weights.identity}: "
+                         "its objective cannot be evaluated with that loss network")
     style = load_style_image(str(style_image), int(record.extra.get("style_size") or record.image_size))
     scaled = [(name, resize_to_max_side(photo, EVAL_SIDE)) for name, photo in photos.items()]
     return held_out_objective(dict(zip(NETWORK_LABELS, (teacher.network, fast.network))), record, style, scaled,

@@ -272,7 +272,7 @@ class Stage:
     finalize: Callable[[Path], bool]
 
 
-def _keep(folder: Path) -> bool:
+def _nothing_to_finalize(folder: Path) -> bool:
     """A stage whose result is not shipped (a fast variant's distilled student) has nothing to finalize."""
     return False
 
@@ -309,7 +309,7 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
             distill_command(spec.name, spec.seed, spec=fast, first_style=first, teacher=model_id(spec.name),
                             init=str(_shown_path(first_student)), content=content, preview=preview,
                             out=_shown_path(student), run_dir=runs / fast.student_name(spec.name), extra=extra),
-            _keep))
+            _nothing_to_finalize))
         objective = spec.fast_objective_iterations or fast.objective_iterations
         stages.append(Stage(
             name, name, objective, models_root / name, (student,),

@@ -122,3 +122,35 @@ def cross_hatch_db(pred, target, period: int, border: int = 0) -> float:
     ``period``-pixel lattice, can add one. ``period`` is the upscaling factor."""
     y_pred, y_true = _pair(pred, target, border)
     return grid_peak_prominence(y_pred, period) - grid_peak_prominence(y_true, period)
+
+
+# ------------------------------------------------------------------------------------------ colour
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of an H x W x 3 sRGB array in [0, 1] (the sRGB transfer curve, then XYZ, then L*a*b*)."""
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124564, 0.2126729, 0.0193339],
+                             [0.3575761, 0.7151522, 0.1191920],
+                             [0.1804375, 0.0721750, 0.9503041]])
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    delta = 6.0 / 29.0
+    f = np.where(xyz > delta ** 3, np.cbrt(xyz), xyz / (3 * delta ** 2) + 4.0 / 29.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+def colour_shift(pred, target, blur_sigma: float, border: int = 0) -> float:
+    """Mean CIELAB colour difference (Delta E 1976) between Gaussian-blurred copies of ``pred`` and the original:
+    what is left of an output's difference once detail is blurred away, i.e. a change of colour (an orange
+    parrot for a yellow one). Blur with a sigma of about the scale factor, so that upsampling detail, right or
+    wrong, is not counted. Bicubic sets the floor a model is compared with."""
+    from scipy.ndimage import gaussian_filter  # scipy comes with scikit-image, which this module needs anyway
+
+    a, b = to_uint8(pred).astype(np.float64) / 255.0, to_uint8(target).astype(np.float64) / 255.0
+    if a.shape != b.shape:
+        raise ValueError(f"image sizes differ: {a.shape[1::-1]} vs {b.shape[1::-1]}")
+    a = gaussian_filter(a, sigma=(blur_sigma, blur_sigma, 0), mode="reflect")
+    b = gaussian_filter(b, sigma=(blur_sigma, blur_sigma, 0), mode="reflect")
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    return float(np.sqrt(((srgb_to_lab(a) - srgb_to_lab(b)) ** 2).sum(-1)).mean())

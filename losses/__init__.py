@@ -2,6 +2,7 @@
 from .functional import (
     feature_reconstruction_loss,
     gram_matrix,
+    grid_pattern_loss,
     pixel_loss,
     style_reconstruction_loss,
     total_variation_loss,
@@ -11,6 +12,7 @@ from .perceptual import LossTerms, PerceptualLoss, PerceptualLossConfig
 __all__ = [
     "feature_reconstruction_loss",
     "gram_matrix",
+    "grid_pattern_loss",
     "pixel_loss",
     "style_reconstruction_loss",
     "total_variation_loss",

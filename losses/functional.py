@@ -5,6 +5,7 @@ Each is normalised as the paper states and averaged over the batch. Images and f
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor, what: str) -> None:
@@ -58,3 +59,27 @@ def total_variation_loss(image: torch.Tensor) -> torch.Tensor:
     dy = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).sum(dim=(1, 2, 3))
     dx = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).sum(dim=(1, 2, 3))
     return ((dx + dy) / (c * h * w)).mean()
+
+
+def grid_pattern_loss(pred: torch.Tensor, target: torch.Tensor, period: int, window: int = 4) -> torch.Tensor:
+    """A pattern of ``pred`` locked to a ``period``-pixel grid, beyond the target's (not in the paper).
+
+    The difference pred - target is split into its period x period phases (pixel unshuffle), each phase is
+    averaged over ``window`` x ``window`` cells, and the loss is the variance of those local means across the
+    phases, mean over cells, channels and batch. A super-resolution network that makes each output phase with
+    its own channels (sub-pixel convolution) can add such a pattern almost for free under a feature loss: the
+    pooled VGG features hardly see it, the eye does (a dot grid over flat areas). Detail that differs from the
+    target in the same way on every phase costs nothing, so the feature loss keeps its freedom elsewhere.
+    """
+    _check_pair(pred, target, "grid pattern loss")
+    if period < 2 or window < 1:
+        raise ValueError(f"grid pattern loss: period must be >= 2 and window >= 1, got {period} and {window}")
+    cell = period * window
+    h, w = pred.shape[-2] // cell * cell, pred.shape[-1] // cell * cell
+    if not (h and w):
+        raise ValueError(f"grid pattern loss: images of {tuple(pred.shape[-2:])} are smaller than one {cell}-pixel cell")
+    diff = (pred[..., :h, :w] - target[..., :h, :w]).float()
+    phases = F.pixel_unshuffle(diff, period)  # (B, C * period^2, h / period, w / period)
+    b, c = pred.shape[:2]
+    local = F.avg_pool2d(phases, window).view(b, c, period * period, h // cell, w // cell)
+    return local.var(dim=2, unbiased=False).mean()

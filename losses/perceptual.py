@@ -1,7 +1,9 @@
 """The combined perceptual objective of Johnson, Alahi & Fei-Fei (ECCV 2016), Eq. (1)-(5).
 
     total = content_weight * sum_j w_j l_feat^j + style_weight * sum_j w_j l_style^j
-            + pixel_weight * l_pixel + tv_weight * l_tv
+            + pixel_weight * l_pixel + tv_weight * l_tv + grid_weight * l_grid
+
+(``l_grid``, :func:`~losses.functional.grid_pattern_loss`, is this project's addition for super-resolution.)
 
 The paper gives no loss weights, and weights found for one loss network do not carry over to another (the
 features' scales differ by orders of magnitude), so the style-transfer defaults are a preset per loss network
@@ -25,6 +27,7 @@ from networks.vgg import LAYER_NAMES, STYLE_LAYERS, LossNetwork, LossNetworkWeig
 from .functional import (
     feature_reconstruction_loss,
     gram_matrix,
+    grid_pattern_loss,
     pixel_loss,
     style_reconstruction_loss,
     total_variation_loss,
@@ -79,6 +82,9 @@ class PerceptualLossConfig:
     # images; ours is normalised by C*H*W on [0, 1] images, so its scale differs.
     tv_weight: float = 1.0
     pixel_weight: float = 0.0
+    # A pattern locked to the output's grid of ``grid_period`` pixels (the SR scale), beyond the target's.
+    grid_weight: float = 0.0
+    grid_period: int = 0
     # Divide each layer's loss by its target's own scale (needed for random-weight features).
     normalize_layers: bool = False
 
@@ -89,9 +95,11 @@ class PerceptualLossConfig:
                 raise ValueError(f"unknown {kind} layer(s) {unknown}; choose from {', '.join(n for n in LAYER_NAMES if n.startswith('relu'))}")
             if any(w < 0 for w in layers.values()):
                 raise ValueError(f"{kind} layer weights must be >= 0")
-        for name in ("content_weight", "style_weight", "tv_weight", "pixel_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "pixel_weight", "grid_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.grid_weight and self.grid_period < 2:
+            raise ValueError(f"grid_weight needs grid_period >= 2 (the upscaling factor), got {self.grid_period}")
         if self.total_weight_of_terms() == 0:
             raise ValueError("every loss weight is zero: nothing to optimise")
 
@@ -101,6 +109,7 @@ class PerceptualLossConfig:
             + self.style_weight * bool(self.style_layers)
             + self.tv_weight
             + self.pixel_weight
+            + self.grid_weight
         )
 
     @property
@@ -153,9 +162,11 @@ class LossTerms:
     style: torch.Tensor
     tv: torch.Tensor
     pixel: torch.Tensor
+    grid: torch.Tensor | None = None  # only when grid_weight is set
 
     def as_floats(self) -> dict[str, float]:
-        return {name: float(getattr(self, name).detach()) for name in ("total", "content", "style", "tv", "pixel")}
+        names = ("total", "content", "style", "tv", "pixel") + (("grid",) if self.grid is not None else ())
+        return {name: float(getattr(self, name).detach()) for name in names}
 
 
 class PerceptualLoss(nn.Module):
@@ -240,4 +251,10 @@ class PerceptualLoss(nn.Module):
             if content is None:
                 raise ValueError("the pixel loss needs the target image")
             pix = cfg.pixel_weight * pixel_loss(output.float(), content.float())
-        return LossTerms(content_loss + style_loss + tv + pix, content_loss, style_loss, tv, pix)
+        grid = None
+        if cfg.grid_weight:
+            if content is None:
+                raise ValueError("the grid pattern loss needs the target image")
+            grid = cfg.grid_weight * grid_pattern_loss(output.float(), content.float(), cfg.grid_period)
+        total = content_loss + style_loss + tv + pix + (grid if grid is not None else zero)
+        return LossTerms(total, content_loss, style_loss, tv, pix, grid)

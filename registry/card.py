@@ -47,7 +47,7 @@ with the per-pixel loss, the baseline of Johnson, Alahi & Fei-Fei (ECCV 2016), S
 with a feature reconstruction (perceptual) loss (Johnson, Alahi & Fei-Fei, ECCV 2016).
 {%- endif %}
 {%- endif %}
-Architecture `{{ architecture }}`; images in and out are RGB in [0, 1].
+Architecture `{{ architecture }}`{% if architecture_args %} ({{ architecture_args }}){% endif %}; images in and out are RGB in [0, 1].
 {% for image in images %}
 ![{{ image }}]({{ image }})
 {%- endfor %}
@@ -106,6 +106,7 @@ the registry never loads pickles){% for image in images %}, `{{ image }}`{% endf
 _ROW_LABELS = {
     "content_layers": "Content layers", "style_layers": "Style layers", "content_weight": "Content weight",
     "style_weight": "Style weight", "tv_weight": "Total variation weight", "pixel_weight": "Pixel loss weight",
+    "grid_weight": "Grid-pattern weight",
     "dataset": "Training data", "image_size": "Image size", "batch_size": "Batch size",
     "iterations": "Iterations", "learning_rate": "Learning rate", "seconds": "Training time",
     "device": "Device",
@@ -148,6 +149,7 @@ def build_card(config: "ModelConfig", *, title: str, model_id: str | None = None
         model_id=model_id or f"local:{title}",
         hub_tag=settings.hub_tag(),
         architecture=config.architecture,
+        architecture_args=", ".join(f"{k} {v}" for k, v in config.architecture_args.items()),
         task=config.task,
         style=config.style,
         scale=config.scale,

@@ -60,6 +60,8 @@ class TrainingRecord:
     style_weight: float | None = None
     tv_weight: float | None = None
     pixel_weight: float | None = None
+    # Super-resolution: the weight of the penalty on a pattern locked to the output's grid (losses.grid_pattern_loss).
+    grid_weight: float | None = None
     # Training images: a dataset name or folder (paper: COCO 2014 train, 80k images).
     dataset: str | None = None
     # Training crop side in pixels (paper: 256 style, 288 SR) and batch size (paper: 4).

@@ -9,6 +9,7 @@ from losses import (
     PerceptualLossConfig,
     feature_reconstruction_loss,
     gram_matrix,
+    grid_pattern_loss,
     pixel_loss,
     style_reconstruction_loss,
     total_variation_loss,
@@ -57,6 +58,35 @@ def test_total_variation_by_hand() -> None:
     image = torch.tensor([[[[0.0, 1.0], [3.0, 5.0]]]])
     assert total_variation_loss(image).item() == pytest.approx(30 / 4)
     assert total_variation_loss(torch.ones(2, 3, 5, 5)).item() == 0.0
+
+
+def test_grid_pattern_loss_sees_a_grid_locked_pattern_and_nothing_shared_by_every_phase() -> None:
+    target = torch.rand(2, 3, 32, 32)
+    dot = torch.zeros(1, 3, 4, 4)
+    dot[..., 1, 2] = 0.4  # one bright phase of every 4x4 cell: var over 16 phases = 0.4^2 * (1/16) * (15/16)
+    assert grid_pattern_loss(target + dot.repeat(1, 1, 8, 8), target, 4).item() == pytest.approx(0.16 * 15 / 256)
+    assert grid_pattern_loss(target + 0.3, target, 4).item() == pytest.approx(0.0, abs=1e-12)  # a colour cast
+    ramp = torch.linspace(0, 0.4, 32).view(1, 1, 1, 32).expand(2, 3, 32, 32)  # the same amplitude, no grid
+    smooth = grid_pattern_loss(target + ramp, target, 4).item()
+    assert 0 < smooth < 0.1 * grid_pattern_loss(target + dot.repeat(1, 1, 8, 8), target, 4).item()
+    with pytest.raises(ValueError, match="period"):
+        grid_pattern_loss(target, target, 1)
+    with pytest.raises(ValueError, match="smaller than one"):
+        grid_pattern_loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), 4)
+
+
+def test_the_grid_term_is_weighted_into_the_objective_and_needs_a_period() -> None:
+    cfg = PerceptualLossConfig.super_resolution("pixel", grid_weight=10.0, grid_period=4)
+    loss = PerceptualLoss(cfg)
+    target = torch.rand(1, 3, 32, 32)
+    dot = torch.zeros(1, 3, 4, 4)
+    dot[..., 0, 0] = 0.4
+    terms = loss(target + dot.repeat(1, 1, 8, 8), target).as_floats()
+    assert terms["grid"] == pytest.approx(10.0 * grid_pattern_loss(target + dot.repeat(1, 1, 8, 8), target, 4).item())
+    assert terms["total"] == pytest.approx(terms["pixel"] + terms["grid"], rel=1e-6)
+    assert "grid" not in PerceptualLoss(PerceptualLossConfig.super_resolution("pixel"))(target, target).as_floats()
+    with pytest.raises(ValueError, match="grid_period"):
+        PerceptualLossConfig.super_resolution("pixel", grid_weight=1.0)
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,33 @@ def test_sr_scales(scale: int) -> None:
         assert model(torch.rand(1, 3, 9, 13)).shape == (1, 3, 9 * scale, 13 * scale)
 
 
+@pytest.mark.parametrize("upsample", ["resize", "shuffle"])
+@pytest.mark.parametrize("scale", [4, 8])
+def test_an_untrained_bicubic_residual_network_is_bicubic(upsample: str, scale: int) -> None:
+    """residual="bicubic" starts at zero on top of a bicubic upscale: training begins at bicubic's quality."""
+    import torch.nn.functional as F
+
+    net = SuperResolutionNet(scale=scale, channels=8, num_residual=1, norm="none", upsample=upsample,
+                             residual="bicubic").eval()
+    x = torch.rand(2, 3, 12, 10)
+    expected = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+    with torch.no_grad():
+        assert torch.allclose(net(x), expected, atol=1e-6)
+    net.train()
+    out = net(x)
+    out.square().mean().backward()
+    assert net.tail[0].conv.weight.grad.abs().sum() > 0 if upsample == "shuffle" else net.tail.conv.weight.grad.abs().sum() > 0
+
+
+def test_the_sr_options_keep_an_older_models_config() -> None:
+    """A model saved before residual/shuffle existed has no "residual" key; the defaults rebuild it exactly."""
+    assert "residual" not in SuperResolutionNet(scale=4).config
+    net = SuperResolutionNet(scale=4, upsample="shuffle", residual="bicubic")
+    assert net.config["residual"] == "bicubic" and len(net.ups) == 0
+    with pytest.raises(ValueError, match="residual"):
+        SuperResolutionNet(scale=4, residual="lanczos")
+
+
 def test_train_and_eval_modes() -> None:
     """Batch norm uses batch statistics in train mode and running statistics in eval mode."""
     torch.manual_seed(0)

@@ -37,11 +37,14 @@ ARCHITECTURES = {
     "style-transpose": lambda: StyleTransformNet(width=0.25, num_residual=1, upsample="transpose"),
     "sr-x4-batchnorm": lambda: SuperResolutionNet(scale=4, channels=8, num_residual=1),
     "sr-x8-transpose": lambda: SuperResolutionNet(scale=8, channels=8, num_residual=1, upsample="transpose"),
+    # The shipped SR models' layout: sub-pixel convolution over a bicubic upscale.
+    "sr-x4-shuffle-bicubic": lambda: SuperResolutionNet(scale=4, channels=8, num_residual=1, norm="none",
+                                                        upsample="shuffle", residual="bicubic"),
     "pytorch-examples": PyTorchExamplesTransformerNet,
 }
 
 
-@pytest.mark.parametrize("name", ["style-transpose", "sr-x8-transpose"])
+@pytest.mark.parametrize("name", ["style-transpose", "sr-x8-transpose", "sr-x4-shuffle-bicubic"])
 def test_the_traceable_copy_computes_the_same_function(name: str) -> None:
     net = _fitted(ARCHITECTURES[name]).eval()
     copy = exportable_copy(net)

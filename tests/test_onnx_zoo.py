@@ -121,7 +121,9 @@ def assert_matches_onnxruntime(model_id: str, onnx_path: Path, sizes=SIZES) -> N
             ours = model.network(torch.from_numpy(x) / 255).numpy() * 255
         assert ours.shape == (1, 3, h, w)
         assert 0.05 < float(np.mean((expected > 0) & (expected < 255)))  # not a test of clamping alone
-        assert float(np.abs(ours - expected).max()) < 1e-3, (h, w)
+        # Two float32 engines sum ~30 layers in different orders: their outputs differ by ~1e-3 of a grey
+        # level on some CPUs. A wrong padding, norm or upsampling differs by whole grey levels.
+        assert float(np.abs(ours - expected).max()) < 5e-3, (h, w)
 
 
 @pytest.fixture(scope="module")

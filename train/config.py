@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from networks.layers import NORMS, UPSAMPLES
+from networks.sr import RESIDUALS as SR_RESIDUALS
+from networks.sr import SR_UPSAMPLES
 from networks.vgg import LAYER_NAMES, STYLE_LAYERS
 from registry.schema import SR_LOSSES
 
@@ -256,10 +258,17 @@ class SRTrainConfig(TrainConfigBase):
     pixel_weight: float = field(default=1.0, metadata=option("pixel loss weight (--loss pixel)"))
     tv_weight: float = field(default=0.0, metadata=option(
         "total variation weight (the paper cross-validates it; 0 disables)"))
+    grid_weight: float = field(default=0.0, metadata=option(
+        "weight of a penalty on a pattern locked to the output's scale-pixel grid (losses.grid_pattern_loss; "
+        "--loss feature; 0 disables)"))
     channels: int = field(default=64, metadata=option("network width (paper: 64)"))
     num_residual: int = field(default=4, metadata=option("residual blocks (paper: 4)"))
     norm: str = field(default="batch", metadata=option("normalisation layers (networks/sr.py)", choices=NORMS))
-    upsample: str = field(default="resize", metadata=option("upsampling layers", choices=UPSAMPLES))
+    upsample: str = field(default="resize", metadata=option(
+        "upsampling layers (shuffle: sub-pixel convolution at the input's resolution)", choices=SR_UPSAMPLES))
+    residual: str = field(default="none", metadata=option(
+        "bicubic: learn only the difference to a bicubic upscale (networks/sr.py); none: the paper's network",
+        choices=SR_RESIDUALS))
     eval_data: str | None = field(default=None, metadata=option(
         "held-out evaluation images, e.g. Set5 (default: the last --holdout images of --data)"))
     holdout: int = field(default=5, metadata=option("images of --data held out for evaluation"))
@@ -287,14 +296,15 @@ class SRTrainConfig(TrainConfigBase):
         if not self.blur_sigma >= 0:
             raise ConfigError(f"--blur-sigma must be >= 0, got {self.blur_sigma}")
         _layers("--content-layers", self.content_layers)
-        for name in ("content_weight", "pixel_weight", "tv_weight"):
+        for name in ("content_weight", "pixel_weight", "tv_weight", "grid_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         _positive(self, "channels")
         if self.num_residual < 0 or self.holdout < 0:
             raise ConfigError("--num-residual and --holdout must be >= 0")
         _choice("--norm", self.norm, NORMS)
-        _choice("--upsample", self.upsample, UPSAMPLES)
+        _choice("--upsample", self.upsample, SR_UPSAMPLES)
+        _choice("--residual", self.residual, SR_RESIDUALS)
         if self.eval_max_side is not None and self.eval_max_side < MIN_LR_PATCH * self.scale:
             raise ConfigError(f"--eval-max-side must be at least {MIN_LR_PATCH * self.scale} for x{self.scale}")
         if self.eval_border is not None and self.eval_border < 0:

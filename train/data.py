@@ -177,7 +177,7 @@ class ImageFolderDataset(Dataset):
     """
 
     def __init__(self, paths: Sequence[Path], size: int, *, crop: str = "center", seed: int = 0,
-                 augment: bool = False):
+                 augment: bool = False, cache_bytes: int = 0):
         if crop not in ("center", "random"):
             raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
         if not paths:
@@ -187,6 +187,21 @@ class ImageFolderDataset(Dataset):
         self.crop = crop
         self.seed = seed
         self.augment = augment
+        # Decoded images kept in memory, up to cache_bytes in all: a 1920x1080 PNG takes ~40 ms to decode, as
+        # long as the rest of a CPU step on a small patch. (Each DataLoader worker keeps its own.)
+        self.cache_bytes = cache_bytes
+        self._cache: dict[int, Image.Image] = {}
+        self._cached_bytes = 0
+
+    def _load(self, index: int) -> Image.Image:
+        if index in self._cache:
+            return self._cache[index]
+        image = load_image(self.paths[index])
+        size = image.width * image.height * 3
+        if self._cached_bytes + size <= self.cache_bytes:
+            self._cache[index] = image
+            self._cached_bytes += size
+        return image
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -196,7 +211,7 @@ class ImageFolderDataset(Dataset):
         for attempt in range(len(self.paths)):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
-                image = load_image(path)
+                image = self._load((index + attempt) % len(self.paths))
             except ImageInputError as exc:
                 logger.warning("skipping unreadable training image %s: %s", path, exc)
                 continue

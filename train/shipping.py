@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,10 +105,27 @@ def make_shippable(folder: Path, heading: str, section: str, builtin_root: Path)
     return any(changed)
 
 
-def run_training(name: str, command: list[str]) -> bool:
-    """Run one training command in its own process (so an interruption loses at most a checkpoint interval)."""
-    if subprocess.call(command) != 0:
-        logger.error("training %s failed; rerun this command to resume it", name)
+LOG_FILE = "train.log"
+
+
+def run_training(name: str, command: list[str], log: Path | None = None) -> bool:
+    """Run one training command in its own process (so an interruption loses at most a checkpoint interval);
+    its output is shown and, with ``log``, appended to that file too (a long run is followed with ``tail -f``)."""
+    if log is None:
+        returncode = subprocess.call(command)
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as sink, subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+            sink.write(f"$ {' '.join(command)}\n")
+            for line in process.stdout:
+                sys.stdout.write(line)
+                sink.write(line)
+                sink.flush()
+        returncode = process.returncode
+    if returncode != 0:
+        logger.error("training %s failed; rerun this command to resume it%s", name,
+                     f" (its output: {log})" if log else "")
         return False
     return True
 

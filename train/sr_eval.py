@@ -9,7 +9,9 @@ and by each network. Scores, all on the luma with ``border`` pixels shaved (``im
 * the relu2_2 feature distance to the original (the paper's feature loss, lower is closer), when a loss network
   is given;
 * the gradient-energy ratio to the original (recovered detail: 1 is the original's, bicubic is far below);
-* the cross-hatch measure: grid-locked periodic pattern beyond the original's, in dB.
+* the cross-hatch measure: grid-locked periodic pattern beyond the original's, in dB;
+* the colour shift: mean CIELAB Delta E between copies of the output and the original blurred with a sigma of the
+  scale factor (a change of colour, not of detail; bicubic's sets the floor).
 
 With ``histogram_match`` every network also appears as "<name> + histogram match": its output matched to the
 low-resolution input (``imaging.histogram``), as the paper displays its results.
@@ -29,7 +31,7 @@ from torch import nn
 from imaging.degrade import bicubic_upscale, degrade
 from imaging.histogram import match_histogram
 from imaging.io import ImageInputError, image_to_tensor, load_image, tensor_to_image
-from imaging.metrics import MIN_GRID_SPACING, cross_hatch_db, gradient_energy_ratio, psnr_y, ssim_y
+from imaging.metrics import MIN_GRID_SPACING, colour_shift, cross_hatch_db, gradient_energy_ratio, psnr_y, ssim_y
 from losses import PerceptualLoss
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class SRScores:
     ssim: float
     gradient_ratio: float
     cross_hatch_db: float
+    colour_shift: float
     feature_distance: float | None = None
 
     @staticmethod
@@ -95,19 +98,21 @@ class SREvaluation:
         model, bicubic = self.mean(method), self.mean(BICUBIC)
         return {"psnr_y": round(model.psnr, 3), "ssim_y": round(model.ssim, 4), "bicubic_psnr_y": round(bicubic.psnr, 3),
                 "bicubic_ssim_y": round(bicubic.ssim, 4), "gradient_ratio": round(model.gradient_ratio, 3),
+                "colour_shift": round(model.colour_shift, 3), "bicubic_colour_shift": round(bicubic.colour_shift, 3),
                 "eval_images": len(self.images)}
 
     def markdown(self, methods: Sequence[str] | None = None, *, per_image: bool = True) -> str:
-        """One row per image and method (then the means): PSNR, SSIM, feature distance, detail, cross-hatch."""
+        """One row per image and method (then the means): PSNR, SSIM, feature distance, detail, cross-hatch,
+        colour shift."""
         methods = list(methods or self.methods)
         feature = self.loss_network is not None
         head = "| image | method | PSNR-Y (dB) | SSIM-Y |" + (" relu2_2 distance |" if feature else "") + \
-               " gradient energy / original | cross-hatch (dB) |"
-        lines = [head, "|---|---|---:|---:|" + ("---:|" if feature else "") + "---:|---:|"]
+               " gradient energy / original | cross-hatch (dB) | colour shift (ΔE) |"
+        lines = [head, "|---|---|---:|---:|" + ("---:|" if feature else "") + "---:|---:|---:|"]
 
         def row(label: str, method: str, s: SRScores, bold: bool = False) -> str:
             cells = [f"{s.psnr:.2f}", f"{s.ssim:.4f}"] + ([f"{s.feature_distance:.4g}"] if feature else []) + \
-                    [f"{s.gradient_ratio:.3f}", f"{s.cross_hatch_db:+.2f}"]
+                    [f"{s.gradient_ratio:.3f}", f"{s.cross_hatch_db:+.2f}", f"{s.colour_shift:.2f}"]
             if bold:
                 cells = [f"**{c}**" for c in cells]
             return f"| {label} | {method} | " + " | ".join(cells) + " |"
@@ -135,7 +140,9 @@ def score(output: Image.Image, original: Image.Image, scale: int, border: int,
           feature_distance: float | None = None) -> SRScores:
     return SRScores(psnr=psnr_y(output, original, border), ssim=ssim_y(output, original, border),
                     gradient_ratio=gradient_energy_ratio(output, original, border),
-                    cross_hatch_db=cross_hatch_db(output, original, scale, border), feature_distance=feature_distance)
+                    cross_hatch_db=cross_hatch_db(output, original, scale, border),
+                    colour_shift=colour_shift(output, original, blur_sigma=scale, border=border),
+                    feature_distance=feature_distance)
 
 
 @torch.no_grad()
@@ -192,3 +199,55 @@ def degradation_label(scale: int, blur_sigma: float) -> str:
 
 def finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+# ------------------------------------------------------------------------------------------ the shipped models' bar
+
+PIXEL_METHOD, FEATURE_METHOD = "pixel loss", "feature loss"
+# What the shipped models must do on held-out photos (the report's verdicts and tests/test_sr.py use these).
+PIXEL_MARGIN_DB = {4: 1.5, 8: 0.8}  # pixel loss over bicubic, mean PSNR-Y
+FEATURE_DISTANCE_CUT = 0.10  # the feature model's relu2_2 distance at least this much below the pixel model's
+X4_FEATURE_DETAIL = (0.6, 1.2)  # its gradient-energy ratio at x4
+MAX_CROSS_HATCH_DB = 2.0
+COLOUR_SHIFT_ALLOWANCE = 0.5  # Delta E over bicubic's, both losses and scales
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    met: bool
+    detail: str
+
+
+def check_targets(evaluation: SREvaluation) -> list[TargetCheck]:
+    """Each bar of the shipped pair (``pixel loss`` and ``feature loss`` in ``evaluation``) at its scale."""
+    scale = evaluation.scale
+    bicubic, pixel = evaluation.mean(BICUBIC), evaluation.mean(PIXEL_METHOD)
+    margin = pixel.psnr - bicubic.psnr
+    checks = [TargetCheck(f"x{scale} pixel loss >= bicubic + {PIXEL_MARGIN_DB[scale]} dB", margin >= PIXEL_MARGIN_DB[scale],
+                          f"{margin:+.2f} dB")]
+    worst = min(evaluation.images, key=lambda r: r.scores[PIXEL_METHOD].psnr - r.scores[BICUBIC].psnr)
+    worst_margin = worst.scores[PIXEL_METHOD].psnr - worst.scores[BICUBIC].psnr
+    checks.append(TargetCheck(f"x{scale} pixel loss: no photo below bicubic", worst_margin >= 0,
+                              f"lowest {worst_margin:+.2f} dB ({worst.image})"))
+    if FEATURE_METHOD in evaluation.methods:
+        feature = evaluation.mean(FEATURE_METHOD)
+        if feature.feature_distance is not None and pixel.feature_distance is not None:
+            cut = 1 - feature.feature_distance / pixel.feature_distance
+            checks.append(TargetCheck(f"x{scale} feature loss: relu2_2 distance >= {FEATURE_DISTANCE_CUT:.0%} below the "
+                                      "pixel model's", cut >= FEATURE_DISTANCE_CUT, f"{cut:.1%} lower"))
+        closer = abs(1 - feature.gradient_ratio) < abs(1 - pixel.gradient_ratio)
+        detail_ok = closer and (scale != 4 or X4_FEATURE_DETAIL[0] <= feature.gradient_ratio <= X4_FEATURE_DETAIL[1])
+        bounds = f", within {X4_FEATURE_DETAIL[0]}-{X4_FEATURE_DETAIL[1]}" if scale == 4 else ""
+        checks.append(TargetCheck(f"x{scale} feature loss: more detail than the pixel model{bounds}", detail_ok,
+                                  f"gradient energy {feature.gradient_ratio:.2f} vs {pixel.gradient_ratio:.2f} "
+                                  f"(bicubic {bicubic.gradient_ratio:.2f})"))
+        checks.append(TargetCheck(f"x{scale} feature loss: cross-hatch <= +{MAX_CROSS_HATCH_DB:g} dB",
+                                  feature.cross_hatch_db <= MAX_CROSS_HATCH_DB, f"{feature.cross_hatch_db:+.2f} dB"))
+    for method in (PIXEL_METHOD, FEATURE_METHOD):
+        if method in evaluation.methods:
+            shift = evaluation.mean(method).colour_shift
+            limit = bicubic.colour_shift + COLOUR_SHIFT_ALLOWANCE
+            checks.append(TargetCheck(f"x{scale} {method}: colour shift <= bicubic's + {COLOUR_SHIFT_ALLOWANCE}",
+                                      shift <= limit, f"ΔE {shift:.2f} vs bicubic {bicubic.colour_shift:.2f}"))
+    return checks

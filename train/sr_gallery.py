@@ -17,17 +17,21 @@ Finished models land in ``--models-root`` (default ``registry/builtin/sr``) in f
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import settings
-from imaging.sample_photos import SamplePhotoUnavailable, attribution, load_sample_photo
+from imaging.corpus import HELD_OUT, PHOTO, TRAIN, Corpus, CorpusError, CorpusImage, read_corpus
 from registry.schema import CONFIG_FILE
 
 from .shipping import (
+    LOG_FILE,
     Recipe,
     is_finished,
     make_shippable,
@@ -47,9 +51,21 @@ SHIPPED_HEADING = "## In the shipped super-resolution set"
 
 @dataclass(frozen=True)
 class PhotoSpec:
-    train: tuple[str, ...]
-    held_out: tuple[str, ...]
-    preview: str
+    """The photos come from the licensed corpus (``python -m imaging.corpus build``), which also holds the split:
+    every train photo whose short side is at least ``min_side``, and every held-out photo."""
+
+    preview: str  # a held-out corpus photo id
+    min_side: int = 288
+
+    def train(self, corpus: Corpus) -> list[CorpusImage]:
+        return corpus.select(kind=PHOTO, split=TRAIN, min_side=self.min_side)
+
+    def held_out(self, corpus: Corpus) -> list[CorpusImage]:
+        return corpus.select(kind=PHOTO, split=HELD_OUT)
+
+    def check(self, corpus: Corpus) -> None:
+        if corpus.by_id(self.preview).split != HELD_OUT:
+            raise CorpusError(f"the preview photo {self.preview} is not a held-out photo of the corpus")
 
 
 @dataclass(frozen=True)
@@ -91,12 +107,9 @@ class SRManifest:
 def read_manifest(path: Path = MANIFEST) -> SRManifest:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     photos = raw["photos"]
-    spec = PhotoSpec(tuple(photos["train"]), tuple(photos["held_out"]), photos["preview"])
-    overlap = set(spec.train) & set(spec.held_out)
-    if overlap:
-        raise ValueError(f"{path}: photos both trained on and held out: {sorted(overlap)}")
-    if spec.preview not in spec.held_out:
-        raise ValueError(f"{path}: the preview photo {spec.preview!r} must be one of the held-out photos")
+    if photos.get("source") != "corpus":
+        raise ValueError(f"{path}: [photos] source must be \"corpus\" (imaging/corpus)")
+    spec = PhotoSpec(photos["preview"], int(photos.get("min-side", 288)))
     known = {"name", "scale", "loss", "iterations", "init", "shipped"}
     models = tuple(SRModelSpec(**{k: v for k, v in entry.items() if k in known},
                                options={k: v for k, v in entry.items() if k not in known}) for entry in raw["model"])
@@ -109,24 +122,55 @@ def read_manifest(path: Path = MANIFEST) -> SRManifest:
     return SRManifest(spec, dict(raw.get("train", {})), models, path, read_recipes(raw))
 
 
-def write_photos(spec: PhotoSpec, folder: Path) -> tuple[Path, Path]:
-    """The training and held-out photos as PNG files (``folder/train``, ``folder/held-out``) with a SOURCES.md;
-    written once."""
+def photo_file_name(image_id: str) -> str:
+    """The file a corpus photo becomes in the training folders (what cards and the evaluation name it by):
+    ``gcompris-qt-data/erase/goat`` -> ``erase-goat.png``."""
+    return image_id.split("/", 1)[-1].replace("/", "-") + ".png"
+
+
+def corpus_attribution(images: list[CorpusImage]) -> str:
+    return "\n".join(f"- `{photo_file_name(i.id)}`: {i.attribution}" for i in images)
+
+
+def write_photos(spec: PhotoSpec, corpus: Corpus, folder: Path) -> tuple[Path, Path]:
+    """The training and held-out photos of the corpus as files (``folder/train``, ``folder/held-out``; links to
+    the corpus's files where the file system allows) with a SOURCES.md; rewritten when the corpus changes."""
     train, held_out = folder / "train", folder / "held-out"
     marker = folder / "SOURCES.md"
-    if not marker.is_file():
-        for target, names in ((train, spec.train), (held_out, spec.held_out)):
-            target.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                load_sample_photo(name).save(target / f"{name}.png")
-        marker.write_text(
-            "# Super-resolution photos\n\nTrained on (random patches of the whole photos):\n\n"
-            f"{attribution(spec.train)}\n\nHeld out (never trained on; every model is evaluated on them):\n\n"
-            f"{attribution(spec.held_out)}\n", encoding="utf-8")
+    stamp = f"corpus manifest sha256 {corpus.digest}"
+    if marker.is_file() and stamp in marker.read_text(encoding="utf-8"):
+        return train, held_out
+    for target, images in ((train, spec.train(corpus)), (held_out, spec.held_out(corpus))):
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for image in images:
+            try:
+                os.link(corpus.path(image), target / photo_file_name(image.id))
+            except OSError:
+                shutil.copyfile(corpus.path(image), target / photo_file_name(image.id))
+    marker.write_text(
+        f"# Super-resolution photos\n\nFrom the licensed image corpus ({stamp}; `python -m imaging.corpus build`).\n\n"
+        f"Trained on (random patches of the whole photos):\n\n{corpus_attribution(spec.train(corpus))}\n\n"
+        "Held out (never trained on; every model is evaluated on them):\n\n"
+        f"{corpus_attribution(spec.held_out(corpus))}\n", encoding="utf-8")
     return train, held_out
 
 
-def shipped_card_section(spec: SRModelSpec, manifest: SRManifest) -> str:
+def corpus_lines(photos: PhotoSpec, corpus: Corpus) -> list[str]:
+    """The card's account of the photos: how many, their licences, the corpus that holds them, the held-out list."""
+    train, held_out = photos.train(corpus), photos.held_out(corpus)
+    licences = Counter(i.licence for i in train)
+    packages = ", ".join(f"`{name}` {entry['version']}" for name, entry in corpus.packages.items())
+    return [
+        f"Trained on random patches of {len(train)} photos of the licensed image corpus (Debian packages {packages}, "
+        "plus scikit-image's and matplotlib's photos; corpus manifest sha256 "
+        f"`{corpus.digest}`; rebuild it with `python -m imaging.corpus build`, which lists every photo's author, "
+        "source and licence). Their licences: " + ", ".join(f"{k} ({v})" for k, v in licences.most_common()) + ".",
+        "", f"Never trained on: the corpus's {len(held_out)} held-out photos (split by source photo; the evaluation "
+        "above and the preview use them):", "", corpus_attribution(held_out), ""]
+
+
+def shipped_card_section(spec: SRModelSpec, manifest: SRManifest, corpus: Corpus) -> str:
     """What a shipped SR model's card adds: its manifest entry and stages, its photos and licences, the command."""
     options = {**manifest.train_options, **spec.options}
 
@@ -147,17 +191,16 @@ def shipped_card_section(spec: SRModelSpec, manifest: SRManifest) -> str:
         + ", ".join(f"`--{k} {v}`" for k, v in options.items()) + ". The paper trains 200k iterations on 10k COCO "
         "images; these models saw far fewer steps and photos, so they show the paper's comparison rather than "
         "its numbers.", "",
-        "Trained on random patches of these photos:", "", attribution(manifest.photos.train), "",
-        "Never trained on (the evaluation above and the preview use them):", "", attribution(manifest.photos.held_out),
+        *corpus_lines(manifest.photos, corpus),
         "", "The weights are stored in float16 (half the size); they load into float32.", "",
         "Reproduce all four: `python -m train.sr_gallery` (resumable; `train/sr_gallery.toml`). Compare them: "
         "`python -m benchmarks.report --sections 3`.", "",
     ])
 
 
-def finalize_shipped(folder: Path, spec: SRModelSpec, manifest: SRManifest) -> bool:
+def finalize_shipped(folder: Path, spec: SRModelSpec, manifest: SRManifest, corpus: Corpus) -> bool:
     """A finished SR model made fit to ship (``train.shipping.make_shippable``). True if it changed anything."""
-    return make_shippable(folder, SHIPPED_HEADING, shipped_card_section(spec, manifest), BUILTIN_SR)
+    return make_shippable(folder, SHIPPED_HEADING, shipped_card_section(spec, manifest, corpus), BUILTIN_SR)
 
 
 def recipe_folders(work_dir: Path, recipe: str | None) -> tuple[Path, Path]:
@@ -178,7 +221,7 @@ def train_command(spec: SRModelSpec, manifest: SRManifest, *, train: Path, held_
     command = [sys.executable, "-m", "train.sr", "--data", str(train), "--eval-data", str(held_out),
                "--scale", str(spec.scale), "--loss", spec.loss, "--out", str(model_folder(spec, models_root, stages)),
                "--run-dir", str(runs / spec.name), "--iterations", str(spec.iterations), "--seed", "0",
-               "--preview-image", str(held_out / f"{manifest.photos.preview}.png")]
+               "--preview-image", str(held_out / photo_file_name(manifest.photos.preview))]
     command += option_flags({**manifest.train_options, **spec.options})
     if spec.init:
         parent = manifest.spec(spec.init)
@@ -194,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         work_dir="sr-gallery", item="model",
         recipe_help="train with a [recipe.NAME] of the manifest (gpu: the longer recipe); its runs go to "
                     "<work dir>/runs-NAME, its warm-ups to <work dir>/models-NAME")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="the image corpus folder (default: <data dir>/corpus; python -m imaging.corpus build)")
     args, extra = parser.parse_known_args(argv)  # anything else goes to every train.sr command
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     manifest = read_with_recipe(read_manifest, args.manifest, args.recipe, "super-resolution")
@@ -208,11 +253,14 @@ def main(argv: list[str] | None = None) -> int:
                      ", ".join(m.name for m in manifest.models))
         return 2
     train, held_out = photos / "train", photos / "held-out"
+    corpus = None
     if not args.plan:  # a plan only names the folders
         try:
-            write_photos(manifest.photos, photos)
-        except SamplePhotoUnavailable as exc:
-            logger.error("the training photos need an optional package (%s): pip install -e '.[gallery]'", exc)
+            corpus = read_corpus(args.corpus)
+            manifest.photos.check(corpus)
+            write_photos(manifest.photos, corpus, photos)
+        except CorpusError as exc:
+            logger.error("%s", exc)
             return 2
     for spec in manifest.models:
         if args.only and spec.name not in args.only:
@@ -224,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         folder = model_folder(spec, args.models_root, stages)
         if is_finished(folder.name, spec.iterations, folder.parent):
-            if spec.shipped and finalize_shipped(folder, spec, manifest):
+            if spec.shipped and finalize_shipped(folder, spec, manifest, corpus):
                 logger.info("%s: made ready to ship (float16 weights, card: shipped section, builtin id)", spec.name)
             logger.info("%s: finished (%d iterations), skipped", spec.name, spec.iterations)
             continue
@@ -232,10 +280,10 @@ def main(argv: list[str] | None = None) -> int:
             logger.error("%s starts from %s, which is not trained yet", spec.name, spec.init)
             return 1
         logger.info("%s: training (%d iterations)", spec.name, spec.iterations)
-        if not run_training(spec.name, command):
+        if not run_training(spec.name, command, recipe_folders(work_dir, args.recipe)[0] / spec.name / LOG_FILE):
             return 1
         if spec.shipped:
-            finalize_shipped(folder, spec, manifest)
+            finalize_shipped(folder, spec, manifest, corpus)
     return 0
 
 

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 
 import settings
 from imaging.generated_styles import GENERATED_STYLES
+from imaging.io import load_image
 from imaging.sample_photos import load_sample_photo
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,35 @@ def example_photos() -> list[Path]:
             for name, path in zip(EXAMPLE_PHOTOS, paths):
                 if not path.is_file():
                     _fit(load_sample_photo(name), 512).save(path, quality=92)
+    return paths
+
+
+# Super-resolution examples: photos no shipped SR model was trained on. scikit-image's astronaut is held out by the
+# image corpus's split; when the corpus is built, a few more of its held-out photos join it.
+SR_EXAMPLE_PHOTO = "astronaut"
+SR_CORPUS_EXAMPLES = 3
+
+
+def sr_example_photos() -> list[Path]:
+    """Held-out photos for the Super-resolution tab's examples (written once, at most 512 px)."""
+    from imaging.corpus import HELD_OUT, PHOTO, CorpusError, read_corpus
+
+    folder = examples_dir() / "super-resolution"
+    paths = [folder / f"{SR_EXAMPLE_PHOTO}.jpg"]
+    with _lock:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not paths[0].is_file():
+            _fit(load_sample_photo(SR_EXAMPLE_PHOTO), 512).save(paths[0], quality=95)
+        try:
+            corpus = read_corpus()
+        except CorpusError:
+            return paths  # the app needs no corpus
+        held_out = [i for i in corpus.select(kind=PHOTO, split=HELD_OUT) if not i.id.endswith("/" + SR_EXAMPLE_PHOTO)]
+        for image in held_out[:SR_CORPUS_EXAMPLES]:
+            path = folder / (image.id.rsplit("/", 1)[-1] + ".png")
+            if not path.is_file():
+                _fit(load_image(corpus.path(image)), 512).save(path)
+            paths.append(path)
     return paths
 
 

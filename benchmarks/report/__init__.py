@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sr-datasets", nargs="+", metavar="NAME",
                         help="section 3's evaluation sets: held-out (offline), set5, set14, bsd100 or a Hub dataset id "
                              "(default: held-out)")
+    parser.add_argument("--corpus", type=Path, help="the image corpus folder (default: <data dir>/corpus)")
     parser.add_argument("--work-dir", type=Path, help="training data, runs and models (default: a temporary folder)")
     return parser.parse_args(argv)
 
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         profile = replace(profile, sr_datasets=tuple(args.sr_datasets))
     out = args.out or ROOT / "reports" / f"{name}-{device.replace(':', '')}"
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="report-"))
+    from imaging.corpus.manifest import default_corpus_dir
+
+    profile = replace(profile, corpus=args.corpus or default_corpus_dir())  # before the data dir moves below
     os.environ.setdefault("PERCEPTUAL_DATA_DIR", str(work / "data"))  # never the developer's models folder
     command = "python -m benchmarks.report " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     sections = tuple(sorted(set(args.sections)))

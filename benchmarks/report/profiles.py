@@ -1,6 +1,7 @@
 """The report's sections and its profiles: every size, iteration count and network width a run uses."""
 from __future__ import annotations
 
+from pathlib import Path
 from dataclasses import dataclass, fields
 
 SECTIONS = (1, 2, 3, 4, 5, 6)
@@ -63,6 +64,9 @@ class Profile:
     # 3. Evaluation datasets: "held-out" (the SR manifest's photos, offline) and/or set5, set14, bsd100 or any Hub
     # dataset id (--sr-datasets).
     sr_datasets: tuple[str, ...] = ("held-out",)
+    # The image corpus section 3's held-out photos come from (None: <data dir>/corpus, read before the report
+    # points the data dir at its work folder).
+    corpus: Path | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Profile":

@@ -63,7 +63,8 @@ def superres_tab() -> dict[str, Any]:
             with gr.Column(scale=2):
                 image_input = checked_image(label="Image", sources=["upload", "clipboard"],
                                        elem_id="sr-input")
-                gr.Examples([[str(p)] for p in samples.example_photos()], inputs=[image_input], label="Example photos")
+                gr.Examples([[str(p)] for p in samples.sr_example_photos()], inputs=[image_input],
+                            label="Example photos (held out: no model here was trained on them)")
                 mode_input = gr.Radio([(label, key) for key, label in sr_handlers.MODES.items()], value="original",
                                       label="What is this image?")
                 scale_input = gr.Radio(["x4", "x8"], value="x4", label="Upscaling factor")

@@ -1,27 +1,6 @@
-"""Perceptual Studio: start the web app (``python app.py``, or ``perceptual-studio`` once installed), locally or
-as a Hugging Face Space.
-
-Configuration is by environment variables (``settings.py``; README.md, "Running as a Space"); nothing heavy happens before the
-first request. ``GRADIO_SERVER_NAME=0.0.0.0`` serves on the network (a Space sets it).
-"""
-from __future__ import annotations
-
-import logging
-import os
-
-import settings
-from webapp.malloc_arenas import limit_malloc_arenas
-from webapp.ui import build_demo, launch_kwargs
-
-
-def main() -> None:
-    """Configure logging, build the app and serve it until interrupted."""
-    logging.basicConfig(level=settings.log_level(), format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    limit_malloc_arenas()  # before Gradio starts its worker threads
-    demo = build_demo()
-    demo.launch(server_name=settings.server_name(), **launch_kwargs())
-
+"""Perceptual Studio's web app, as a Hugging Face Space starts it: ``python app.py`` (installed:
+``perceptual-studio``). The app itself is :mod:`perceptual_studio.webapp.launch`."""
+from perceptual_studio.webapp.launch import main
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from losses import PerceptualLoss
+from perceptual_studio.losses import PerceptualLoss
 
 from .lbfgs_device import projected_lbfgs
 

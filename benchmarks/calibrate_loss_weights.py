@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from baseline import run_baseline
-    from imaging import image_to_tensor, load_image, tensor_to_image
-    from losses import PerceptualLoss, PerceptualLossConfig
-    from networks.vgg import default_vgg16_weights
-    from webapp import samples
+    from perceptual_studio.baseline import run_baseline
+    from perceptual_studio.imaging import image_to_tensor, load_image, tensor_to_image
+    from perceptual_studio.losses import PerceptualLoss, PerceptualLossConfig
+    from perceptual_studio.networks.vgg import default_vgg16_weights
+    from perceptual_studio.webapp import samples
 
     weights = default_vgg16_weights()
     out = Path(args.out)

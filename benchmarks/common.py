@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imaging.sample_photos import load_sample_photo
-from networks.devices import device_name  # noqa: F401 - the benchmarks' tables name the device with it
+from perceptual_studio.imaging.sample_photos import load_sample_photo
+from perceptual_studio.networks.devices import device_name  # noqa: F401 - the benchmarks' tables name the device with it
 
 if TYPE_CHECKING:
     import torch

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from registry.schema import CONFIG_FILE, WEIGHTS_FILE
+from perceptual_studio.registry.schema import CONFIG_FILE, WEIGHTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def _image(path: Path, seed: int, size: int = 96) -> Path:
 
 
 def _train_command(root: Path, name: str, iterations: int, *, resume: bool = False) -> list[str]:
-    command = [sys.executable, "-m", "train.style", "--style", str(root / "style.png"), "--content",
+    command = [sys.executable, "-m", "perceptual_studio.train.style", "--style", str(root / "style.png"), "--content",
                str(root / "content"), "--out", str(root / "models" / name), "--run-dir", str(root / "runs" / name),
                "--iterations", str(iterations), "--image-size", "64", "--batch-size", "2", "--width", "0.25",
                "--num-residual", "1", "--checkpoint-every", "5", "--preview-every", "0", "--log-every", "5",
@@ -92,10 +92,10 @@ def kill_and_resume(root: Path, iterations: int, kill_after: int, env: dict[str,
 def broken_models(root: Path) -> tuple[list[tuple[str, str]], str]:
     import torch
 
-    import settings
-    from networks import StyleTransformNet
-    from registry import list_models, save_model
-    from webapp.handlers import stylize
+    from perceptual_studio import settings
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.registry import list_models, save_model
+    from perceptual_studio.webapp.handlers import stylize
 
     models = settings.models_dir()
     torch.manual_seed(0)

@@ -40,7 +40,7 @@ TIME_MARKS = (10, 20, 30, 45, 60, 75, 90)
 def run_job(request, budget_s: float | None) -> dict:
     """Run one Train-tab job; record (seconds, step, losses) per update and each new preview with its time.
     With ``budget_s`` the job is cancelled once that much time has passed (it then saves what it has)."""
-    from webapp.handlers import training
+    from perceptual_studio.webapp.handlers import training
 
     job_id = training.new_job_id()
     timer = threading.Timer(budget_s, training.cancel_job, [job_id]) if budget_s else None
@@ -91,9 +91,9 @@ def time_table(runs: dict[str, dict], marks: tuple[int, ...]) -> str:
 def save_figures(runs: dict[str, dict], style_path: Path, base: str, out: Path) -> None:
     from PIL import Image, ImageDraw, ImageFont
 
-    from imaging.figures import evenly, line_plot
-    from imaging.sample_photos import load_sample_photo
-    from webapp.handlers import stylize
+    from perceptual_studio.imaging.figures import evenly, line_plot
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
+    from perceptual_studio.webapp.handlers import stylize
 
     series_x = sorted({round(r["seconds"], 1) for run in runs.values() for r in run["rows"]})
     series = {}
@@ -137,16 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-scratch", action="store_true", help="only the default fine-tune")
     args = parser.parse_args(argv)
 
-    import settings
+    from perceptual_studio import settings
 
     cache = settings.cache_dir()  # keep the converted loss network; everything else goes to a temporary folder
     work = Path(tempfile.mkdtemp(prefix="finetune-minute-"))
     os.environ.update({settings.DATA_DIR_ENV: str(work), settings.CACHE_DIR_ENV: str(cache),
                        settings.HF_HUB_OFFLINE_ENV: "1"})
-    from imaging.generated_styles import GENERATED_STYLES
-    from networks.devices import device_name
-    from webapp import samples
-    from webapp.handlers import training
+    from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
+    from perceptual_studio.networks.devices import device_name
+    from perceptual_studio.webapp import samples
+    from perceptual_studio.webapp.handlers import training
 
     args.out.mkdir(parents=True, exist_ok=True)
     if Path(args.style).is_file():

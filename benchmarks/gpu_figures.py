@@ -36,8 +36,8 @@ PAPER = {"network_1024_s": 0.21, "baseline_512_500_s": 54.85, "recipe_s": 4 * 36
 
 
 def time_network(width: float, blocks: int, device: torch.device, size: int, repeats: int, warmup: int) -> dict:
-    from networks import StyleTransformNet
-    from networks.plan import choose_plan, run_network
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.networks.plan import choose_plan, run_network
 
     torch.manual_seed(0)
     net = StyleTransformNet(width=width, num_residual=blocks).to(device).eval()
@@ -60,11 +60,11 @@ def time_network(width: float, blocks: int, device: torch.device, size: int, rep
 
 
 def time_baseline(device: torch.device, size: int, iterations: int) -> dict:
-    from baseline.gatys import run_baseline
+    from perceptual_studio.baseline.gatys import run_baseline
     from benchmarks.speed import photo
-    from losses import PerceptualLoss
-    from losses.perceptual import PerceptualLossConfig
-    from networks.vgg import default_vgg16_weights
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.losses.perceptual import PerceptualLossConfig
+    from perceptual_studio.networks.vgg import default_vgg16_weights
 
     weights = default_vgg16_weights()
     loss = PerceptualLoss(PerceptualLossConfig.for_weights(weights), weights=weights)

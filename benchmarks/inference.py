@@ -73,7 +73,7 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None, repeats: int = 5
 def fitted_sr_network(scale: int, size: int = 96, steps: int = 20, seed: int = 0, **kwargs) -> nn.Module:
     """A ``johnson-sr`` network fitted for a few Adam steps to undo a bicubic downscale of a photo."""
     from benchmarks.speed import fit_network, photo
-    from networks import SuperResolutionNet
+    from perceptual_studio.networks import SuperResolutionNet
 
     torch.manual_seed(seed)
     high = photo("astronaut", size)
@@ -103,8 +103,8 @@ def _input(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
 def memory_child(kind: str, shape: tuple[int, ...], device: str | None, precision: str) -> dict:
     """Run one workload twice in this (fresh) process: the resident set before, and the peak after."""
     from benchmarks.memory import current_rss_mb, peak_rss_mb
-    from networks import StyleTransformNet, SuperResolutionNet
-    from networks.inference import choose_plan, run_network
+    from perceptual_studio.networks import StyleTransformNet, SuperResolutionNet
+    from perceptual_studio.networks.inference import choose_plan, run_network
 
     torch.manual_seed(0)
     model = StyleTransformNet() if kind == "style" else SuperResolutionNet(scale=int(kind[2:]))
@@ -130,7 +130,7 @@ def _memory_in_subprocess(row: dict, args: argparse.Namespace) -> dict:
 
 def measure(args: argparse.Namespace) -> dict:
     from benchmarks.speed import fitted_style_network, time_interleaved
-    from networks.inference import choose_plan, run_network
+    from perceptual_studio.networks.inference import choose_plan, run_network
 
     device = torch.device(args.device) if args.device else None
     style = fitted_style_network(steps=args.fit_steps)

@@ -40,8 +40,8 @@ def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
 def _save_models(models: Path, style_image: Path) -> None:
     import torch
 
-    from networks import StyleTransformNet, SuperResolutionNet
-    from registry import save_model
+    from perceptual_studio.networks import StyleTransformNet, SuperResolutionNet
+    from perceptual_studio.registry import save_model
 
     torch.manual_seed(0)
     save_model(StyleTransformNet(width=0.5, num_residual=2).eval(), models / "load-style", style="load",

@@ -22,7 +22,7 @@ import tempfile
 _CHILD = r"""
 import gc, json, os, resource, sys, time
 import torch  # the baseline every start pays anyway
-import networks.vgg as vgg
+import perceptual_studio.networks.vgg as vgg
 
 def rss_mb():
     with open("/proc/self/statm") as f:

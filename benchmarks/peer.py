@@ -112,7 +112,7 @@ def our_entrants(name: str, network: nn.Module, runtimes: tuple[str, ...], work:
     """``network`` under each runtime: the torch plan, ONNX Runtime, ``torch.compile``."""
     import copy
 
-    from networks.inference import choose_plan, run_network
+    from perceptual_studio.networks.inference import choose_plan, run_network
 
     network = network.float().cpu().eval()
     reference = copy.deepcopy(network)
@@ -127,7 +127,7 @@ def our_entrants(name: str, network: nn.Module, runtimes: tuple[str, ...], work:
     if "onnxruntime" in runtimes:
         import onnxruntime
 
-        from networks.onnx_export import export_onnx
+        from perceptual_studio.networks.onnx_export import export_onnx
 
         path = export_onnx(network, work / f"{name.replace(' ', '_')}.onnx")
         options = onnxruntime.SessionOptions()
@@ -146,7 +146,7 @@ def our_entrants(name: str, network: nn.Module, runtimes: tuple[str, ...], work:
 
 def candidate_network(spec: str) -> nn.Module:
     """``WIDTHxBLOCKS`` (e.g. ``0.5x3``): an untrained johnson-style network of that width and residual count."""
-    from networks import StyleTransformNet
+    from perceptual_studio.networks import StyleTransformNet
 
     try:
         width, blocks = spec.lower().split("x")
@@ -156,8 +156,8 @@ def candidate_network(spec: str) -> nn.Module:
 
 
 def load_registry_network(model_id: str) -> tuple[nn.Module | None, str]:
-    from registry import api
-    from registry.errors import RegistryError
+    from perceptual_studio.registry import api
+    from perceptual_studio.registry.errors import RegistryError
 
     try:
         model = api.load_model(model_id, "cpu")

@@ -31,8 +31,8 @@ from torch import nn
 
 # device_name and psnr moved to benchmarks/common.py; tests and other benchmarks still import them from here.
 from benchmarks.common import device_name, loadavg, psnr, sync, write_json
-from imaging.io import image_to_tensor
-from imaging.sample_photos import load_sample_photo
+from perceptual_studio.imaging.io import image_to_tensor
+from perceptual_studio.imaging.sample_photos import load_sample_photo
 
 # The paper's Table 1 (GTX Titan X, Torch + cuDNN): size -> (Gatys 100, 300, 500 iterations, network), seconds.
 PAPER_TABLE1: dict[int, tuple[float, float, float, float]] = {
@@ -75,7 +75,7 @@ def fit_network(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, s
 
 
 def fitted_style_network(size: int = 96, steps: int = 40, seed: int = 0) -> nn.Module:
-    from networks import StyleTransformNet
+    from perceptual_studio.networks import StyleTransformNet
 
     torch.manual_seed(seed)
     content = photo("astronaut", size)
@@ -103,7 +103,7 @@ def baseline_seconds_per_iteration(
 ) -> tuple[list[float], int]:
     """Per-iteration seconds of the L-BFGS baseline over ``iterations`` iterations after one warm-up,
     and how many times the objective was evaluated in the whole run."""
-    from baseline.gatys import run_baseline
+    from perceptual_studio.baseline.gatys import run_baseline
 
     stamps: list[float] = []
     evaluations = 0
@@ -139,7 +139,7 @@ def lever_variants(model: nn.Module, x: torch.Tensor, device: torch.device) -> d
     """The alternatives that were measured to choose the plan (``--levers``), each returning a float32 image."""
     import copy
 
-    from networks.inference import choose_plan, run_network
+    from perceptual_studio.networks.inference import choose_plan, run_network
 
     auto = choose_plan(model, device)
     fp32 = copy.deepcopy(model).to(device).eval()
@@ -190,9 +190,9 @@ def lever_variants(model: nn.Module, x: torch.Tensor, device: torch.device) -> d
 
 
 def measure(args: argparse.Namespace) -> dict:
-    from losses.perceptual import PerceptualLoss, PerceptualLossConfig
-    from networks.inference import choose_plan, run_network
-    from networks.vgg import default_vgg16_weights
+    from perceptual_studio.losses.perceptual import PerceptualLoss, PerceptualLossConfig
+    from perceptual_studio.networks.inference import choose_plan, run_network
+    from perceptual_studio.networks.vgg import default_vgg16_weights
 
     device = torch.device(args.device) if args.device else None
     started = time.perf_counter()

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import device_name, loadavg, psnr, write_json
-from imaging.io import image_to_tensor
-from imaging.sample_photos import load_sample_photo
+from perceptual_studio.imaging.io import image_to_tensor
+from perceptual_studio.imaging.sample_photos import load_sample_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_PEAK_GB = 4.0
@@ -42,9 +42,9 @@ def test_image(width: int, height: int) -> torch.Tensor:
 def child(args: argparse.Namespace) -> int:
     """One variant in this process; prints a JSON line and saves the output as float16 for the PSNR."""
     from benchmarks.memory import current_rss_mb, peak_rss_mb
-    from networks import StyleTransformNet
-    from networks.inference import choose_plan, run_network
-    from networks.tiling import run_network_tiled, run_tiled
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.networks.inference import choose_plan, run_network
+    from perceptual_studio.networks.tiling import run_network_tiled, run_tiled
 
     model = StyleTransformNet()
     model.load_state_dict(torch.load(args.weights, weights_only=True))

@@ -90,7 +90,7 @@ def throughput(work: Path, device: str, steps: int, warmup: int, image_size: int
                networks: dict[str, tuple[float, int]] | None = None, precisions: tuple[str, ...] | None = None) -> list[dict]:
     """Steps/s of ``train_style`` through the real loop (data, loss network, optimiser) for each network
     (name -> (width, residual blocks); default: the paper-size one), image size and precision."""
-    from train import StyleTrainConfig, train_style
+    from perceptual_studio.train import StyleTrainConfig, train_style
 
     sizes = (image_size,) if isinstance(image_size, int) else tuple(image_size)
     networks = networks or {"paper-size": PAPER_SIZE}
@@ -130,7 +130,7 @@ def _duration(hours: float) -> str:
 
 def fast_architecture() -> tuple[float, int]:
     """The shipped fast variants' width and residual blocks (``train/gallery.toml``, table ``[fast]``)."""
-    from train.gallery import read_manifest
+    from perceptual_studio.train.gallery import read_manifest
 
     fast = read_manifest().fast
     if fast is None:  # a manifest without fast variants: the authors' released fast models' size
@@ -184,14 +184,14 @@ def quality(work: Path, device: str, image_size: int, iterations: int, width: fl
     """Train (or, with ``run_dir``, reuse a finished run's model) and score it against the L-BFGS baseline."""
     import torch
 
-    from baseline.gatys import run_baseline
-    from imaging.io import image_to_tensor, load_image, resize_to_max_side
-    from losses import PerceptualLoss
-    from registry import load_model_folder
-    from train import StyleTrainConfig, train_style
-    from train.export import model_folder_for
-    from train.run import loss_network_weights
-    from train.style import load_style_image, loss_config_for
+    from perceptual_studio.baseline.gatys import run_baseline
+    from perceptual_studio.imaging.io import image_to_tensor, load_image, resize_to_max_side
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.registry import load_model_folder
+    from perceptual_studio.train import StyleTrainConfig, train_style
+    from perceptual_studio.train.export import model_folder_for
+    from perceptual_studio.train.run import loss_network_weights
+    from perceptual_studio.train.style import load_style_image, loss_config_for
 
     if run_dir is None:
         content = make_content_folder(work / "content-q", 256, image_size + image_size // 4)
@@ -261,7 +261,7 @@ def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_siz
     """Full recipe on two styles ("waves", "cells"), then a warm-started fine-tune waves -> cells against the
     clock ("finetune"), until its style loss (mean of 20 steps) reaches the full "cells" run's final style loss.
     Stages keep their results in ``<work>/recipe.json`` so each fits in one short GPU command."""
-    from train import StyleTrainConfig, train_style
+    from perceptual_studio.train import StyleTrainConfig, train_style
 
     state_file = work / "recipe.json"
     results = json.loads(state_file.read_text()) if state_file.is_file() else {}

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from networks.vgg import LAYER_NAMES, LossNetwork
+from perceptual_studio.networks.vgg import LAYER_NAMES, LossNetwork
 
 Layer = Union[str, int]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 # The montage (and its frame picker) lives with the project's other figures; re-exported for explain's API.
-from imaging.figures import evenly, evolution_strip
+from perceptual_studio.imaging.figures import evenly, evolution_strip
 
 __all__ = ["PREVIEW_PATTERNS", "Preview", "evenly", "evolution_strip", "find_previews"]
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from imaging.figures import line_plot
-from networks.vgg import LossNetwork
+from perceptual_studio.imaging.figures import line_plot
+from perceptual_studio.networks.vgg import LossNetwork
 
 from .top9 import report
 

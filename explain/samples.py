@@ -19,8 +19,8 @@ import functools
 import torch
 from PIL import Image
 
-from imaging.io import image_to_tensor, load_image
-from imaging.sample_photos import load_sample_photo
+from perceptual_studio.imaging.io import image_to_tensor, load_image
+from perceptual_studio.imaging.sample_photos import load_sample_photo
 
 SAMPLE_NAMES: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins")
 DEFAULT_SIZE = 128

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from imaging.io import tensor_to_image
+from perceptual_studio.imaging.io import tensor_to_image
 
 from .deconvnet import Deconvnet, Layer, ReceptiveField, to_display
 

@@ -4,7 +4,7 @@ See :mod:`imaging.io` for the conversion rules (EXIF orientation, alpha over whi
 pixel limits checked before decoding).
 """
 
-from imaging.io import (
+from perceptual_studio.imaging.io import (
     DEFAULT_MAX_PIXELS,
     MAX_PIXELS_ENV_VAR,
     SUPPORTED_FORMATS,

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from imaging.io import load_image
+from perceptual_studio.imaging.io import load_image
 
 LOSS_TERMS: tuple[str, ...] = ("total", "content", "style", "tv", "pixel")
 # One colour per loss term everywhere (matplotlib's tab10 colours; the total in near-black).

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from skimage.exposure import match_histograms
 
-from imaging.metrics import to_uint8
+from perceptual_studio.imaging.metrics import to_uint8
 
 
 def match_histogram(image, reference) -> Image.Image:

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-import settings
-from settings import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV_VAR  # noqa: F401  re-exported (imaging.DEFAULT_MAX_PIXELS)
+from perceptual_studio import settings
+from perceptual_studio.settings import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV_VAR  # noqa: F401  re-exported (imaging.DEFAULT_MAX_PIXELS)
 
 logger = logging.getLogger(__name__)
 

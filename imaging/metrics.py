@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from imaging.io import tensor_to_image
+from perceptual_studio.imaging.io import tensor_to_image
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from networks.vgg import LAYER_NAMES, STYLE_LAYERS, LossNetwork, LossNetworkWeights
+from perceptual_studio.networks.vgg import LAYER_NAMES, STYLE_LAYERS, LossNetwork, LossNetworkWeights
 
 from .functional import (
     feature_reconstruction_loss,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-import settings
+from perceptual_studio import settings
 
 
 def device_name(device: torch.device | str) -> str:

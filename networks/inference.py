@@ -23,6 +23,7 @@ from .plan import (  # noqa: F401
     choose_plan,
     cpu_has_fast_bfloat16,
     fold_batch_norms,
+    ran_as,
     run_network,
     swap_instance_norms,
 )
@@ -56,18 +57,18 @@ def infer(model: nn.Module, x: torch.Tensor, plan: InferencePlan | None = None, 
             plan = fastest_plan(model, plan, max(x.shape[-2:]))
     if whole_image_tiles:
         plan = replace(plan, runtime="torch")  # the tiles share statistics through the torch modules
-    how = plan.describe()
     started = time.perf_counter()
     if whole_image_tiles:
         out = run_network_tiled(model, x, plan, tile=whole_image_tile)
-        how += f", in {whole_image_tile}-px tiles with whole-image statistics"
+        how = f", in {whole_image_tile}-px tiles with whole-image statistics"
     elif tile is None:
-        out = run_network(model, x, plan)
+        out, how = run_network(model, x, plan), ""
     else:
         scale = int(getattr(model, "scale", 1) or 1)
         out = run_tiled(lambda piece: run_network(model, piece, plan), x, tile=tile, overlap=overlap, scale=scale)
-        if max(x.shape[-2:]) > tile:
-            how += f", in {tile}-px input tiles overlapping by {overlap} px"
+        how = f", in {tile}-px input tiles overlapping by {overlap} px" if max(x.shape[-2:]) > tile else ""
     if plan.device.type == "cuda":
         torch.cuda.synchronize(plan.device)
-    return InferenceRun(out.clamp(0.0, 1.0), time.perf_counter() - started, how)
+    seconds = time.perf_counter() - started
+    # Recorded after the run: a fallback during it (compile to eager, cast to autocast) is what it says.
+    return InferenceRun(out.clamp(0.0, 1.0), seconds, ran_as(model, plan) + how)

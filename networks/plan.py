@@ -31,13 +31,13 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from settings import device as default_device
+from perceptual_studio.settings import device as default_device
 
 from .layers import UpsampleConvNormReLU
 
@@ -73,11 +73,13 @@ class InferencePlan:
         if self.runtime == "onnxruntime" and self.device.type != "cpu":
             raise ValueError("the onnxruntime runtime runs on the CPU only")
 
-    def describe(self) -> str:
+    def describe(self, *, autocast: bool = False) -> str:
+        """The plan in words; ``autocast``: the reduced dtype ran as autocast (the cast copy failed)."""
         if self.runtime == "onnxruntime":
             return f"ONNX Runtime (float32), {self.device}"
+        cast = "" if self.dtype is None else (" autocast" if autocast else " weights+activations")
         parts = [
-            _SHORT[self.dtype] + ("" if self.dtype is None else " weights+activations"),
+            _SHORT[self.dtype] + cast,
             "channels-last" if self.channels_last else "contiguous",
             str(self.device),
         ]
@@ -153,6 +155,13 @@ def run_network(model: nn.Module, x: torch.Tensor, plan: InferencePlan | None = 
     plan = plan if plan is not None else choose_plan(model)
     out = _prepared(model, plan)(x)
     return out.to(torch.float32, memory_format=torch.contiguous_format)
+
+
+def ran_as(model: nn.Module, plan: InferencePlan) -> str:
+    """How ``model`` last ran under ``plan``, fallbacks included: what a result should report."""
+    with _CACHE_LOCK:
+        cached = _CACHE.get(model, {}).get(plan)
+    return cached[1].ran_as() if cached is not None else plan.describe()
 
 
 class BatchInstanceNorm2d(nn.Module):
@@ -268,6 +277,9 @@ def fold_batch_norms(module: nn.Module) -> nn.Module:
 class _OnnxSession:
     """One model exported to ONNX and opened in an ONNX Runtime session (CPU), as many threads as torch uses."""
 
+    def ran_as(self) -> str:
+        return self.plan.describe()
+
     def __init__(self, model: nn.Module, plan: InferencePlan):
         import onnxruntime
 
@@ -310,6 +322,11 @@ class _Prepared:
         layout = torch.channels_last if self.plan.channels_last else torch.contiguous_format
         dtype = self.plan.dtype if self.cast else torch.float32
         return x.to(self.plan.device, dtype).contiguous(memory_format=layout)
+
+    def ran_as(self) -> str:
+        """What the last call ran, after any fallback (compile or CUDA graphs to eager, cast to autocast)."""
+        plan = replace(self.plan, compile=self.compiled is not None, cuda_graphs=self.graphs is not None)
+        return plan.describe(autocast=not self.cast and self.plan.dtype is not None)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.compiled is not None:

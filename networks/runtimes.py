@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-import settings
+from perceptual_studio import settings
 
 from .plan import InferencePlan, _weights_signature, run_network
 
@@ -70,8 +70,8 @@ def probe_image(side: int = PROBE_SIDE) -> torch.Tensor:
     """The probe: a real photo (scikit-image's astronaut, public domain), centre-cropped to ``side`` px. A style
     network turns flat synthetic gradients into texture that tiny rounding differences move about, so only a
     photo tells whether a runtime's output matches float32."""
-    from imaging.io import image_to_tensor
-    from imaging.sample_photos import load_sample_photo
+    from perceptual_studio.imaging.io import image_to_tensor
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
 
     photo = load_sample_photo("astronaut")
     shorter = min(photo.size)

@@ -31,8 +31,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-import hub_probe
-import settings
+from perceptual_studio import hub_probe
+from perceptual_studio import settings
 
 from . import vgg_oxford
 

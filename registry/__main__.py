@@ -100,8 +100,8 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import settings
-    from registry.api import list_models
+    from perceptual_studio import settings
+    from perceptual_studio.registry.api import list_models
 
     listing = list_models(task=args.task, source=args.source)
     for notice in listing.notices:
@@ -126,7 +126,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from registry.api import describe
+    from perceptual_studio.registry.api import describe
 
     entry, config = describe(args.id)
     if args.json:
@@ -144,14 +144,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from registry.api import pull
+    from perceptual_studio.registry.api import pull
 
     print(pull(args.id))
     return 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from registry.api import publish
+    from perceptual_studio.registry.api import publish
 
     result = publish(args.folder, args.repo_id, token=args.token, private=True if args.private else None,
                      commit_message=args.message)
@@ -160,7 +160,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_import_legacy(args: argparse.Namespace) -> int:
-    from registry.legacy import import_legacy_checkpoint
+    from perceptual_studio.registry.legacy import import_legacy_checkpoint
 
     folder = import_legacy_checkpoint(args.checkpoint, args.name, style=args.style, style_image=args.style_image,
                                       overwrite=args.overwrite)
@@ -169,7 +169,7 @@ def cmd_import_legacy(args: argparse.Namespace) -> int:
 
 
 def cmd_import_onnx(args: argparse.Namespace) -> int:
-    from registry.onnx_zoo import import_onnx_model
+    from perceptual_studio.registry.onnx_zoo import import_onnx_model
 
     folder = import_onnx_model(args.file, args.name, style=args.style, overwrite=args.overwrite)
     print(f"imported {args.file.name} -> {folder} (id local:{folder.name})")
@@ -177,7 +177,7 @@ def cmd_import_onnx(args: argparse.Namespace) -> int:
 
 
 def cmd_import_zoo(args: argparse.Namespace) -> int:
-    from registry.onnx_zoo import import_zoo_styles, zoo_style
+    from perceptual_studio.registry.onnx_zoo import import_zoo_styles, zoo_style
 
     try:
         for style in args.styles:
@@ -195,8 +195,8 @@ def cmd_import_zoo(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from networks.architectures import list_architectures
-    from registry.plugins import ENTRY_POINT_GROUP, load_plugins
+    from perceptual_studio.networks.architectures import list_architectures
+    from perceptual_studio.registry.plugins import ENTRY_POINT_GROUP, load_plugins
 
     report = load_plugins(strict=False)
     rows = [["ARCHITECTURE", "TASK", "PROVIDER"]] + [[a.name, a.task, a.provider] for a in list_architectures()]
@@ -210,8 +210,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from networks.onnx_export import check_onnx, export_onnx
-    from registry.api import load_model
+    from perceptual_studio.networks.onnx_export import check_onnx, export_onnx
+    from perceptual_studio.registry.api import load_model
 
     model = load_model(args.id, "cpu")
     config = model.config
@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub is imported
-    from registry.errors import (
+    from perceptual_studio.registry.errors import (
         AmbiguousModelIdError,
         InvalidModelIdError,
         RegistryError,

@@ -17,6 +17,7 @@ import glob
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,8 +25,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-import settings
-from networks.architectures import TASKS
+from perceptual_studio import settings
+from perceptual_studio.networks.architectures import TASKS
 
 from . import hub as hub_mod
 from .errors import (
@@ -40,6 +41,7 @@ from .model_format import (
     PICKLE_SUFFIXES,
     WEIGHTS_FILE,
     LoadedModel,
+    ModelConfig,
     load_model_folder,
     validate_folder,
 )
@@ -59,9 +61,42 @@ from .sources import (
 
 logger = logging.getLogger(__name__)
 
-_memory: dict[tuple[str, str], tuple[Any, LoadedModel]] = {}
+# Loaded models, least recently used first, bounded by their tensors' bytes (settings.model_cache_bytes()):
+# a Space serving many models keeps a level memory. Prepared copies and ONNX sessions are keyed weakly by the
+# network (networks/plan.py, networks/runtimes.py), so they leave with it.
+_memory: OrderedDict[tuple[str, str], tuple[Any, LoadedModel]] = OrderedDict()
+_memory_bytes: dict[tuple[str, str], int] = {}
 _memory_lock = threading.Lock()
 _key_locks: dict[tuple[str, str], threading.Lock] = {}
+
+
+def _recall(key: tuple[str, str]) -> tuple[Any, LoadedModel] | None:
+    with _memory_lock:
+        hit = _memory.get(key)
+        if hit is not None:
+            _memory.move_to_end(key)
+        return hit
+
+
+def _remember(key: tuple[str, str], fingerprint: Any, model: LoadedModel) -> None:
+    """Keep ``model``, then forget the least recently used others until the cache fits its byte budget."""
+    size = sum(t.numel() * t.element_size() for t in (*model.network.parameters(), *model.network.buffers()))
+    budget = settings.model_cache_bytes()
+    with _memory_lock:
+        _memory[key], _memory_bytes[key] = (fingerprint, model), size
+        _memory.move_to_end(key)
+        while len(_memory) > 1 and sum(_memory_bytes.values()) > budget:
+            oldest = next(iter(_memory))
+            del _memory[oldest], _memory_bytes[oldest]
+            lock = _key_locks.get(oldest)
+            if lock is not None and not lock.locked():
+                del _key_locks[oldest]
+
+
+def memory_cache_bytes() -> int:
+    """What the loaded models' tensors take now (the cache's measure)."""
+    with _memory_lock:
+        return sum(_memory_bytes.values())
 
 
 @dataclass
@@ -281,49 +316,99 @@ def _download(repo_id: str, token: str | None) -> Path:
         ) from None
 
 
-def load_model(model_id: str, device: str | torch.device | None = None, *, token: str | None = None) -> LoadedModel:
-    """Return the ready model for ``model_id``: its network in eval mode on ``device`` (default
-    ``settings.device()``), its ``ModelConfig`` (loss network, style, training record) and canonical id.
+ModelRef = str | os.PathLike  # a model id (module docstring) or a model folder's path
+
+
+def as_folder(model: ModelRef) -> Path | None:
+    """``model`` as a model folder on disk, or None when it is an id.
+
+    A ``Path`` (any ``os.PathLike``) is always a folder; a string is one when it names an existing folder with a
+    ``config.json`` and is not an id with a source prefix (``builtin:``, ``local:``, ``hub:``, ``cache:``), the
+    way diffusers' ``from_pretrained`` tells a local folder from a Hub repo id.
+    """
+    if not isinstance(model, str):
+        return Path(os.fspath(model))
+    text = model.strip()
+    if not text or parse_prefix(text) is not None:
+        return None
+    path = Path(text).expanduser()
+    return path if (os.sep in text or "/" in text or text.startswith(".")) and (path / CONFIG_FILE).is_file() else None
+
+
+def parse_prefix(text: str) -> str | None:
+    """The id's source prefix (``local`` ...) when it has a known one; None otherwise."""
+    prefix, sep, _ = text.partition(":")
+    return prefix if sep and prefix in ("local", "builtin", "hub", "hf-hub", "cache") else None
+
+
+def model_folder(canonical: str, *, token: str | None = None) -> Path:
+    """The folder on disk of a resolved id (:func:`resolve_model_id`): the one place an id becomes a folder.
+
+    A Hub model is downloaded (only its model files) when the Hub answers, else its cached copy is used."""
+    source, name = canonical.split(":", 1)
+    if source == "local":
+        folder = settings.models_dir() / name
+        if not folder.is_dir():
+            raise ModelNotFoundError(f"no local model {name!r} in the models folder")
+        return folder
+    if source == "builtin":
+        return _builtin_folder(name)
+    return _repo_folder(source, name, token)
+
+
+def read_config(model: ModelRef, *, token: str | None = None) -> tuple[str | None, ModelConfig]:
+    """(canonical id or None for a folder, its ``config.json``) without reading any weights."""
+    folder = as_folder(model)
+    if folder is not None:
+        return None, validate_folder(folder)
+    canonical = resolve_model_id(str(model))
+    load_plugins(strict=False)
+    return canonical, validate_folder(model_folder(canonical, token=token), name=canonical.split(":", 1)[1])
+
+
+def load_model(model_id: ModelRef, device: str | torch.device | None = None, *,
+               token: str | None = None) -> LoadedModel:
+    """Return the ready model for ``model_id`` (an id or a model folder's path): its network in eval mode on
+    ``device`` (default ``settings.device()``), its ``ModelConfig`` (loss network, style, training record) and
+    canonical id (None for a folder given by path).
 
     It is cached and shared: copy the network before training it further.
     """
+    target = torch.device(device) if device is not None else settings.device()
+    folder = as_folder(model_id)
+    if folder is not None:
+        return _load_cached((f"folder:{folder.resolve()}", str(target)), lambda: folder, target, None, folder.name)
     canonical = resolve_model_id(model_id)
     source, name = canonical.split(":", 1)
-    target = torch.device(device) if device is not None else settings.device()
     key = (f"repo:{name}" if source in ("hub", "cache") else canonical, str(target))
+    if source == "hub":
+        hit = _recall(key)
+        if hit is not None:
+            return hit[1]  # no network round trip for a model already in memory
+    return _load_cached(key, lambda: model_folder(canonical, token=token), target, canonical, name)
+
+
+def _load_cached(key: tuple[str, str], locate, target: torch.device, canonical: str | None,
+                 name: str) -> LoadedModel:
+    """The model in memory under ``key`` if its files are unchanged, else loaded from ``locate()``'s folder."""
     with _memory_lock:
         lock = _key_locks.setdefault(key, threading.Lock())
-        hit = _memory.get(key)
-    if hit is not None and source == "hub":
-        return hit[1]  # no network round trip for a model already in memory
     with lock:
         load_plugins(strict=False)
-        if source == "local":
-            folder = settings.models_dir() / name
-            if not folder.is_dir():
-                raise ModelNotFoundError(f"no local model {name!r} in {settings.models_dir()}")
-        elif source == "builtin":
-            folder = _builtin_folder(name)
-        else:
-            with _memory_lock:
-                hit = _memory.get(key)
-            if hit is not None and source == "hub":
-                return hit[1]
-            folder = _repo_folder(source, name, token)
+        folder = locate()
         fingerprint = _fingerprint(folder)
-        with _memory_lock:
-            hit = _memory.get(key)
+        hit = _recall(key)
         if hit is not None and hit[0] == fingerprint:
             return hit[1]
         model = load_model_folder(folder, target, name=name, model_id=canonical)
-        with _memory_lock:
-            _memory[key] = (fingerprint, model)
+        _remember(key, fingerprint, model)
         return model
 
 
 def clear_memory_cache() -> None:
     with _memory_lock:
         _memory.clear()
+        _memory_bytes.clear()
 
 
 # ------------------------------------------------------------------------------------------------ save / share
@@ -382,14 +467,8 @@ def describe(model_id: str) -> tuple[ModelEntry, dict | None]:
     canonical = resolve_model_id(model_id)
     source, name = canonical.split(":", 1)
     load_plugins(strict=False)
-    if source == "local":
-        folder = settings.models_dir() / name
-        if not folder.is_dir():
-            raise ModelNotFoundError(f"no local model {name!r} in {settings.models_dir()}")
-        entry = _entry_from_folder(folder, id=canonical, source="local")
-    elif source == "builtin":
-        folder = _builtin_folder(name)
-        entry = _entry_from_folder(folder, id=canonical, source="builtin")
+    if source in ("local", "builtin"):
+        entry = _entry_from_folder(model_folder(canonical), id=canonical, source=source)
     else:
         snapshot = hub_mod.cached_snapshot(name)
         if snapshot is not None:
@@ -425,6 +504,7 @@ def _hub_only_entry(repo_id: str) -> ModelEntry:
 
 
 __all__ = [
-    "Listing", "ModelEntry", "RegistryError", "clear_memory_cache", "describe", "list_models", "load_model",
-    "parse_model_id", "publish", "pull", "resolve_model_id", "save_model",
+    "Listing", "ModelEntry", "ModelRef", "RegistryError", "as_folder", "clear_memory_cache", "describe", "list_models",
+    "load_model", "model_folder", "parse_model_id", "publish", "pull", "read_config", "resolve_model_id",
+    "save_model",
 ]

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from huggingface_hub import ModelCard, ModelCardData
 
-import settings
-from networks.vgg import describe_loss_network
+from perceptual_studio import settings
+from perceptual_studio.networks.vgg import describe_loss_network
 
 if TYPE_CHECKING:
     from .schema import ModelConfig
@@ -57,8 +57,8 @@ Architecture `{{ architecture }}`{% if architecture_args %} ({{ architecture_arg
 With the [Perceptual Studio](https://huggingface.co/models?other={{ hub_tag }}) library:
 
 ```python
-from registry import load_model
-from imaging.io import load_image_tensor, save_image
+from perceptual_studio.registry import load_model
+from perceptual_studio.imaging.io import load_image_tensor, save_image
 
 model = load_model("{{ model_id }}")  # ready nn.Module, eval mode
 save_image(model(load_image_tensor("photo.jpg")), "out.png")

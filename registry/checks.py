@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from networks.architectures import UnknownArchitectureError, get_architecture
+from perceptual_studio.networks.architectures import UnknownArchitectureError, get_architecture
 
 from .errors import MissingPluginError, ModelFormatError, UnsafeModelError
 from .schema import (

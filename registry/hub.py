@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-import settings
-from hub_probe import hub_endpoint, probe_hub
+from perceptual_studio import settings
+from perceptual_studio.hub_probe import hub_endpoint, probe_hub
 
 from .card import CARD_DATA_KEY
 from .errors import (

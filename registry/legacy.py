@@ -17,13 +17,13 @@ from typing import Any
 
 import torch
 
-import settings
-from networks.legacy import (
+from perceptual_studio import settings
+from perceptual_studio.networks.legacy import (
     ARCHITECTURE_NAME,
     PyTorchExamplesTransformerNet,
     drop_stale_norm_stats,
 )
-from networks.vgg import TORCHVISION_IDENTITY
+from perceptual_studio.networks.vgg import TORCHVISION_IDENTITY
 
 from .checks import _check_size, _compare
 from .errors import ModelFormatError

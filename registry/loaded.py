@@ -4,12 +4,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-import settings
+from perceptual_studio import settings
 
 from .checks import _build, validate_folder
 from .errors import ModelFormatError
@@ -24,9 +23,15 @@ class LoadedModel:
     network: nn.Module
     config: ModelConfig
     model_id: str | None = None
+    folder: Path | None = None  # the folder it was read from
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.network(*args, **kwargs)
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on a (N, 3, H, W) batch in [0, 1], as the pipelines run it: the precision plan and
+        runtime chosen for this machine, tiles for large style inputs, the output clamped to [0, 1]."""
+        from perceptual_studio.networks.inference import infer
+
+        whole_image_tile = settings.style_tile() if self.config.task == "style-transfer" else None
+        return infer(self.network, x, whole_image_tile=whole_image_tile).output
 
     @property
     def label(self) -> str:
@@ -56,4 +61,4 @@ def load_model_folder(folder: str | os.PathLike, device: torch.device | str | No
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelFormatError(f"{name}: {WEIGHTS_FILE} does not match config.json: {exc}") from None
-    return LoadedModel(model.to(device if device is not None else settings.device()).eval(), config, model_id)
+    return LoadedModel(model.to(device if device is not None else settings.device()).eval(), config, model_id, folder)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from networks.legacy import PyTorchExamplesTransformerNet
+from perceptual_studio.networks.legacy import PyTorchExamplesTransformerNet
 
 from .checks import _check_size
 from .errors import ModelFormatError, UnsafeModelError

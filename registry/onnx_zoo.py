@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import settings
-from hub_probe import hub_endpoint
-from networks.legacy import ARCHITECTURE_NAME, PyTorchExamplesTransformerNet
-from networks.vgg import TORCHVISION_IDENTITY
-from networks.vgg_oxford import sha256_of
+from perceptual_studio import settings
+from perceptual_studio.hub_probe import hub_endpoint
+from perceptual_studio.networks.legacy import ARCHITECTURE_NAME, PyTorchExamplesTransformerNet
+from perceptual_studio.networks.vgg import TORCHVISION_IDENTITY
+from perceptual_studio.networks.vgg_oxford import sha256_of
 
 from . import hub as hub_mod
 from .errors import RegistryError

@@ -25,9 +25,9 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-import networks  # noqa: F401  built-ins register first, so they win any clash
-from networks import architectures
-from networks.architectures import (
+from perceptual_studio import networks  # noqa: F401  built-ins register first, so they win any clash
+from perceptual_studio.networks import architectures
+from perceptual_studio.networks.architectures import (
     TASKS,
     Architecture,
     DuplicateArchitectureError,

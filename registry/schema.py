@@ -9,8 +9,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import settings
-from networks.architectures import TASKS
+from perceptual_studio import settings
+from perceptual_studio.networks.architectures import TASKS
 
 from .errors import ModelFormatError
 

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from networks.architectures import TASKS
+from perceptual_studio.networks.architectures import TASKS
 
 from .errors import RegistryError
 from .hub import HubModel

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from imaging.io import load_image, resize_to_max_side, tensor_to_image
-from networks.architectures import get_architecture, list_architectures
+from perceptual_studio.imaging.io import load_image, resize_to_max_side, tensor_to_image
+from perceptual_studio.networks.architectures import get_architecture, list_architectures
 
 from .card import build_card
 from .checks import _compare, _expected_shapes

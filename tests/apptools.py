@@ -32,8 +32,8 @@ def photo(path: Path, size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
 def save_test_models(models_dir: Path, style_image: Path) -> None:
     """Three style models (two that blend, one of another width) and three x4 SR models (pixel, feature, and one
     of another width) via the registry."""
-    from networks import StyleTransformNet, SuperResolutionNet
-    from registry import save_model
+    from perceptual_studio.networks import StyleTransformNet, SuperResolutionNet
+    from perceptual_studio.registry import save_model
 
     for name, style, seed, width in (("tiny-style", "tiny", 0, 0.25), ("tiny-style-b", "tiny-b", 4, 0.25),
                                      ("tiny-style-wide", "tiny-wide", 5, 0.5)):
@@ -91,7 +91,7 @@ def app_environment(root: Path, *, models: bool = True) -> Iterator[dict[str, st
 @contextlib.contextmanager
 def launch_app() -> Iterator[str]:
     """Build and launch the app in this process (the environment must be set); yields its URL."""
-    from webapp.ui import build_demo, launch_kwargs
+    from perceptual_studio.webapp.ui import build_demo, launch_kwargs
 
     demo = build_demo()
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs())

@@ -33,7 +33,7 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 @pytest.fixture(scope="session")
 def random_vgg_weights():
     """The seeded random VGG-16 (what CI has: no pretrained weights can be downloaded)."""
-    from networks.vgg import LossNetworkWeights, random_vgg16_state
+    from perceptual_studio.networks.vgg import LossNetworkWeights, random_vgg16_state
 
     return LossNetworkWeights(random_vgg16_state(0), "vgg16:random(seed=0)", "random")
 
@@ -44,8 +44,8 @@ def env(tmp_path, monkeypatch):
     remembered from other tests. Yields the models folder."""
     import huggingface_hub.constants
 
-    import hub_probe
-    from registry import api
+    from perceptual_studio import hub_probe
+    from perceptual_studio.registry import api
 
     models = tmp_path / "models"
     monkeypatch.setenv("PERCEPTUAL_MODELS_DIR", str(models))

@@ -121,7 +121,7 @@ def test_too_large_image_is_refused_with_the_limit(client, tmp_path, monkeypatch
 
 
 def test_out_of_memory_suggests_a_smaller_size(client, tmp_path, monkeypatch) -> None:
-    from webapp.handlers import style as stylize_module
+    from perceptual_studio.pipelines import style as stylize_module
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -215,7 +215,7 @@ def test_explain_endpoints(client, tmp_path) -> None:
 
 
 def test_explain_evolution_endpoint(client) -> None:
-    import settings
+    from perceptual_studio import settings
 
     previews = settings.runs_dir() / "evolving" / "previews"
     previews.mkdir(parents=True)
@@ -228,7 +228,7 @@ def test_explain_evolution_endpoint(client) -> None:
 
 
 def test_model_card_handler() -> None:
-    from webapp.handlers.models import model_card
+    from perceptual_studio.webapp.handlers.models import model_card
 
     text, thumb = model_card(STYLE_ID)
     assert text.startswith("**local:tiny-style**") and "vgg16:random(seed=0)" in text and "![" not in text
@@ -289,7 +289,7 @@ def test_training_jobs_run_one_at_a_time_and_the_next_waits_in_the_queue(client,
 
 
 def test_stylize_controls(tmp_path) -> None:
-    from webapp.handlers.style import stylize
+    from perceptual_studio.webapp.handlers.style import stylize
 
     content = photo(tmp_path / "c.png", (64, 48))
     target = Image.open(content).convert("RGB")
@@ -307,16 +307,16 @@ def test_stylize_controls(tmp_path) -> None:
 
 
 def test_a_style_blend_is_the_network_with_interpolated_weights(tmp_path, monkeypatch) -> None:
-    from imaging import image_to_tensor, load_image, tensor_to_image
-    from networks import runtimes
+    from perceptual_studio.imaging import image_to_tensor, load_image, tensor_to_image
+    from perceptual_studio.networks import runtimes
 
     # Both sides on the torch plan: which runtime wins a timing (bf16 torch or float32 ONNX Runtime, both within
     # 40 dB of float32) is not what this test is about, and the two differ by a few 8-bit levels.
     monkeypatch.setattr(runtimes, "onnxruntime_available", lambda: False)
-    from networks.inference import infer
-    from registry import load_model
-    from webapp.handlers.common import style_tile
-    from webapp.handlers.style import blended_network, stylize, stylize_blend
+    from perceptual_studio.networks.inference import infer
+    from perceptual_studio.registry import load_model
+    from perceptual_studio.webapp.handlers.common import style_tile
+    from perceptual_studio.webapp.handlers.style import blended_network, stylize, stylize_blend
 
     a, b = load_model(STYLE_ID, "cpu"), load_model(STYLE_B_ID, "cpu")
     blend = blended_network([STYLE_ID, STYLE_B_ID], [3, 1])  # any non-negative numbers: 0.75 and 0.25
@@ -358,14 +358,14 @@ def test_a_style_blend_is_the_network_with_interpolated_weights(tmp_path, monkey
     ([STYLE_ID, "local:no-such-model"], [1, 1], r"Model local:no-such-model cannot be used"),
 ])
 def test_style_blend_errors_say_what_is_wrong(model_ids, weights, message, tmp_path) -> None:
-    from webapp.handlers.style import stylize_blend
+    from perceptual_studio.webapp.handlers.style import stylize_blend
 
     with pytest.raises(ValueError, match=message):
         stylize_blend(photo(tmp_path / "c.png"), model_ids, weights, 48)
 
 
 def test_blend_summary_names_each_models_share() -> None:
-    from webapp.handlers.style import blend_summary
+    from perceptual_studio.webapp.handlers.style import blend_summary
 
     assert blend_summary([STYLE_ID, STYLE_B_ID], [0.6, 0.2, 0.5, 0.5]).endswith("2. `local:tiny-style-b` **25%**")
     assert "Choose two or more" in blend_summary([STYLE_ID], [1.0])
@@ -373,7 +373,7 @@ def test_blend_summary_names_each_models_share() -> None:
 
 
 def test_large_stylize_runs_in_tiles_like_one_pass(tmp_path, monkeypatch) -> None:
-    from webapp.handlers.style import stylize
+    from perceptual_studio.webapp.handlers.style import stylize
 
     content = photo(tmp_path / "c.png", (150, 100))
     whole = np.asarray(stylize(content, STYLE_ID, 150).image).astype(float)
@@ -384,7 +384,7 @@ def test_large_stylize_runs_in_tiles_like_one_pass(tmp_path, monkeypatch) -> Non
 
 
 def test_webcam_frame_handler() -> None:
-    from webapp.handlers.style import stylize_frame
+    from perceptual_studio.webapp.handlers.style import stylize_frame
 
     frame = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
     out = stylize_frame(frame, STYLE_ID, 64)
@@ -393,7 +393,7 @@ def test_webcam_frame_handler() -> None:
 
 
 def test_tiled_super_resolution_matches_untiled(tmp_path) -> None:
-    from webapp.handlers.superres import super_resolve
+    from perceptual_studio.webapp.handlers.superres import super_resolve
 
     image = photo(tmp_path / "lr.png", (72, 56))
     whole = super_resolve(image, "as_is", 4, PIXEL_ID, None, tile=512)
@@ -406,8 +406,8 @@ def test_tiled_super_resolution_matches_untiled(tmp_path) -> None:
 
 
 def test_network_interpolation_endpoints_are_the_models() -> None:
-    from registry import load_model
-    from webapp.handlers.superres import interpolate_models
+    from perceptual_studio.registry import load_model
+    from perceptual_studio.webapp.handlers.superres import interpolate_models
 
     pixel, feature = load_model(PIXEL_ID, "cpu"), load_model(FEATURE_ID, "cpu")
     for alpha, expected in ((0.0, pixel), (1.0, feature)):
@@ -420,7 +420,7 @@ def test_network_interpolation_endpoints_are_the_models() -> None:
 
 
 def test_training_can_be_cancelled_and_keeps_the_model(tmp_path) -> None:
-    from webapp.handlers import training
+    from perceptual_studio.webapp.handlers import training
 
     style = photo(tmp_path / "wave.png", (40, 40), seed=9)
     request = training.TrainRequest(style=str(style), style_name="wave", preset="starter", iterations=500,
@@ -443,7 +443,7 @@ def test_training_can_be_cancelled_and_keeps_the_model(tmp_path) -> None:
 
 
 def test_one_training_job_at_a_time(tmp_path) -> None:
-    from webapp.handlers import training
+    from perceptual_studio.webapp.handlers import training
 
     style = photo(tmp_path / "s.png", (40, 40))
     request = training.TrainRequest(style=str(style), iterations=2, image_size=32, batch_size=1, width=0.25)
@@ -453,7 +453,7 @@ def test_one_training_job_at_a_time(tmp_path) -> None:
 
 
 def test_training_name_never_overwrites(tmp_path) -> None:
-    from webapp.handlers.training import unique_model_name
+    from perceptual_studio.webapp.handlers.training import unique_model_name
 
     assert unique_model_name("tiny-style") == "tiny-style-2"
     assert unique_model_name("my style!") == "my-style"
@@ -462,7 +462,7 @@ def test_training_name_never_overwrites(tmp_path) -> None:
 def test_sr_loss_kind_from_training_records() -> None:
     """The SR loss is a typed field of the training record; records written before it existed are migrated once,
     where config.json is parsed (registry.schema). The old name heuristic ("...pixel..." in the id) is gone."""
-    from registry.schema import ModelConfig
+    from perceptual_studio.registry.schema import ModelConfig
 
     def sr_loss_kind(training: dict) -> str | None:
         config = {"architecture": "johnson-sr", "task": "super-resolution", "scale": 4, "training": training}
@@ -478,7 +478,7 @@ def test_sr_loss_kind_from_training_records() -> None:
 def test_publish_then_pull_through_the_app(client, tmp_path) -> None:
     from fakehub import FakeHub, hub_env
 
-    from webapp.handlers.training import publish_model
+    from perceptual_studio.webapp.handlers.training import publish_model
 
     with FakeHub(tmp_path / "hub", required_token="secret-token") as hub, hub_env(hub.url, cache_dir=tmp_path / "cache"):
         with pytest.raises(Exception) as failure:
@@ -494,8 +494,8 @@ def test_publish_then_pull_through_the_app(client, tmp_path) -> None:
 
 
 def test_errors_become_user_messages() -> None:
-    from registry.errors import ModelNotFoundError
-    from webapp.errors import OUT_OF_MEMORY, user_message
+    from perceptual_studio.registry.errors import ModelNotFoundError
+    from perceptual_studio.webapp.errors import OUT_OF_MEMORY, user_message
 
     assert user_message(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")) == OUT_OF_MEMORY
     assert user_message(RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory")) == OUT_OF_MEMORY
@@ -504,7 +504,7 @@ def test_errors_become_user_messages() -> None:
 
 
 def test_default_training_content_is_made_offline(tmp_path, monkeypatch) -> None:
-    from webapp import samples
+    from perceptual_studio.webapp import samples
 
     monkeypatch.delenv(samples.TRAIN_CONTENT_ENV, raising=False)
     monkeypatch.setenv("PERCEPTUAL_DATA_DIR", str(tmp_path / "fresh"))
@@ -519,7 +519,7 @@ def test_default_training_content_is_made_offline(tmp_path, monkeypatch) -> None
 
 
 def test_cli_stylize_and_upscale_files_and_folders(tmp_path, capsys) -> None:
-    from webapp.cli import main
+    from perceptual_studio.webapp.cli import main
 
     folder = tmp_path / "in"
     photo(folder / "a.png", (30, 20))
@@ -542,7 +542,7 @@ def test_cli_stylize_and_upscale_files_and_folders(tmp_path, capsys) -> None:
 
 
 def test_cli_blends_style_models(tmp_path, capsys) -> None:
-    from webapp.cli import main
+    from perceptual_studio.webapp.cli import main
 
     single = photo(tmp_path / "c.png", (30, 20), seed=2)
     assert main(["stylize", "--model", STYLE_ID, "--weight", "7", "--model", STYLE_B_ID, "--weight", "3", str(single),
@@ -592,9 +592,9 @@ def test_every_bad_upload_gets_the_projects_message_through_the_api(client, tmp_
 def test_the_default_preset_fine_tunes_the_gallerys_root_model(tmp_path, monkeypatch) -> None:
     """The Train tab's default is a quick fine-tune from the shipped builtin:stained-glass (a new style in about a
     minute: benchmarks/finetune_minute.py); without that model it asks for one rather than guessing."""
-    import networks
-    from registry import api
-    from webapp.handlers import training
+    from perceptual_studio import networks
+    from perceptual_studio.registry import api
+    from perceptual_studio.webapp.handlers import training
 
     style = photo(tmp_path / "s.png", (40, 40))
     request = training.TrainRequest(style=str(style))

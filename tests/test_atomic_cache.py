@@ -8,7 +8,7 @@ import pytest
 from gradio import processing_utils
 from PIL import Image
 
-from webapp import atomic_cache
+from perceptual_studio.webapp import atomic_cache
 
 
 def _race(save, tmp_path) -> list[int]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baseline import run_baseline
-from losses import PerceptualLoss, PerceptualLossConfig
+from perceptual_studio.baseline import run_baseline
+from perceptual_studio.losses import PerceptualLoss, PerceptualLossConfig
 
 
 def _images(size: int = 48) -> tuple[torch.Tensor, torch.Tensor]:

@@ -174,8 +174,13 @@ def test_training_in_the_browser_shows_the_live_loss_plot(page, tmp_path) -> Non
     page.get_by_text("Advanced options").click()
     for label, value in (("Iterations", "12"), ("Preview every N steps", "4")):
         box = page.get_by_label(label, exact=True).first
-        box.fill(value)
-        box.press("Tab")  # a number box hands its value to the app when it loses focus
+        for _ in range(5):  # the preset's own values may still arrive after the tab opens: set ours after them
+            box.fill(value)
+            box.press("Tab")  # a number box hands its value to the app when it loses focus
+            page.wait_for_timeout(400)
+            if box.input_value() == value:
+                break
+        assert box.input_value() == value, label
     page.wait_for_timeout(500)
     page.get_by_role("button", name="Train", exact=True).click()
     page.locator("#train-status").get_by_text("Done:").wait_for(timeout=240_000)

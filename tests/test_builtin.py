@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import networks
-from registry import api
+from perceptual_studio import networks
+from perceptual_studio.registry import api
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_builtin_models_are_listed_first_and_load_offline(builtin, env, monkeypa
 
 
 def test_an_unknown_builtin_name_says_what_is_shipped(builtin):
-    from registry.errors import ModelNotFoundError
+    from perceptual_studio.registry.errors import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="shipped ones: mini"):
         api.load_model("builtin:absent", "cpu")
@@ -48,10 +48,10 @@ SHIPPED = Path(__file__).resolve().parents[1] / "registry" / "builtin"
 def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_preview(monkeypatch, tmp_path):
     """The gallery in the repository (train/gallery.toml): each model loads from the built-in source, was trained
     against the paper's loss network, and still draws the preview stored beside it (its gallery thumbnail)."""
-    from imaging.io import image_to_tensor, load_image, resize_to_max_side
-    from imaging.metrics import psnr_y
-    from networks.inference import infer
-    from train.gallery import read_manifest, preview_photo
+    from perceptual_studio.imaging.io import image_to_tensor, load_image, resize_to_max_side
+    from perceptual_studio.imaging.metrics import psnr_y
+    from perceptual_studio.networks.inference import infer
+    from perceptual_studio.train.gallery import read_manifest, preview_photo
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
     api.clear_memory_cache()
@@ -82,8 +82,8 @@ def test_every_shipped_style_stylizes_a_1024_px_photo_all_over(monkeypatch, tmp_
     import numpy as np
     from PIL import Image
 
-    from imaging.sample_photos import load_sample_photo
-    from webapp.handlers import stylize
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
+    from perceptual_studio.webapp.handlers import stylize
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
     api.clear_memory_cache()
@@ -101,7 +101,7 @@ def test_every_shipped_style_stylizes_a_1024_px_photo_all_over(monkeypatch, tmp_
 
 
 def test_the_gallery_manifest_has_per_style_options_and_a_paper_recipe():
-    from train.gallery import read_manifest
+    from perceptual_studio.train.gallery import read_manifest
 
     manifest = read_manifest()
     stripes = next(s for s in manifest.styles if s.name == "stripes")
@@ -116,7 +116,7 @@ def test_the_gallery_manifest_has_per_style_options_and_a_paper_recipe():
 
 
 def test_the_gallery_plan_for_a_gpu_is_one_command(tmp_path, capsys, caplog):
-    from train.gallery import main
+    from perceptual_studio.train.gallery import main
 
     assert main(["--plan", "--recipe", "paper", "--work-dir", str(tmp_path / "work"), "--models-root",
                  str(tmp_path / "models"), "--device", "cuda"]) == 0
@@ -130,7 +130,7 @@ def test_the_gallery_plan_for_a_gpu_is_one_command(tmp_path, capsys, caplog):
     # stripes' fast variant: distilled from stripes, starting from the first style's student, then trained with
     # stripes' own objective (its style weight included) and recorded as stripes' variant.
     students = tmp_path / "work" / "students-paper"
-    distill = next(c for c in commands if "train.distill" in c and "--teacher " + str(tmp_path / "models" / "stripes") in c)
+    distill = next(c for c in commands if "perceptual_studio.train.distill" in c and "--teacher " + str(tmp_path / "models" / "stripes") in c)
     assert f"--init {students / 'stained-glass-fast-distilled'}" in distill and "--width 0.375" in distill
     assert "--device cuda" in distill
     objective = next(c for c in commands if f"--out {tmp_path / 'models' / 'stripes-fast'}" in c).split()
@@ -150,8 +150,8 @@ def test_content_without_an_optional_photo_package_leaves_its_photos_out(tmp_pat
     photos are left out, while reproducing the gallery itself refuses to run on a different set."""
     from dataclasses import replace
 
-    from imaging.sample_photos import SamplePhotoUnavailable
-    from train import gallery
+    from perceptual_studio.imaging.sample_photos import SamplePhotoUnavailable
+    from perceptual_studio.train import gallery
 
     real = gallery.load_sample_photo
 
@@ -177,11 +177,11 @@ def test_every_shipped_style_has_a_fast_variant_within_10_percent_of_its_objecti
     paper-size network's place on a CPU."""
     import re
 
-    from imaging.sample_photos import load_sample_photo
-    from networks.vgg import resolve_vgg16_weights
-    from train.fast_variants import MAX_OBJECTIVE_EXCESS, NETWORK_LABELS, evaluate_fast_variant
-    from train.gallery import read_manifest, style_image
-    from webapp.handlers.style import choose_network
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
+    from perceptual_studio.networks.vgg import resolve_vgg16_weights
+    from perceptual_studio.train.fast_variants import MAX_OBJECTIVE_EXCESS, NETWORK_LABELS, evaluate_fast_variant
+    from perceptual_studio.train.gallery import read_manifest, style_image
+    from perceptual_studio.webapp.handlers.style import choose_network
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
     # The paper's Oxford VGG-16 (from the pinned wheel), resolved here: the process-wide default may be the

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imaging.corpus import HELD_OUT, PAINTING, PHOTO, TRAIN, CorpusError, read_corpus, split_of
-from imaging.corpus.__main__ import main as corpus_main
-from imaging.corpus.build import Sources, build
-from imaging.corpus.deb import DebError, read_deb, write_deb
-from imaging.corpus.jigsaw import JigsawError, assemble, parse_board
-from imaging.corpus.licences import PUBLIC_DOMAIN, licence_for, parse_paragraphs, spdx_id
-from imaging.corpus.packages import PackagePin
-from imaging.corpus.rcc import RccError, read_rcc, write_rcc
+from perceptual_studio.imaging.corpus import HELD_OUT, PAINTING, PHOTO, TRAIN, CorpusError, read_corpus, split_of
+from perceptual_studio.imaging.corpus.__main__ import main as corpus_main
+from perceptual_studio.imaging.corpus.build import Sources, build
+from perceptual_studio.imaging.corpus.deb import DebError, read_deb, write_deb
+from perceptual_studio.imaging.corpus.jigsaw import JigsawError, assemble, parse_board
+from perceptual_studio.imaging.corpus.licences import PUBLIC_DOMAIN, licence_for, parse_paragraphs, spdx_id
+from perceptual_studio.imaging.corpus.packages import PackagePin
+from perceptual_studio.imaging.corpus.rcc import RccError, read_rcc, write_rcc
 
 
 def photo(seed: int, size=(200, 150), fmt="WEBP") -> bytes:
@@ -292,7 +292,7 @@ def test_a_damaged_manifest_says_how_to_rebuild(tmp_path):
 
 
 def test_the_pinned_sources_name_the_three_packages():
-    from imaging.corpus.build import read_sources
+    from perceptual_studio.imaging.corpus.build import read_sources
 
     sources = read_sources()
     assert set(sources.pins) == {"gcompris-qt-data", "mate-backgrounds", "opencv-doc"}
@@ -300,7 +300,7 @@ def test_the_pinned_sources_name_the_three_packages():
 
 
 def test_a_packed_copy_keeps_the_records_and_the_split_with_smaller_files(tmp_path):
-    from imaging.corpus.pack import pack
+    from perceptual_studio.imaging.corpus.pack import pack
 
     debs, sources = fixture_packages(tmp_path)
     build(tmp_path / "corpus", debs=debs, sources=sources, min_held_out=0)

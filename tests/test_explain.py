@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-import webapp.handlers.explain as handlers
-from explain import (
+import perceptual_studio.webapp.handlers.explain as handlers
+from perceptual_studio.explain import (
     Deconvnet,
     evolution_strip,
     find_previews,
@@ -20,12 +20,12 @@ from explain import (
     top_activations,
     transform_images,
 )
-from explain.deconvnet import conv_transpose
-from explain.samples import load_sample, sample_images, square, stack
-from imaging.figures import line_plot
-from imaging.io import image_to_tensor
-from networks.vgg import LAYER_NAMES, LossNetwork, _build_features
-from webapp.handlers.explain import (
+from perceptual_studio.explain.deconvnet import conv_transpose
+from perceptual_studio.explain.samples import load_sample, sample_images, square, stack
+from perceptual_studio.imaging.figures import line_plot
+from perceptual_studio.imaging.io import image_to_tensor
+from perceptual_studio.networks.vgg import LAYER_NAMES, LossNetwork, _build_features
+from perceptual_studio.webapp.handlers.explain import (
     explain_evolution,
     explain_invariance,
     explain_top9,
@@ -340,7 +340,7 @@ def test_invariance_curves_for_scale_and_rotation(taps, cat, kind) -> None:
 
 
 def test_summary_follows_the_numbers(taps, cat) -> None:
-    from explain.invariance import InvarianceResult, summarise
+    from perceptual_studio.explain.invariance import InvarianceResult, summarise
 
     def fake(feature: float) -> InvarianceResult:
         distances = {"relu1_2": [0, 0.5, 0.9], "relu2_2": [0, feature, 0.8], "relu3_3": [0, feature, 0.7], "pixels": [0, 0.3, 0.6]}
@@ -452,7 +452,7 @@ def test_deconvnet_applies_the_caffe_convention_and_returns_rgb() -> None:
     """With the Oxford weights' convention (BGR, 0-255, mean), the deconvnet's forward pass is the loss
     network's own, and a projection comes back in RGB order (checked on a conv1_1 activation, whose
     projection is the filter itself, channel-reversed)."""
-    from networks.vgg import CAFFE_CONVENTION, LossNetworkWeights, random_vgg16_state
+    from perceptual_studio.networks.vgg import CAFFE_CONVENTION, LossNetworkWeights, random_vgg16_state
 
     weights = LossNetworkWeights(random_vgg16_state(4), "vgg16:test-caffe", "test", convention=CAFFE_CONVENTION)
     net = LossNetwork(("relu2_2",), weights)

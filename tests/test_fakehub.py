@@ -322,8 +322,8 @@ def test_missing_dataset_raises_repository_not_found(hub):
 
 
 def test_resolve_image_source_downloads_a_hub_dataset_from_the_fake(hub, monkeypatch):
-    import hub_probe
-    from train.data import DataError, find_images, resolve_image_source
+    from perceptual_studio import hub_probe
+    from perceptual_studio.train.data import DataError, find_images, resolve_image_source
 
     monkeypatch.setattr(hub_probe, "_cache", {})  # probe this server afresh: it answers /api/models
     files = _seed_sr_dataset(hub, "owner/name")

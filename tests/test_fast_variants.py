@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from train.config import ConfigError, DistillTrainConfig, StyleTrainConfig
+from perceptual_studio.train.config import ConfigError, DistillTrainConfig, StyleTrainConfig
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def content_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def teacher(env, tmp_path: Path, content_dir: Path) -> str:
     """A tiny trained style model in the local models folder (random-weight loss network): ``local:teacher``."""
-    from train.style import train_style
+    from perceptual_studio.train.style import train_style
 
     yy, xx = np.mgrid[0:48, 0:48]
     style = tmp_path / "checks.png"
@@ -62,9 +62,9 @@ def tiny_distill(content_dir: Path, teacher: str, out: str = "teacher-fast", **o
 
 
 def test_a_distilled_student_learns_the_teachers_output_and_records_its_objective(env, teacher, content_dir):
-    import settings
-    from registry import api
-    from train.distill import train_distilled
+    from perceptual_studio import settings
+    from perceptual_studio.registry import api
+    from perceptual_studio.train.distill import train_distilled
 
     folder = train_distilled(tiny_distill(content_dir, teacher))
     config = json.loads((folder / "config.json").read_text())
@@ -85,9 +85,9 @@ def test_a_distilled_student_learns_the_teachers_output_and_records_its_objectiv
 def test_the_distilled_student_trains_on_with_the_teachers_objective_and_stays_its_variant(env, teacher, content_dir):
     """The gallery's second step: ``train.style --init <student> --variant-of <teacher>`` keeps the student's
     size, trains it with a perceptual objective and records it as the teacher's variant (the app finds it)."""
-    from registry import api
-    from train.distill import train_distilled
-    from train.style import train_style
+    from perceptual_studio.registry import api
+    from perceptual_studio.train.distill import train_distilled
+    from perceptual_studio.train.style import train_style
 
     student = train_distilled(tiny_distill(content_dir, teacher, out="teacher-student"))
     train_style(StyleTrainConfig(style=str(env.parent / "checks.png"), content=str(content_dir), out="teacher-fast",
@@ -104,7 +104,7 @@ def test_the_distilled_student_trains_on_with_the_teachers_objective_and_stays_i
 
 
 def test_distillation_refuses_a_teacher_that_is_missing_or_not_a_style_model(env, content_dir, tmp_path):
-    from train.distill import train_distilled
+    from perceptual_studio.train.distill import train_distilled
 
     with pytest.raises(ConfigError, match="--teacher local:nothing"):
         train_distilled(tiny_distill(content_dir, "local:nothing"))
@@ -115,11 +115,11 @@ def test_distillation_refuses_a_teacher_that_is_missing_or_not_a_style_model(env
 
 
 def test_the_teachers_objective_judges_both_networks_alike(env, teacher, content_dir):
-    from networks.vgg import LossNetworkWeights, random_vgg16_state
-    from registry import api
-    from train.distill import train_distilled
-    from train.style import load_style_image
-    from train.style_eval import held_out_objective
+    from perceptual_studio.networks.vgg import LossNetworkWeights, random_vgg16_state
+    from perceptual_studio.registry import api
+    from perceptual_studio.train.distill import train_distilled
+    from perceptual_studio.train.style import load_style_image
+    from perceptual_studio.train.style_eval import held_out_objective
 
     train_distilled(tiny_distill(content_dir, teacher))
     paper, fast = api.load_model(teacher, "cpu"), api.load_model("local:teacher-fast", "cpu")
@@ -136,8 +136,8 @@ def test_the_teachers_objective_judges_both_networks_alike(env, teacher, content
 
 
 def test_auto_runs_the_fast_variant_on_a_cpu_and_the_user_can_choose(env, teacher, content_dir):
-    from train.distill import train_distilled
-    from webapp.handlers import choose_network, stylize
+    from perceptual_studio.train.distill import train_distilled
+    from perceptual_studio.webapp.handlers import choose_network, stylize
 
     assert choose_network(teacher, "auto").model_id == teacher  # no fast variant yet: the model itself
     fast_only = choose_network(teacher, "fast")
@@ -158,9 +158,9 @@ def test_auto_runs_the_fast_variant_on_a_cpu_and_the_user_can_choose(env, teache
 
 
 def test_pickers_offer_a_fast_variant_through_its_paper_size_model(env, teacher, content_dir):
-    from registry import api
-    from train.distill import train_distilled
-    from webapp.handlers.models import ModelListing
+    from perceptual_studio.registry import api
+    from perceptual_studio.train.distill import train_distilled
+    from perceptual_studio.webapp.handlers.models import ModelListing
 
     train_distilled(tiny_distill(content_dir, teacher))
     entries = api.list_models(task="style-transfer", source="local").entries
@@ -173,8 +173,8 @@ def test_pickers_offer_a_fast_variant_through_its_paper_size_model(env, teacher,
 def test_onnx_conv_flops_match_torchs_count_for_our_network(tmp_path):
     from benchmarks.inference import network_flops
     from benchmarks.peer import onnx_parameters_and_flops
-    from networks import StyleTransformNet
-    from networks.onnx_export import INPUT_NAME, export_onnx
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.networks.onnx_export import INPUT_NAME, export_onnx
 
     torch.manual_seed(0)
     net = StyleTransformNet(width=0.25, num_residual=1).eval()
@@ -206,10 +206,10 @@ def test_the_gpu_figures_script_runs_end_to_end_without_gradio(tmp_path, capsys)
 
 
 def test_the_fastest_runtime_is_measured_once_per_model_and_must_match_float32(monkeypatch):
-    from networks import StyleTransformNet
-    from networks import runtimes
-    from networks.inference import infer
-    from networks.plan import choose_plan, run_network
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.networks import runtimes
+    from perceptual_studio.networks.inference import infer
+    from perceptual_studio.networks.plan import choose_plan, run_network
 
     torch.manual_seed(0)
     net = StyleTransformNet(width=0.25, num_residual=1).eval()
@@ -254,7 +254,7 @@ def test_the_fastest_runtime_is_measured_once_per_model_and_must_match_float32(m
         time.sleep(0.05)
     else:
         raise AssertionError(f"the background measurement never landed: {calls}")
-    from networks import SuperResolutionNet
+    from perceptual_studio.networks import SuperResolutionNet
 
     infer(SuperResolutionNet(8, channels=8, num_residual=1).eval(), torch.rand(1, 3, 40, 40))
     time.sleep(0.2)
@@ -264,9 +264,9 @@ def test_the_fastest_runtime_is_measured_once_per_model_and_must_match_float32(m
 def test_torch_compile_is_timed_too_when_the_setting_allows_it(monkeypatch):
     """``PERCEPTUAL_TORCH_COMPILE=1`` adds the torch plan under torch.compile to the measured runtimes (off by
     default: compiling costs tens of seconds); the winner is the fastest trial that matches float32."""
-    from networks import StyleTransformNet
-    from networks import runtimes
-    from networks.plan import choose_plan
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.networks import runtimes
+    from perceptual_studio.networks.plan import choose_plan
 
     torch.manual_seed(0)
     net = StyleTransformNet(width=0.25, num_residual=1).eval()
@@ -296,9 +296,9 @@ def test_a_process_that_ends_during_a_background_measurement_exits_cleanly():
 
 
 def test_a_runtime_that_drifts_from_float32_is_never_chosen(monkeypatch):
-    from networks import StyleTransformNet
-    from networks import runtimes
-    from networks.plan import choose_plan
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.networks import runtimes
+    from perceptual_studio.networks.plan import choose_plan
 
     real = runtimes.run_network
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageColor
 
-from imaging.figures import (
+from perceptual_studio.imaging.figures import (
     LOSS_COLOURS,
     evenly,
     line_plot,

@@ -10,11 +10,11 @@ import pytest
 import torch
 from fakehub import FakeHub
 
-import hub_probe
-import networks
-from registry import api
-from registry import hub as hub_mod
-from registry.errors import PrivateModelError, PublishError
+from perceptual_studio import hub_probe
+from perceptual_studio import networks
+from perceptual_studio.registry import api
+from perceptual_studio.registry import hub as hub_mod
+from perceptual_studio.registry.errors import PrivateModelError, PublishError
 
 OWNER_TOKEN = "hf_owner_secret_0001"
 VISITOR_TOKEN = "hf_visitor_secret_0002"
@@ -60,7 +60,7 @@ def test_a_space_never_publishes_with_the_owners_token(env, tmp_path, monkeypatc
 
 
 def test_a_space_lists_and_pulls_anonymously_unless_the_visitor_signed_in(env, tmp_path, monkeypatch):
-    from webapp.handlers import models as models_handlers
+    from perceptual_studio.webapp.handlers import models as models_handlers
 
     server = _hub(tmp_path, monkeypatch)
     try:

@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image, ImageFile, features
 
-import settings
-from imaging import (
+from perceptual_studio import settings
+from perceptual_studio.imaging import (
     DEFAULT_MAX_PIXELS,
     ImageInputError,
     image_to_tensor,
@@ -371,7 +371,7 @@ def test_limit_from_argument_and_environment(monkeypatch: pytest.MonkeyPatch, ca
     # An unusable value: settings.py's one behaviour, a warning naming it, then the default (40 MP).
     monkeypatch.setenv("PERCEPTUAL_MAX_PIXELS", "lots")
     monkeypatch.setattr(settings, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="settings"):
+    with caplog.at_level(logging.WARNING, logger="perceptual_studio.settings"):
         assert load_image(image).size == (20, 10)
     assert "PERCEPTUAL_MAX_PIXELS='lots'" in caplog.text
 

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.speed import fit_network, photo, psnr, recolour
-from networks import StyleTransformNet, SuperResolutionNet
-from networks.inference import (
+from perceptual_studio.networks import StyleTransformNet, SuperResolutionNet
+from perceptual_studio.networks.inference import (
     BatchInstanceNorm2d,
     InferencePlan,
     choose_plan,
@@ -157,10 +157,15 @@ def test_network_that_cannot_be_cast_falls_back_to_autocast(caplog: pytest.LogCa
 
     model = PlainTensorKernel()
     x = photo("astronaut", 20)
-    with caplog.at_level(logging.WARNING, logger="networks.inference"):
+    with caplog.at_level(logging.WARNING, logger="perceptual_studio.networks.inference"):
         y = run_network(model, x, InferencePlan(torch.device("cpu"), torch.bfloat16, channels_last=True))
     assert "autocast" in caplog.text
     torch.testing.assert_close(y, _eager(model, x), atol=5e-2, rtol=5e-2)
+    # The result records what ran, after the fallback: not the cast the plan asked for.
+    from perceptual_studio.networks.inference import infer
+
+    run = infer(model, x, InferencePlan(torch.device("cpu"), torch.bfloat16, channels_last=True))
+    assert run.plan.startswith("bfloat16 autocast") and "weights+activations" not in run.plan
 
 
 def test_compile_failure_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch, style_net: nn.Module) -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from networks import StyleTransformNet, SuperResolutionNet
-from networks.inference import choose_plan, fold_batch_norms, run_network
+from perceptual_studio.networks import StyleTransformNet, SuperResolutionNet
+from perceptual_studio.networks.inference import choose_plan, fold_batch_norms, run_network
 
 
 def _with_statistics(net: nn.Module) -> nn.Module:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from benchmarks.speed import fitted_style_network, photo, psnr
-from networks.inference import choose_plan, run_network
-from networks.tiling import run_network_tiled
+from perceptual_studio.networks.inference import choose_plan, run_network
+from perceptual_studio.networks.tiling import run_network_tiled
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

@@ -8,18 +8,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Lower number = higher layer; a module may import its own layer (train -> registry) or any lower one.
-LAYERS = {"app": 0, "benchmarks": 0, "webapp": 1, "train": 2, "registry": 2, "explain": 2, "baseline": 2,
-          "losses": 3, "networks": 4, "imaging": 5, "settings": 5, "hub_probe": 5}
+# Modules are named as installed (perceptual_studio.<package>...); the checkout's top-level folders are those
+# packages. perceptual_studio itself (its __init__, the public names) sits on top with app.py.
+LAYERS = {"app": 0, "benchmarks": 0, "perceptual_studio": 0, "webapp": 1, "pipelines": 2, "train": 2,
+          "registry": 2, "explain": 2, "baseline": 2, "losses": 3, "networks": 4, "imaging": 5, "settings": 5,
+          "hub_probe": 5}
+PACKAGE = "perceptual_studio"
+NOT_INSTALLED = {"app", "benchmarks"}  # repository-only: known by their own top-level names
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if parts[0] == PACKAGE and len(parts) > 1:
+        return LAYERS[parts[1]]
+    return LAYERS[parts[0]]
 
 
 def _modules() -> dict[str, Path]:
     found = {}
     for path in ROOT.rglob("*.py"):
         rel = path.relative_to(ROOT)
-        if rel.parts[0].removesuffix(".py") not in LAYERS:
+        top = rel.parts[0].removesuffix(".py")
+        if top not in LAYERS or ".venv" in rel.parts:
             continue
-        name = ".".join(rel.with_suffix("").parts)
-        found[name.removesuffix(".__init__")] = path
+        parts = rel.with_suffix("").parts
+        if top not in NOT_INSTALLED and top != PACKAGE:
+            parts = (PACKAGE, *parts)
+        found[".".join(parts).removesuffix(".__init__")] = path
     return found
 
 
@@ -32,7 +47,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[int,
         elif isinstance(node, ast.ImportFrom):
             base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
-            targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+            targets = [f"{module}.{alias.name}" for alias in node.names]
+            if module != PACKAGE:  # `from perceptual_studio import settings` imports settings, not the package
+                targets.insert(0, module)
         else:
             continue
         for target in targets:
@@ -47,7 +64,7 @@ def test_no_import_runs_up_the_layers() -> None:
     modules = _modules()
     upward = [f"{path.relative_to(ROOT)}:{line} imports {target}"
               for name, path in modules.items() for line, target in _imports(name, path, modules)
-              if LAYERS[target.split(".")[0]] < LAYERS[name.split(".")[0]]]
+              if _layer(target) < _layer(name)]
     assert upward == []
 
 

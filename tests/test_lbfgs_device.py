@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.optimize import Bounds, minimize
 
-from baseline import run_baseline
-from baseline.lbfgs_device import projected_lbfgs
-from losses import PerceptualLoss, PerceptualLossConfig
+from perceptual_studio.baseline import run_baseline
+from perceptual_studio.baseline.lbfgs_device import projected_lbfgs
+from perceptual_studio.losses import PerceptualLoss, PerceptualLossConfig
 
 
 def test_box_constrained_quadratic_matches_scipy() -> None:

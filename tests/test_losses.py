@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from losses import (
+from perceptual_studio.losses import (
     PerceptualLoss,
     PerceptualLossConfig,
     feature_reconstruction_loss,
@@ -187,10 +187,10 @@ def test_sr_feature_objective_uses_relu2_2_only(random_vgg_weights) -> None:
 
 def test_style_defaults_follow_the_loss_network() -> None:
     """One preset per loss network, shared by the baseline (for_weights) and training (loss_config_for)."""
-    from losses.perceptual import STYLE_PRESETS
-    from networks.vgg import CAFFE_CONVENTION, LossNetworkWeights, random_vgg16_state
-    from train.config import StyleTrainConfig
-    from train.style import loss_config_for
+    from perceptual_studio.losses.perceptual import STYLE_PRESETS
+    from perceptual_studio.networks.vgg import CAFFE_CONVENTION, LossNetworkWeights, random_vgg16_state
+    from perceptual_studio.train.config import StyleTrainConfig
+    from perceptual_studio.train.style import loss_config_for
 
     state = random_vgg16_state(0)
     oxford = LossNetworkWeights(state, "vgg16:imagenet-caffe", "test", convention=CAFFE_CONVENTION)

@@ -4,14 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-import networks
-from networks import (
+from perceptual_studio import networks
+from perceptual_studio.networks import (
     StyleTransformNet,
     SuperResolutionNet,
     create_model,
     list_architectures,
 )
-from networks.architectures import (
+from perceptual_studio.networks.architectures import (
     DuplicateArchitectureError,
     UnknownArchitectureError,
     register_architecture,
@@ -172,7 +172,7 @@ def test_architecture_table() -> None:
 def test_interpolation_cache_never_serves_a_blend_of_freed_networks() -> None:
     """The cache is keyed by ``id``s, which Python reuses after a network is freed: an entry whose sources are
     gone must be rebuilt, not returned for the new networks that happen to get the same ids."""
-    from networks import interpolate
+    from perceptual_studio.networks import interpolate
 
     torch.manual_seed(0)
     a, b, c, d = (StyleTransformNet(width=0.25, num_residual=1) for _ in range(4))

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from benchmarks.speed import fit_network, photo, recolour
-from networks import StyleTransformNet, SuperResolutionNet
-from networks.legacy import PyTorchExamplesTransformerNet
-from networks.onnx_export import exportable_copy
+from perceptual_studio.networks import StyleTransformNet, SuperResolutionNet
+from perceptual_studio.networks.legacy import PyTorchExamplesTransformerNet
+from perceptual_studio.networks.onnx_export import exportable_copy
 
 MAX_ABS_DIFF = 1e-4
 needs_onnxruntime = pytest.mark.skipif(
@@ -57,9 +57,9 @@ def test_the_traceable_copy_computes_the_same_function(name: str) -> None:
 @needs_onnxruntime
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_registry_model_exports_and_runs_in_onnxruntime(name: str, tmp_path, capsys) -> None:
-    from networks.onnx_export import check_onnx, onnx_metadata
-    from registry import api
-    from registry.__main__ import main
+    from perceptual_studio.networks.onnx_export import check_onnx, onnx_metadata
+    from perceptual_studio.registry import api
+    from perceptual_studio.registry.__main__ import main
 
     net = _fitted(ARCHITECTURES[name]).eval()
     architecture = "pytorch-examples-transformer" if name == "pytorch-examples" else None
@@ -83,7 +83,7 @@ def test_registry_model_exports_and_runs_in_onnxruntime(name: str, tmp_path, cap
 
 @needs_onnxruntime
 def test_unknown_model_is_a_one_line_error(tmp_path, capsys) -> None:
-    from registry.__main__ import main
+    from perceptual_studio.registry.__main__ import main
 
     assert main(["export-onnx", "no-such-model", str(tmp_path / "x.onnx")]) == 1
     assert "error:" in capsys.readouterr().err

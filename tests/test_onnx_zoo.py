@@ -25,10 +25,10 @@ ort = pytest.importorskip("onnxruntime")
 
 from fakehub import FakeHub, hub_env  # noqa: E402
 
-from networks.legacy import PyTorchExamplesTransformerNet  # noqa: E402
-from registry import api  # noqa: E402
-from registry.errors import HubUnavailableError, ModelFormatError  # noqa: E402
-from registry.onnx_zoo import import_onnx_model, import_zoo_styles  # noqa: E402
+from perceptual_studio.networks.legacy import PyTorchExamplesTransformerNet  # noqa: E402
+from perceptual_studio.registry import api  # noqa: E402
+from perceptual_studio.registry.errors import HubUnavailableError, ModelFormatError  # noqa: E402
+from perceptual_studio.registry.onnx_zoo import import_onnx_model, import_zoo_styles  # noqa: E402
 
 ZOO_OPSET = 9
 SIZES = ((67, 90), (64, 96))  # not a multiple of 4 (the ONNX graph then returns 68 x 92), and one that is
@@ -178,8 +178,8 @@ def test_zoo_style_imports_through_the_hub_and_matches_onnxruntime(zoo_hub, env,
 
 
 def test_zoo_cli(zoo_hub, env, capsys):
-    from registry.__main__ import ZOO_STYLE_NAMES, main
-    from registry.onnx_zoo import ZOO_STYLES
+    from perceptual_studio.registry.__main__ import ZOO_STYLE_NAMES, main
+    from perceptual_studio.registry.onnx_zoo import ZOO_STYLES
 
     assert ZOO_STYLE_NAMES == tuple(ZOO_STYLES)
 
@@ -194,7 +194,7 @@ def test_zoo_cli(zoo_hub, env, capsys):
 
 
 def test_unreachable_hub_gives_the_registrys_message(closed_endpoint, env, capsys):
-    from registry.__main__ import main
+    from perceptual_studio.registry.__main__ import main
 
     with pytest.raises(HubUnavailableError, match="Hub unreachable"):
         import_zoo_styles()
@@ -239,8 +239,8 @@ def _set_attribute(graph, op: str, name: str, value) -> None:
 
 
 def _foreign_network(path: Path) -> Path:
-    from networks import StyleTransformNet
-    from networks.onnx_export import export_onnx
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.networks.onnx_export import export_onnx
 
     return export_onnx(StyleTransformNet(width=0.25, num_residual=1), path, opset=ZOO_OPSET)
 
@@ -267,7 +267,7 @@ def _bad_files(folder: Path, good: Path) -> dict[str, tuple[Path, str]]:
 
 
 def test_corrupt_and_foreign_files_get_one_clear_sentence(env, tmp_path, zoo_file, capsys):
-    from registry.__main__ import main
+    from perceptual_studio.registry.__main__ import main
 
     for case, (path, message) in _bad_files(tmp_path, zoo_file).items():
         with pytest.raises(ModelFormatError, match=message):
@@ -320,7 +320,7 @@ def test_models_tab_imports_the_classic_styles(app, zoo_file, tmp_path, monkeypa
 
 
 def test_the_pickers_refresh_after_the_import_as_after_a_pull():
-    from webapp.ui import build_demo
+    from perceptual_studio.webapp.ui import build_demo
 
     demo = build_demo()
     dependencies = demo.config["dependencies"]

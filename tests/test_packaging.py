@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import settings
 
-ROOT = Path(settings.__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PROJECT = PYPROJECT["project"]
 ARCHITECTURES = PROJECT["entry-points"]["perceptual_studio.architectures"]
@@ -40,15 +39,15 @@ def test_console_scripts_resolve_to_callables(script: str) -> None:
 
 def test_every_cli_keeps_its_python_m_form() -> None:
     for target in PROJECT["scripts"].values():
-        module = target.partition(":")[0]
-        path = ROOT / (module.replace(".", "/") + ".py")
+        package, _, module = target.partition(":")[0].rpartition(".")
+        path = _source_dir(package) / f"{module}.py"
         assert path.is_file(), path
         assert 'if __name__ == "__main__":' in path.read_text(encoding="utf-8"), path
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_builtin_architecture_entry_points_name_the_registered_builtins(name: str) -> None:
-    from networks import get_architecture
+    from perceptual_studio.networks import get_architecture
 
     architecture = get_architecture(name)
     assert architecture.provider == "builtin"
@@ -56,8 +55,8 @@ def test_builtin_architecture_entry_points_name_the_registered_builtins(name: st
 
 
 def test_the_projects_own_entry_points_are_skipped_not_duplicates() -> None:
-    from networks import architectures
-    from registry import plugins
+    from perceptual_studio.networks import architectures
+    from perceptual_studio.registry import plugins
 
     before = dict(architectures._ARCHITECTURES)
     report = plugins.PluginReport()
@@ -70,7 +69,7 @@ def test_the_projects_own_entry_points_are_skipped_not_duplicates() -> None:
 
 def test_installed_entry_points_load_without_clashes() -> None:
     """When the project is installed (``pip install -e .``), discovery finds its entry points and skips them."""
-    from registry import plugins
+    from perceptual_studio.registry import plugins
 
     installed = {e.name for e in importlib.metadata.entry_points(group=plugins.ENTRY_POINT_GROUP)}
     if not set(ARCHITECTURES) <= installed:
@@ -99,20 +98,36 @@ def test_dependencies_match_the_requirements_files() -> None:
     assert PROJECT["requires-python"] == ">=3.11"
 
 
-def test_every_top_level_package_is_packaged() -> None:
-    found = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
-    modules = PYPROJECT["tool"]["setuptools"]["py-modules"]
-    packages = sorted(p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name != "tests")
-    assert [p for p in packages if p not in found or f"{p}.*" not in found] == []
-    assert sorted(modules) == sorted(p.stem for p in ROOT.glob("*.py"))
-    assert "tests" not in found
+SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
+PACKAGE_DIRS = SETUPTOOLS["package-dir"]  # perceptual_studio.<name> -> the checkout's <name>/
+
+
+def _source_dir(package: str) -> Path:
+    """The checkout folder of installed package ``package`` (its nearest mapped parent, as setuptools finds it)."""
+    parts = package.split(".")
+    for cut in range(len(parts), 0, -1):
+        mapped = PACKAGE_DIRS.get(".".join(parts[:cut]))
+        if mapped is not None:
+            return ROOT / mapped / Path(*parts[cut:])
+    raise AssertionError(f"{package} has no package-dir")
+
+
+def test_every_source_package_is_packaged_under_the_one_import_name() -> None:
+    listed = SETUPTOOLS["packages"]
+    assert all(name == "perceptual_studio" or name.startswith("perceptual_studio.") for name in listed)
+    assert "py-modules" not in SETUPTOOLS  # no generic top-level module (settings, app...) is installed
+    sources = {_source_dir(name) for name in listed}
+    on_disk = {init.parent for folder in set(PACKAGE_DIRS.values()) for init in (ROOT / folder).rglob("__init__.py")
+               if "__pycache__" not in init.parts}
+    assert sorted(map(str, on_disk - sources)) == []
+    assert all((folder / "__init__.py").is_file() for folder in sources)
 
 
 def test_package_data_exists() -> None:
-    for package, patterns in PYPROJECT["tool"]["setuptools"]["package-data"].items():
+    for package, patterns in SETUPTOOLS["package-data"].items():
         for pattern in patterns:
-            if "*" not in pattern:  # a glob may match nothing yet (registry/builtin/)
-                assert (ROOT / package / pattern).is_file(), f"{package}/{pattern}"
+            matches = list(_source_dir(package).glob(pattern))
+            assert matches, f"{package}: {pattern} matches nothing"
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
@@ -125,10 +140,9 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 
 def test_nothing_patches_sys_path() -> None:
     """The project is importable by installation (or pytest's ``pythonpath``), not by path hacks."""
-    files = [ROOT / "app.py", ROOT / "settings.py", ROOT / "tests" / "conftest.py"]
-    for package in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]:
-        if "*" not in package:
-            files += sorted((ROOT / package).rglob("*.py"))
+    files = [ROOT / "app.py", ROOT / "tests" / "conftest.py"]
+    for folder in sorted(set(PACKAGE_DIRS.values())):
+        files += sorted((ROOT / folder).rglob("*.py"))
     offenders = []
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -19,15 +19,15 @@ from fakehub import FakeHub, hub_env
 from huggingface_hub import ModelCard
 from torch import nn
 
-import hub_probe
-import networks
-from networks.architectures import (
+from perceptual_studio import hub_probe
+from perceptual_studio import networks
+from perceptual_studio.networks.architectures import (
     DuplicateArchitectureError,
     get_architecture,
     register_architecture,
 )
-from registry import api, plugins
-from registry.errors import (
+from perceptual_studio.registry import api, plugins
+from perceptual_studio.registry.errors import (
     AmbiguousModelIdError,
     InvalidModelIdError,
     MissingPluginError,
@@ -37,8 +37,8 @@ from registry.errors import (
     RegistryError,
     UnsafeModelError,
 )
-from registry.legacy import import_legacy_checkpoint
-from registry.model_format import load_model_folder, read_safetensors_header
+from perceptual_studio.registry.legacy import import_legacy_checkpoint
+from perceptual_studio.registry.model_format import load_model_folder, read_safetensors_header
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_test_secret_token_1234"
@@ -97,7 +97,7 @@ def test_save_and_load_folder_round_trip(env):
     api.save_model(sr, "sr-x2", training=training("vgg16:imagenet"))
     for model_id, original, x in (("local:mosaic", style, image()), ("sr-x2", sr, image(16, 12))):
         loaded = api.load_model(model_id, "cpu")
-        assert not loaded.network.training and torch.equal(loaded(x), original(x))
+        assert not loaded.network.training and torch.equal(loaded.network(x), original(x))
     assert sorted(p.name for p in (env / "mosaic").iterdir()) == ["README.md", "config.json", "model.safetensors",
                                                                    "style.jpg"]
     config = json.loads((env / "sr-x2" / "config.json").read_text())
@@ -215,10 +215,10 @@ def test_publish_list_pull_load_then_offline_from_cache(hub, env, tmp_path, monk
     assert entry.ready_offline and entry.path == snapshot and entry.thumbnail == snapshot / "preview.jpg"
 
     loaded = api.load_model("hub:studio/mosaic", "cpu")
-    assert torch.equal(loaded(x), want)
+    assert torch.equal(loaded.network(x), want)
     requests = len(hub.requests)
     assert api.load_model("studio/mosaic", "cpu") is loaded and len(hub.requests) == requests  # from memory
-    assert torch.equal(api.load_model("cache:studio/sr-x2", "cpu")(x_small), want_sr)
+    assert torch.equal(api.load_model("cache:studio/sr-x2", "cpu").network(x_small), want_sr)
     assert sr_snapshot.name == hub.repos["studio/sr-x2"].sha
 
     hub.stop()
@@ -229,11 +229,11 @@ def test_publish_list_pull_load_then_offline_from_cache(hub, env, tmp_path, monk
         listing = api.list_models()
         assert any("Hub unreachable" in n for n in listing.notices)
         assert {"local:mosaic", "cache:studio/mosaic", "cache:studio/sr-x2"} <= set(listing.ids)
-        assert torch.equal(api.load_model("hub:studio/mosaic", "cpu")(x), want)
-        assert torch.equal(api.load_model("cache:studio/sr-x2", "cpu")(x_small), want_sr)
+        assert torch.equal(api.load_model("hub:studio/mosaic", "cpu").network(x), want)
+        assert torch.equal(api.load_model("cache:studio/sr-x2", "cpu").network(x_small), want_sr)
     api.clear_memory_cache()
     start = time.perf_counter()  # not offline mode, server gone: the probe fails fast and the cache serves
-    assert torch.equal(api.load_model("studio/mosaic", "cpu")(x), want)
+    assert torch.equal(api.load_model("studio/mosaic", "cpu").network(x), want)
     assert time.perf_counter() - start < 5
 
 
@@ -332,7 +332,7 @@ def test_unreachable_hub_lists_local_models_fast_with_notice(env, tmp_path, kind
 def test_hub_that_answers_the_probe_but_hangs_on_listing(env, monkeypatch):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from registry import hub as hub_mod
+    from perceptual_studio.registry import hub as hub_mod
 
     release = threading.Event()
 
@@ -384,7 +384,7 @@ def test_cli_list_offline_in_a_fresh_process(env, tmp_path):
 
 
 def test_cli_errors_are_one_line(env, offline_endpoint, capsys):
-    from registry.__main__ import main
+    from perceptual_studio.registry.__main__ import main
 
     api.save_model(tiny_style(), "mosaic", style="mosaic")
     assert main(["list", "--task", "style-transfer"]) == 0
@@ -475,7 +475,7 @@ def test_each_bad_model_has_its_message_and_the_rest_still_work(env, offline_end
     assert isinstance(_raised(lambda: api.load_model("local:unknown-arch", "cpu")), MissingPluginError)
     assert isinstance(_raised(lambda: api.load_model("local:pickled", "cpu")), UnsafeModelError)
     x = image()
-    assert torch.equal(api.load_model("local:good", "cpu")(x), tiny_style()(x))
+    assert torch.equal(api.load_model("local:good", "cpu").network(x), tiny_style()(x))
 
 
 def _raised(func) -> BaseException:
@@ -557,7 +557,7 @@ def test_entry_point_plugin_is_discovered_and_loads_models(env, plugin_path, off
     net = arch.constructor(channels=5).eval()
     api.save_model(net, "tiny", style="tiny")
     x = image()
-    assert torch.equal(api.load_model("tiny", "cpu")(x), net(x))
+    assert torch.equal(api.load_model("tiny", "cpu").network(x), net(x))
     assert any("broken-net" in n for n in api.list_models().notices)
 
     plugins.reset_plugins()  # "uninstall" it: the model now names a missing plugin
@@ -688,7 +688,7 @@ def test_legacy_checkpoint_imports_to_identical_outputs(env, tmp_path, offline_e
         x = image(h, w, seed=h)
         with torch.no_grad():
             want = reference(x * 255).clamp(0, 255)[..., :h, :w] / 255  # neural_style.py stylize + save_image
-            got = model(x)
+            got = model.network(x)
         assert got.shape == x.shape and torch.equal(got, want)
     config = json.loads((folder / "config.json").read_text())
     assert config["training"]["loss_network"] == "vgg16:imagenet-torchvision" and "Provenance" in (folder / "README.md").read_text()
@@ -713,8 +713,56 @@ class _Evil:
 
 
 def test_load_model_folder_directly_for_a_path(tmp_path):
-    from registry.model_format import save_model
+    from perceptual_studio.registry.model_format import save_model
 
     folder = save_model(tiny_style(), tmp_path / "anywhere" / "model", style="x")
     x = image()
-    assert torch.equal(load_model_folder(folder, "cpu")(x), tiny_style()(x))
+    assert torch.equal(load_model_folder(folder, "cpu").network(x), tiny_style()(x))
+
+
+def test_calling_a_loaded_model_runs_it_as_the_pipelines_do(env):
+    """``LoadedModel(x)`` is :func:`networks.inference.infer` (the machine's plan, tiles, clamping), not the
+    bare network: a caller gets what the app shows."""
+    from perceptual_studio.networks.inference import infer
+
+    api.save_model(tiny_style(), "mosaic", style="mosaic", training=training())
+    loaded = api.load_model("local:mosaic", "cpu")
+    x = image(48, 40)
+    out = loaded(x)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert torch.equal(out, infer(loaded.network, x, whole_image_tile=1024).output)
+
+
+def test_a_model_folder_loads_by_its_path(env, tmp_path):
+    folder = api.save_model(tiny_style(), tmp_path / "elsewhere" / "mosaic", style="mosaic", training=training())
+    by_path = api.load_model(folder, "cpu")
+    by_text = api.load_model(str(folder), "cpu")
+    assert by_path is by_text and by_path.model_id is None and by_path.folder == folder
+    assert api.read_config(folder)[1].style == "mosaic"
+    with pytest.raises(api.RegistryError):
+        api.load_model(tmp_path / "missing", "cpu")
+
+
+@pytest.mark.slow
+def test_thirty_models_keep_a_level_memory(env, monkeypatch):
+    """A Space serving 30 paper-size style models: the loaded ones stay within the cache's byte budget
+    (least recently used dropped first) and the process's memory stops growing once the cache is full."""
+    monkeypatch.setenv("PERCEPTUAL_MODEL_CACHE_MB", "32")
+    for i in range(30):
+        api.save_model(networks.StyleTransformNet(), f"style-{i}", style=f"s{i}", training=training())
+    x = image(32, 32)
+
+    def resident_mb() -> float:
+        import gc
+
+        gc.collect()
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    sizes = []
+    for _ in range(3):
+        for i in range(30):
+            assert api.load_model(f"local:style-{i}", "cpu")(x).shape == x.shape
+            assert api.memory_cache_bytes() <= 32 * 2**20
+        sizes.append(resident_mb())
+    assert sizes[2] - sizes[0] < 40, sizes  # one paper-size network is 6.7 MB: 30 kept would be 200 MB more

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_smoke_report_has_every_section(tmp_path, monkeypatch) -> None:
-    import settings
+    from perceptual_studio import settings
 
     # Section 6 evaluates the shipped gallery: the repository's own models, not the tests' empty folder.
     monkeypatch.setenv(settings.BUILTIN_MODELS_DIR_ENV, str(ROOT / "registry" / "builtin"))

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import settings
+from perceptual_studio import settings
 
-ROOT = Path(settings.__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 NOT_SOURCES = {"tests", "data", "artifacts", "reports", "docs", "build", "dist"}
 VAR = "PERCEPTUAL_TEST_SETTING"
 
@@ -27,11 +27,11 @@ def _fresh_warnings(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFi
     """Each test sees every warning (settings warns once per variable and value), and the variable unset."""
     monkeypatch.setattr(settings, "_warned", set())
     monkeypatch.delenv(VAR, raising=False)
-    caplog.set_level(logging.WARNING, logger="settings")
+    caplog.set_level(logging.WARNING, logger="perceptual_studio.settings")
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "settings" and r.levelno == logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name == "perceptual_studio.settings" and r.levelno == logging.WARNING]
 
 
 # ------------------------------------------------------------------------------------------ the parsers
@@ -198,7 +198,7 @@ def test_every_variable_is_documented_in_the_module_docstring() -> None:
 
 
 def test_the_app_passes_mcp_server_only_when_asked(monkeypatch) -> None:
-    from webapp.ui import launch_kwargs
+    from perceptual_studio.webapp.ui import launch_kwargs
 
     monkeypatch.delenv("PERCEPTUAL_MCP_SERVER", raising=False)
     assert "mcp_server" not in launch_kwargs()  # Gradio's MCP server needs the gradio[mcp] extra
@@ -262,7 +262,7 @@ def test_the_checker_finds_each_kind_of_read() -> None:
 def test_no_module_outside_settings_reads_the_environment() -> None:
     offenders = []
     for path in _sources():
-        if path == ROOT / "settings.py":
+        if path == ROOT / "perceptual_studio" / "settings.py":
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         offenders += [f"{path.relative_to(ROOT)}:{line}: {code}" for line, code in _environment_reads(tree)]

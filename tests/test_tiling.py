@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from networks import SuperResolutionNet
-from networks.tiling import run_tiled, tile_starts
+from perceptual_studio.networks import SuperResolutionNet
+from perceptual_studio.networks.tiling import run_tiled, tile_starts
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

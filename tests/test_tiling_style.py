@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from benchmarks.speed import fit_network, photo, psnr, recolour
-from networks import StyleTransformNet, SuperResolutionNet
-from networks.inference import choose_plan, run_network
-from networks.legacy import PyTorchExamplesTransformerNet
-from networks.tiling import (
+from perceptual_studio.networks import StyleTransformNet, SuperResolutionNet
+from perceptual_studio.networks.inference import choose_plan, run_network
+from perceptual_studio.networks.legacy import PyTorchExamplesTransformerNet
+from perceptual_studio.networks.tiling import (
     WholeImageInstanceNorm,
     core_bounds,
     needs_whole_image_statistics,
@@ -129,7 +129,7 @@ def test_the_device_only_sees_tiles(style_net: nn.Module) -> None:
 
     plan = choose_plan(style_net, "cpu", "float32")
     run_network_tiled(style_net, x, plan, tile=tile)  # builds the prepared copy
-    from networks.tiling import _tiled_net
+    from perceptual_studio.networks.tiling import _tiled_net
 
     prepared = _tiled_net(style_net, plan, 32, 8).net
     hooks = [m.register_forward_pre_hook(record) for m in prepared.modules() if isinstance(m, nn.Conv2d)]
@@ -151,7 +151,7 @@ def test_small_images_run_in_one_piece(style_net: nn.Module) -> None:
 
 def test_norms_refuse_a_batch_they_have_no_statistics_for() -> None:
     source = nn.InstanceNorm2d(4, affine=True)
-    from networks.tiling import _TileContext
+    from perceptual_studio.networks.tiling import _TileContext
 
     context = _TileContext()
     context.size, context.core = (8, 8), (0, 8, 0, 8)

@@ -19,14 +19,14 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from imaging.degrade import degrade
-from imaging.metrics import psnr_y, rgb_to_y, ssim_y
-from train import checkpoint as ckpt
-from train.config import ConfigError, SRTrainConfig, StyleTrainConfig
-from train.data import DataError, StepBatchSampler, find_images, list_training_images
-from train.loop import TrainEvent, TrainingDivergedError, renormalize_filters
-from train.sr import train_sr
-from train.style import train_style
+from perceptual_studio.imaging.degrade import degrade
+from perceptual_studio.imaging.metrics import psnr_y, rgb_to_y, ssim_y
+from perceptual_studio.train import checkpoint as ckpt
+from perceptual_studio.train.config import ConfigError, SRTrainConfig, StyleTrainConfig
+from perceptual_studio.train.data import DataError, StepBatchSampler, find_images, list_training_images
+from perceptual_studio.train.loop import TrainEvent, TrainingDivergedError, renormalize_filters
+from perceptual_studio.train.sr import train_sr
+from perceptual_studio.train.style import train_style
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,13 +91,13 @@ def _losses(folder_or_run: Path) -> list[float]:
 
 
 def _models_dir() -> Path:
-    import settings
+    from perceptual_studio import settings
 
     return settings.models_dir()
 
 
 def _runs_dir() -> Path:
-    import settings
+    from perceptual_studio import settings
 
     return settings.runs_dir()
 
@@ -160,7 +160,7 @@ def test_sampler_is_a_function_of_the_step_and_shards_are_disjoint():
 
 
 def test_augmented_patches_are_the_8_square_symmetries_seeded_by_position(content_dir):
-    from train.data import ImageFolderDataset, square_symmetry
+    from perceptual_studio.train.data import ImageFolderDataset, square_symmetry
 
     patch = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 3, 3)
     variants = [square_symmetry(patch, k) for k in range(8)]
@@ -176,7 +176,7 @@ def test_augmented_patches_are_the_8_square_symmetries_seeded_by_position(conten
 
 
 def test_cosine_schedule_falls_from_the_rate_to_zero_as_a_function_of_the_step(style_path, content_dir):
-    from train.loop import learning_rate_at
+    from perceptual_studio.train.loop import learning_rate_at
 
     constant = tiny_style(style_path, content_dir, out="c", learning_rate=2e-3)
     cosine = tiny_style(style_path, content_dir, out="c", learning_rate=2e-3, lr_schedule="cosine", iterations=100)
@@ -200,7 +200,7 @@ def test_degrade_blurs_then_downsamples_to_8bit_levels():
 
 
 def test_hub_dataset_id_offline_fails_fast_with_a_clear_message(monkeypatch, tmp_path):
-    import hub_probe
+    from perceptual_studio import hub_probe
 
     monkeypatch.setattr(hub_probe, "probe_hub", lambda *a, **k: (False, "test: offline"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -211,7 +211,7 @@ def test_hub_dataset_id_offline_fails_fast_with_a_clear_message(monkeypatch, tmp
 def test_hub_dataset_id_downloads_image_files(monkeypatch, content_dir):
     import huggingface_hub
 
-    import hub_probe
+    from perceptual_studio import hub_probe
 
     calls = {}
 
@@ -260,7 +260,7 @@ def test_renormalize_filters_clips_rms_to_the_radius():
 
 
 def test_style_training_writes_a_loadable_registry_model(style_path, content_dir):
-    from registry import list_models, load_model
+    from perceptual_studio.registry import list_models, load_model
 
     events: list[TrainEvent] = []
     config = tiny_style(style_path, content_dir, iterations=16, preview_every=8, renorm_radius=1.0)
@@ -296,8 +296,8 @@ def test_style_training_writes_a_loadable_registry_model(style_path, content_dir
 
 
 def test_cli_trains_a_model_listed_by_the_registry(style_path, content_dir, capsys):
-    from registry.__main__ import main as registry_main
-    from train.style import main
+    from perceptual_studio.registry.__main__ import main as registry_main
+    from perceptual_studio.train.style import main
 
     rc = main(["--style", str(style_path), "--content", str(content_dir), "--out", "cli-style", "--image-size", "32",
                "--batch-size", "2", "--iterations", "3", "--width", "0.25", "--num-residual", "1",
@@ -309,8 +309,8 @@ def test_cli_trains_a_model_listed_by_the_registry(style_path, content_dir, caps
 
 
 def test_fine_tune_from_a_registry_model(style_path, content_dir):
-    from networks import StyleTransformNet
-    from registry import load_model, save_model
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.registry import load_model, save_model
 
     torch.manual_seed(1)
     save_model(StyleTransformNet(width=0.25, num_residual=1), "base", style="base",
@@ -367,7 +367,7 @@ def test_resume_reaches_the_same_final_weights(style_path, content_dir):
 
 
 def test_cancellation_stops_cleanly_and_writes_a_usable_model(style_path, content_dir):
-    from registry import load_model
+    from perceptual_studio.registry import load_model
 
     stop = threading.Event()
     events: list[TrainEvent] = []
@@ -388,9 +388,9 @@ def test_cancellation_stops_cleanly_and_writes_a_usable_model(style_path, conten
 
 @pytest.mark.parametrize("poison, message", [(float("nan"), "became non-finite"), (1e9, "exploded to")])
 def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(style_path, content_dir, monkeypatch, poison, message):
-    import train.loop
+    from perceptual_studio.train import loop
 
-    real = train.loop.compute_loss
+    real = loop.compute_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -400,7 +400,7 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(style_path, con
             terms.total = terms.total * poison
         return terms
 
-    monkeypatch.setattr(train.loop, "compute_loss", poisoned)
+    monkeypatch.setattr(loop, "compute_loss", poisoned)
     config = tiny_style(style_path, content_dir, out="diverged", checkpoint_every=2)
     with pytest.raises(TrainingDivergedError, match=message) as info:
         train_style(config)
@@ -421,7 +421,7 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(style_path, con
     ("thin-style", "too small for the loss network"),
 ])
 def test_bad_inputs_give_clear_messages(tmp_path, style_path, content_dir, capsys, case, message):
-    from train.style import main
+    from perceptual_studio.train.style import main
 
     style, content, size = style_path, content_dir, "32"
     if case == "bad-style":
@@ -470,7 +470,7 @@ def sr_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("loss", ["pixel", "feature"])
 def test_sr_training_evaluates_and_writes_a_model(sr_dir, loss):
-    from registry import load_model
+    from perceptual_studio.registry import load_model
 
     folder = train_sr(tiny_sr(sr_dir, out=f"sr-{loss}", loss=loss))
     losses = _losses(_runs_dir() / f"sr-{loss}")
@@ -489,7 +489,7 @@ def test_sr_training_evaluates_and_writes_a_model(sr_dir, loss):
 
 
 def test_sr_bad_inputs(sr_dir, tmp_path, capsys):
-    from train.sr import main
+    from perceptual_studio.train.sr import main
 
     rc = main(["--data", str(sr_dir), "--out", "x", "--patch-size", "16", "--quiet"])
     assert rc == 1 and "too small for x4" in capsys.readouterr().err
@@ -501,13 +501,13 @@ def test_sr_bad_inputs(sr_dir, tmp_path, capsys):
 
 
 def test_two_process_gloo_run_completes(style_path, content_dir, tmp_path):
-    import settings
+    from perceptual_studio import settings
 
     env = {**os.environ, "PERCEPTUAL_DATA_DIR": str(settings.data_dir()), "PERCEPTUAL_LOSS_NETWORK": "random",
            "PERCEPTUAL_DEVICE": "cpu", "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "train.style", "--style", str(style_path), "--content", str(content_dir), "--out", "ddp",
+               "-m", "perceptual_studio.train.style", "--style", str(style_path), "--content", str(content_dir), "--out", "ddp",
                "--image-size", "32", "--batch-size", "2", "--iterations", "4", "--width", "0.25",
                "--num-residual", "1", "--style-layers", "relu1_2", "relu2_2", "--checkpoint-every", "2", "--quiet"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
@@ -518,6 +518,6 @@ def test_two_process_gloo_run_completes(style_path, content_dir, tmp_path):
     training = json.loads((_models_dir() / "ddp" / "config.json").read_text())["training"]
     assert training["batch_size"] == 4 and training["world_size"] == 2 and training["iterations"] == 4
 
-    from registry import load_model
+    from perceptual_studio.registry import load_model
 
     assert load_model("local:ddp", device="cpu")(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)

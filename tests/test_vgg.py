@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from networks import vgg, vgg_oxford
-from networks.vgg import LossNetwork, random_vgg16_state, resolve_vgg16_weights
+from perceptual_studio.networks import vgg, vgg_oxford
+from perceptual_studio.networks.vgg import LossNetwork, random_vgg16_state, resolve_vgg16_weights
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_hub_cache_then_torchvision_cache(monkeypatch, no_pretrained_sources) ->
     path.parent.mkdir(parents=True)
     torch.save({**random_vgg16_state(seed=5), "classifier.0.weight": torch.zeros(2, 2)}, path)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: refused at once
-    import hub_probe
+    from perceptual_studio import hub_probe
 
     hub_probe._cache.clear()
     weights = resolve_vgg16_weights()
@@ -99,11 +99,11 @@ def test_random_fallback_only_when_nothing_else_and_loud(monkeypatch, caplog, no
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
-    import hub_probe
+    from perceptual_studio import hub_probe
 
     hub_probe._cache.clear()
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="networks.vgg"):
+    with caplog.at_level(logging.WARNING, logger="perceptual_studio.networks.vgg"):
         weights = resolve_vgg16_weights(no_pretrained_sources / "missing.safetensors")
     elapsed = time.monotonic() - started
     silent.close()

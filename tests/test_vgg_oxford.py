@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from networks import vgg, vgg_oxford
-from networks.vgg import CAFFE_IDENTITY, LossNetwork, resolve_vgg16_weights
+from perceptual_studio.networks import vgg, vgg_oxford
+from perceptual_studio.networks.vgg import CAFFE_IDENTITY, LossNetwork, resolve_vgg16_weights
 
 pytestmark = pytest.mark.skipif(
     __import__("importlib.util").util.find_spec(vgg_oxford.PACKAGE) is None,
@@ -148,7 +148,7 @@ def test_fallback_order(only_local_sources, monkeypatch, caplog) -> None:
 
     # 5. nothing at all: the loud random fallback, after every source was tried
     tv.unlink()
-    with caplog.at_level(logging.WARNING, logger="networks.vgg"):
+    with caplog.at_level(logging.WARNING, logger="perceptual_studio.networks.vgg"):
         chosen = resolve_vgg16_weights()
     assert chosen.identity == "vgg16:random(seed=0)" and not chosen.is_pretrained
     assert "RANDOM-weight VGG-16" in caplog.text and vgg_oxford.PACKAGE_PIN in chosen.warning

@@ -1,7 +1,7 @@
 """Training: fast style models from a style image, and pixel- vs feature-loss super-resolution models
 (Johnson, Alahi & Fei-Fei, ECCV 2016, Sec. 4-5). One code path serves the CLIs and the web app::
 
-    from train import StyleTrainConfig, train_style
+    from perceptual_studio.train import StyleTrainConfig, train_style
     folder = train_style(StyleTrainConfig(style="wave.jpg", content="photos/", out="wave"), progress=print)
 
 ``python -m train.style`` / ``python -m train.sr`` are the command lines; see README.md, "Training".

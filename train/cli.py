@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any, Callable, Sequence
 
-import settings
+from perceptual_studio import settings
 
 from .loop import TrainEvent
 
@@ -129,8 +129,8 @@ class CtrlC:
 
 def run_cli(train: Callable[[threading.Event], Any], *, debug: bool) -> int:
     """Run ``train`` with Ctrl-C handling; user-fixable errors print one line and return 1."""
-    from imaging.io import ImageInputError
-    from registry import RegistryError
+    from perceptual_studio.imaging.io import ImageInputError
+    from perceptual_studio.registry import RegistryError
 
     from .checkpoint import CheckpointError
     from .config import ConfigError

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from networks.layers import NORMS, UPSAMPLES
-from networks.sr import RESIDUALS as SR_RESIDUALS
-from networks.sr import SR_UPSAMPLES
-from networks.vgg import LAYER_NAMES, STYLE_LAYERS
-from registry.schema import SR_LOSSES
+from perceptual_studio.networks.layers import NORMS, UPSAMPLES
+from perceptual_studio.networks.sr import RESIDUALS as SR_RESIDUALS
+from perceptual_studio.networks.sr import SR_UPSAMPLES
+from perceptual_studio.networks.vgg import LAYER_NAMES, STYLE_LAYERS
+from perceptual_studio.registry.schema import SR_LOSSES
 
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")

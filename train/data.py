@@ -24,8 +24,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-import hub_probe
-from imaging.io import ImageInputError, image_to_tensor, load_image
+from perceptual_studio import hub_probe
+from perceptual_studio.imaging.io import ImageInputError, image_to_tensor, load_image
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Sequence
 
 import torch
 
-from losses import PerceptualLoss
-from losses.perceptual import PerceptualLossConfig
-from networks import StyleTransformNet
-from networks.plan import choose_plan, run_network
+from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.losses.perceptual import PerceptualLossConfig
+from perceptual_studio.networks import StyleTransformNet
+from perceptual_studio.networks.plan import choose_plan, run_network
 
 from . import data as data_mod
 from .cli import trainer_main

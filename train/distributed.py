@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-import settings
+from perceptual_studio import settings
 
 
 @dataclass(frozen=True)

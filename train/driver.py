@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from imaging.figures import plot_losses, save_evolution_strip
-from losses import PerceptualLoss
-from networks.architectures import list_architectures
-from registry import TrainingRecord
+from perceptual_studio.imaging.figures import plot_losses, save_evolution_strip
+from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.networks.architectures import list_architectures
+from perceptual_studio.registry import TrainingRecord
 
 from . import data as data_mod
 from .config import TrainConfigBase

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
-import settings
+from perceptual_studio import settings
 
 logger = logging.getLogger(__name__)
 
-from registry import load_model_folder
-from registry.model_format import (
+from perceptual_studio.registry import load_model_folder
+from perceptual_studio.registry.model_format import (
     EVOLUTION_FILE,
     LOSS_CURVE_FILE,
     TrainingRecord,

@@ -17,9 +17,9 @@ from typing import Any
 
 from PIL import Image
 
-from imaging.io import resize_to_max_side
-from networks.vgg import LossNetworkWeights
-from registry import load_model_folder
+from perceptual_studio.imaging.io import resize_to_max_side
+from perceptual_studio.networks.vgg import LossNetworkWeights
+from perceptual_studio.registry import load_model_folder
 
 from .shipping import option_flags
 from .style import load_style_image
@@ -67,7 +67,7 @@ def distill_command(style: str, seed: int, *, spec: FastSpec, first_style: str, 
     """``python -m train.distill`` for the student of ``style``'s fast variant (resumable); ``init``: the first
     style's student."""
     iterations = spec.finetune_iterations if style != first_style else spec.scratch_iterations
-    command = [sys.executable, "-m", "train.distill", "--teacher", teacher, "--content", str(content),
+    command = [sys.executable, "-m", "perceptual_studio.train.distill", "--teacher", teacher, "--content", str(content),
                "--out", str(out), "--run-dir", str(run_dir), "--iterations", str(iterations), "--seed", str(seed),
                "--preview-image", str(preview), "--resume", "--quiet"]
     if init is not None and style != first_style:

@@ -23,10 +23,10 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-import settings
-from imaging.generated_styles import GENERATED_STYLES
-from imaging.sample_photos import SamplePhotoUnavailable, attribution, load_sample_photo
-from registry.schema import CARD_FILE, CONFIG_FILE
+from perceptual_studio import settings
+from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
+from perceptual_studio.imaging.sample_photos import SamplePhotoUnavailable, attribution, load_sample_photo
+from perceptual_studio.registry.schema import CARD_FILE, CONFIG_FILE
 
 from .fast_variants import (
     FAST_HEADING,
@@ -197,7 +197,7 @@ def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles:
     """``python -m train.style`` for ``spec`` (resumable). ``name``, ``iterations`` and ``init`` (a model id or
     folder) replace the style's own, for a fast variant trained with the style's objective."""
     name = name or spec.name
-    command = [sys.executable, "-m", "train.style", "--style", str(style_image(spec, styles)),
+    command = [sys.executable, "-m", "perceptual_studio.train.style", "--style", str(style_image(spec, styles)),
                "--content", str(content), "--style-name", spec.name, "--out", str(models_root / name),
                "--run-dir", str(work_dir / runs / name), "--iterations", str(iterations or spec.iterations),
                "--seed", str(spec.seed), "--preview-image", str(work_dir / "preview.jpg"), "--resume", "--quiet"]

@@ -28,9 +28,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from imaging.io import tensor_to_image
-from losses import PerceptualLoss
-from losses.perceptual import LossTerms
+from perceptual_studio.imaging.io import tensor_to_image
+from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.losses.perceptual import LossTerms
 
 from . import checkpoint as ckpt
 from .config import TrainConfigBase

@@ -13,14 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
-import settings
-from networks.devices import device_label  # noqa: F401 - re-exported for the trainers
-from networks.vgg import (
+from perceptual_studio import settings
+from perceptual_studio.networks.devices import device_label  # noqa: F401 - re-exported for the trainers
+from perceptual_studio.networks.vgg import (
     LossNetworkWeights,
     default_vgg16_weights,
     resolve_vgg16_weights,
 )
-from registry import LoadedModel, RegistryError, load_model, load_model_folder
+from perceptual_studio.registry import LoadedModel, RegistryError, load_model, load_model_folder
 
 from . import checkpoint as ckpt
 from .config import ConfigError, TrainConfigBase

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from registry.schema import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
+from perceptual_studio.registry.schema import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
 

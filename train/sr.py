@@ -20,11 +20,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from imaging.degrade import degrade
-from imaging.io import image_to_tensor, load_image, resize_to_max_side
-from losses import PerceptualLoss
-from losses.perceptual import PerceptualLossConfig
-from networks import SuperResolutionNet
+from perceptual_studio.imaging.degrade import degrade
+from perceptual_studio.imaging.io import image_to_tensor, load_image, resize_to_max_side
+from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.losses.perceptual import PerceptualLossConfig
+from perceptual_studio.networks import SuperResolutionNet
 
 from . import data as data_mod
 from .cli import trainer_main

@@ -28,11 +28,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from imaging.degrade import bicubic_upscale, degrade
-from imaging.histogram import match_histogram
-from imaging.io import ImageInputError, image_to_tensor, load_image, tensor_to_image
-from imaging.metrics import MIN_GRID_SPACING, colour_shift, cross_hatch_db, gradient_energy_ratio, psnr_y, ssim_y
-from losses import PerceptualLoss
+from perceptual_studio.imaging.degrade import bicubic_upscale, degrade
+from perceptual_studio.imaging.histogram import match_histogram
+from perceptual_studio.imaging.io import ImageInputError, image_to_tensor, load_image, tensor_to_image
+from perceptual_studio.imaging.metrics import MIN_GRID_SPACING, colour_shift, cross_hatch_db, gradient_energy_ratio, psnr_y, ssim_y
+from perceptual_studio.losses import PerceptualLoss
 
 logger = logging.getLogger(__name__)
 

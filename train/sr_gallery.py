@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import settings
-from imaging.corpus import HELD_OUT, PHOTO, TRAIN, Corpus, CorpusError, CorpusImage, read_corpus
-from registry.schema import CONFIG_FILE
+from perceptual_studio import settings
+from perceptual_studio.imaging.corpus import HELD_OUT, PHOTO, TRAIN, Corpus, CorpusError, CorpusImage, read_corpus
+from perceptual_studio.registry.schema import CONFIG_FILE
 
 from .shipping import (
     LOG_FILE,
@@ -218,7 +218,7 @@ def model_folder(spec: SRModelSpec, models_root: Path, stages: Path) -> Path:
 def train_command(spec: SRModelSpec, manifest: SRManifest, *, train: Path, held_out: Path, work_dir: Path,
                   models_root: Path, extra: list[str], recipe: str | None = None) -> list[str]:
     runs, stages = recipe_folders(work_dir, recipe)
-    command = [sys.executable, "-m", "train.sr", "--data", str(train), "--eval-data", str(held_out),
+    command = [sys.executable, "-m", "perceptual_studio.train.sr", "--data", str(train), "--eval-data", str(held_out),
                "--scale", str(spec.scale), "--loss", spec.loss, "--out", str(model_folder(spec, models_root, stages)),
                "--run-dir", str(runs / spec.name), "--iterations", str(spec.iterations), "--seed", "0",
                "--preview-image", str(held_out / photo_file_name(manifest.photos.preview))]

@@ -20,11 +20,11 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from imaging.io import image_to_tensor, load_image, resize_to_max_side
-from losses import PerceptualLoss
-from losses.perceptual import STYLE_PRESETS, PerceptualLossConfig, style_preset_name
-from networks import StyleTransformNet
-from networks.vgg import LossNetworkWeights
+from perceptual_studio.imaging.io import image_to_tensor, load_image, resize_to_max_side
+from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.losses.perceptual import STYLE_PRESETS, PerceptualLossConfig, style_preset_name
+from perceptual_studio.networks import StyleTransformNet
+from perceptual_studio.networks.vgg import LossNetworkWeights
 
 from . import data as data_mod
 from .cli import trainer_main

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from imaging.io import image_to_tensor
-from losses import PerceptualLoss
-from losses.perceptual import PerceptualLossConfig, style_preset_name
-from networks.vgg import LossNetworkWeights
-from registry import TrainingRecord
+from perceptual_studio.imaging.io import image_to_tensor
+from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.losses.perceptual import PerceptualLossConfig, style_preset_name
+from perceptual_studio.networks.vgg import LossNetworkWeights
+from perceptual_studio.registry import TrainingRecord
 
 
 def objective_config(record: TrainingRecord, weights: LossNetworkWeights) -> PerceptualLossConfig:

@@ -58,14 +58,14 @@ def _safe(text: str) -> str:
 
 def default_sr_model(scale: int) -> str | None:
     """The feature-loss model for ``scale`` if the registry has one, else the pixel-loss one, else None."""
-    from webapp.handlers.models import current_listing, sr_choices
+    from perceptual_studio.webapp.handlers.models import current_listing, sr_choices
 
     ids, pixel, feature = sr_choices(current_listing(), scale)
     return feature or pixel or (ids[0] if ids else None)
 
 
 def _run_each(inputs: list[Path], out: Path, work, suffix_for) -> int:
-    from webapp.errors import user_message
+    from perceptual_studio.webapp.errors import user_message
 
     out.mkdir(parents=True, exist_ok=True)
     taken: set[Path] = set()
@@ -85,7 +85,7 @@ def _run_each(inputs: list[Path], out: Path, work, suffix_for) -> int:
 
 
 def stylize_command(args: argparse.Namespace) -> int:
-    from webapp.handlers.style import choose_network, stylize
+    from perceptual_studio.webapp.handlers.style import choose_network, stylize
 
     if len(args.model) > 1:
         return _blend_command(args)
@@ -106,7 +106,7 @@ def stylize_command(args: argparse.Namespace) -> int:
 
 def _blend_command(args: argparse.Namespace) -> int:
     """``stylize`` with several ``--model``: the blend is checked (and built) once, before any file."""
-    from webapp.handlers.style import blended_network, stylize_blend
+    from perceptual_studio.webapp.handlers.style import blended_network, stylize_blend
 
     weights = args.weight or [1.0] * len(args.model)
     parts = blended_network(args.model, weights).parts
@@ -122,7 +122,7 @@ def _blend_command(args: argparse.Namespace) -> int:
 
 
 def upscale_command(args: argparse.Namespace) -> int:
-    from webapp.handlers.superres import upscale
+    from perceptual_studio.webapp.handlers.superres import upscale
 
     model = args.model
     if model is None:
@@ -132,7 +132,7 @@ def upscale_command(args: argparse.Namespace) -> int:
     elif model == "bicubic":
         model = None
     if model is not None:
-        from webapp.handlers.common import load_registry_model
+        from perceptual_studio.webapp.handlers.common import load_registry_model
 
         load_registry_model(model, "super-resolution")
 
@@ -144,7 +144,7 @@ def upscale_command(args: argparse.Namespace) -> int:
 
 
 def models_command(args: argparse.Namespace) -> int:
-    from webapp.handlers.models import current_listing, table_rows
+    from perceptual_studio.webapp.handlers.models import current_listing, table_rows
 
     listing = current_listing()
     for notice in listing.notices:
@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - usage errors (missing inputs, bad model) as one line
         if args.debug:
             raise
-        from webapp.errors import user_message
+        from perceptual_studio.webapp.errors import user_message
 
         print(f"error: {user_message(exc)}", file=sys.stderr)
         return 2

@@ -5,8 +5,8 @@ import logging
 
 import torch
 
-from imaging import ImageInputError
-from registry.errors import RegistryError
+from perceptual_studio.imaging import ImageInputError
+from perceptual_studio.registry.errors import RegistryError
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any, Callable
 
 import gradio as gr
 
-import settings
-from webapp.errors import user_message
-from webapp.gpu import gpu
+from perceptual_studio import settings
+from perceptual_studio.webapp.errors import user_message
+from perceptual_studio.webapp.gpu import gpu
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import logging
 
-import settings
+from perceptual_studio import settings
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-import settings
-from imaging.generated_styles import GENERATED_STYLES
-from imaging.io import load_image
-from imaging.sample_photos import load_sample_photo
+from perceptual_studio import settings
+from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
+from perceptual_studio.imaging.io import load_image
+from perceptual_studio.imaging.sample_photos import load_sample_photo
+from perceptual_studio.pipelines import training as _training
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ SR_CORPUS_EXAMPLES = 3
 
 def sr_example_photos() -> list[Path]:
     """Held-out photos for the Super-resolution tab's examples (written once, at most 512 px)."""
-    from imaging.corpus import HELD_OUT, PHOTO, CorpusError, read_corpus
+    from perceptual_studio.imaging.corpus import HELD_OUT, PHOTO, CorpusError, read_corpus
 
     folder = examples_dir() / "super-resolution"
     paths = [folder / f"{SR_EXAMPLE_PHOTO}.jpg"]
@@ -98,26 +99,17 @@ def example_styles() -> list[Path]:
 
 
 def default_content_dir() -> Path:
-    return settings.data_dir() / "content" / "gallery-photos"
+    return _training.default_content_dir()
 
 
 def ensure_default_content() -> Path:
-    """The shipped gallery's training content (``train/gallery.toml``: random crops of colour-rich licensed
-    photos, with a SOURCES.md), written on first use; returns its folder. A fine-tune in the app thus sees the
-    same kind of pictures its starting model was trained on."""
-    from train.gallery import build_content, read_manifest
-
-    with _lock:
-        # scikit-learn (its two photos) is an optional extra: without it the set has five photos' crops.
-        return build_content(read_manifest().content, default_content_dir(), skip_missing=True)
+    """The shipped gallery's training content, written on first use (``pipelines.training``); its folder."""
+    return _training.ensure_default_content()
 
 
 def training_content_source() -> str:
     """``PERCEPTUAL_TRAIN_CONTENT`` (a folder or a Hub dataset id) if set, else the bundled set's folder."""
-    configured = settings.train_content()
-    if configured:
-        return configured
-    return str(ensure_default_content())
+    return _training.default_training_content()
 
 
 def placeholder_thumbnail(label: str, size: int = 192) -> Image.Image:

@@ -18,14 +18,14 @@ from typing import Any
 
 import gradio as gr
 
-import settings
-from networks.vgg import CAFFE_IDENTITY, describe_loss_network
-from webapp import atomic_cache, handlers, samples
-from webapp.tabs.explain import explain_available, explain_tab
-from webapp.tabs.models import models_tab, refresh_pickers, refresh_pickers_fresh
-from webapp.tabs.stylize import compare_tab, stylize_tab
-from webapp.tabs.superres import superres_tab
-from webapp.tabs.train import train_tab
+from perceptual_studio import settings
+from perceptual_studio.networks.vgg import CAFFE_IDENTITY, describe_loss_network
+from perceptual_studio.webapp import atomic_cache, handlers, samples
+from perceptual_studio.webapp.tabs.explain import explain_available, explain_tab
+from perceptual_studio.webapp.tabs.models import models_tab, refresh_pickers, refresh_pickers_fresh
+from perceptual_studio.webapp.tabs.stylize import compare_tab, stylize_tab
+from perceptual_studio.webapp.tabs.superres import superres_tab
+from perceptual_studio.webapp.tabs.train import train_tab
 
 logger = logging.getLogger(__name__)
 

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    import settings
+    from perceptual_studio import settings
 
     device = args.device or str(settings.device())
     name = "smoke" if args.smoke else args.profile or ("gpu" if device.startswith("cuda") else "cpu")
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = replace(profile, sr_datasets=tuple(args.sr_datasets))
     out = args.out or ROOT / "reports" / f"{name}-{device.replace(':', '')}"
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="report-"))
-    from imaging.corpus.manifest import default_corpus_dir
+    from perceptual_studio.imaging.corpus.manifest import default_corpus_dir
 
     profile = replace(profile, corpus=args.corpus or default_corpus_dir())  # before the data dir moves below
     os.environ.setdefault("PERCEPTUAL_DATA_DIR", str(work / "data"))  # never the developer's models folder

@@ -48,17 +48,17 @@ def _contact_sheet(rows: list[list], labels: list[str], path: Path, height: int)
 def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dict:
     import torch
 
-    import settings
-    from baseline.gatys import run_baseline
-    from imaging.generated_styles import GENERATED_STYLES
-    from imaging.io import image_to_tensor, resize_to_max_side, tensor_to_image
-    from imaging.sample_photos import load_sample_photo
-    from losses import PerceptualLoss
-    from registry import load_model_folder
-    from train.gallery import read_manifest
-    from train.style_eval import objective_config
-    from train.run import loss_network_weights
-    from train.style import load_style_image
+    from perceptual_studio import settings
+    from perceptual_studio.baseline.gatys import run_baseline
+    from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
+    from perceptual_studio.imaging.io import image_to_tensor, resize_to_max_side, tensor_to_image
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.registry import load_model_folder
+    from perceptual_studio.train.gallery import read_manifest
+    from perceptual_studio.train.style_eval import objective_config
+    from perceptual_studio.train.run import loss_network_weights
+    from perceptual_studio.train.style import load_style_image
 
     manifest = read_manifest()
     root = settings.builtin_models_dir() / "styles"

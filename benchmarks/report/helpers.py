@@ -15,7 +15,7 @@ def save_photos(folder: Path, names: tuple[str, ...]) -> Path:
 
 
 def loss_network_info() -> dict:
-    from networks.vgg import default_vgg16_weights
+    from perceptual_studio.networks.vgg import default_vgg16_weights
 
     weights = default_vgg16_weights()
     kind = f"ImageNet-pretrained VGG-16: {weights.description}" if weights.is_pretrained else (

@@ -25,7 +25,7 @@ def section_inference(profile: Profile, device: str, work: Path, out: Path) -> d
 
 
 def _plot_inference(results: dict, path: Path) -> None:
-    from imaging.figures import line_plot
+    from perceptual_studio.imaging.figures import line_plot
 
     rows = [r for r in results["rows"] if r["label"].startswith("style") and "batch" not in r["label"]]
     if len(rows) < 1:

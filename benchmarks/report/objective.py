@@ -20,7 +20,7 @@ PAPER_OBJECTIVE_FINDING = (
 def train_style_network(profile: Profile, device: str, work: Path) -> dict:
     """Train the section-2 network, keeping the previews of a held-out photo (for time-to-quality)."""
     from benchmarks.train_speed import make_content_folder, make_style_image
-    from train import StyleTrainConfig, train_style
+    from perceptual_studio.train import StyleTrainConfig, train_style
 
     content = make_content_folder(work / "style-content", profile.style_content_images,
                                   profile.style_size + profile.style_size // 4)
@@ -49,12 +49,12 @@ def train_style_network(profile: Profile, device: str, work: Path) -> dict:
 def section_objective(profile: Profile, device: str, work: Path, out: Path, trained: dict) -> dict:
     import torch
 
-    from baseline.gatys import run_baseline
-    from imaging.io import image_to_tensor, resize_to_max_side
-    from losses import PerceptualLoss
-    from registry import load_model_folder
-    from train.run import loss_network_weights
-    from train.style import load_style_image, loss_config_for
+    from perceptual_studio.baseline.gatys import run_baseline
+    from perceptual_studio.imaging.io import image_to_tensor, resize_to_max_side
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.registry import load_model_folder
+    from perceptual_studio.train.run import loss_network_weights
+    from perceptual_studio.train.style import load_style_image, loss_config_for
 
     config = trained["config"]
     model = load_model_folder(trained["folder"], device)
@@ -86,7 +86,7 @@ def section_objective(profile: Profile, device: str, work: Path, out: Path, trai
 
 
 def _plot_objective(rows: list[dict], path: Path) -> None:
-    from imaging.figures import line_plot
+    from perceptual_studio.imaging.figures import line_plot
 
     length = max(len(r["curve"]) for r in rows)
     x = list(range(length))

@@ -64,10 +64,10 @@ def _unpack(archive: Path, folder: Path) -> Path:
 
 def dataset_images(name: str, profile: Profile, work: Path) -> tuple[list, str]:
     """(name, image) pairs of one evaluation dataset and how to describe it."""
-    from imaging.corpus import read_corpus
-    from imaging.io import load_image
-    from train.data import find_images, resolve_image_source, usable_images
-    from train.sr_gallery import corpus_attribution, photo_file_name, read_manifest
+    from perceptual_studio.imaging.corpus import read_corpus
+    from perceptual_studio.imaging.io import load_image
+    from perceptual_studio.train.data import find_images, resolve_image_source, usable_images
+    from perceptual_studio.train.sr_gallery import corpus_attribution, photo_file_name, read_manifest
 
     if name == "held-out":
         corpus = read_corpus(profile.corpus)  # CorpusError (a RuntimeError) says how to build it
@@ -88,18 +88,18 @@ def dataset_images(name: str, profile: Profile, work: Path) -> tuple[list, str]:
 
 
 def section_sr(profile: Profile, device: str, work: Path, out: Path) -> dict:
-    import settings
-    from losses import PerceptualLoss
-    from losses.perceptual import PerceptualLossConfig
-    from registry import load_model_folder
+    from perceptual_studio import settings
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.losses.perceptual import PerceptualLossConfig
+    from perceptual_studio.registry import load_model_folder
     import tarfile
 
-    from imaging.io import ImageInputError
-    from registry.schema import CONFIG_FILE
-    from train.data import DataError
-    from train.run import loss_network_weights
-    from train.sr_eval import check_targets, evaluate_sr
-    from train.sr_gallery import read_manifest
+    from perceptual_studio.imaging.io import ImageInputError
+    from perceptual_studio.registry.schema import CONFIG_FILE
+    from perceptual_studio.train.data import DataError
+    from perceptual_studio.train.run import loss_network_weights
+    from perceptual_studio.train.sr_eval import check_targets, evaluate_sr
+    from perceptual_studio.train.sr_gallery import read_manifest
 
     manifest = read_manifest()
     root = settings.builtin_models_dir() / "sr"
@@ -148,7 +148,7 @@ def section_sr(profile: Profile, device: str, work: Path, out: Path) -> dict:
                 "targets": [asdict(check) for check in check_targets(evaluation)],
                 "markdown": evaluation.markdown()}
         first = dict(next(iter(datasets.values()))[0])
-        from train.sr_gallery import photo_file_name
+        from perceptual_studio.train.sr_gallery import photo_file_name
 
         # The preview photo (fur and eyes), then a close-up of fur and a textured monument, when present.
         names = [photo_file_name(manifest.photos.preview), *GRID_PHOTOS]
@@ -166,10 +166,10 @@ def _crop_grid(models: dict, photo, scale: int, sigma: float, device: str, path:
     import torch
     from PIL import Image, ImageDraw, ImageFont
 
-    from imaging.degrade import bicubic_upscale, degrade
-    from imaging.histogram import match_histogram
-    from imaging.io import image_to_tensor, tensor_to_image
-    from train.sr_eval import crop_to_multiple
+    from perceptual_studio.imaging.degrade import bicubic_upscale, degrade
+    from perceptual_studio.imaging.histogram import match_histogram
+    from perceptual_studio.imaging.io import image_to_tensor, tensor_to_image
+    from perceptual_studio.train.sr_eval import crop_to_multiple
 
     original = crop_to_multiple(photo, scale, max_side)
     hr = image_to_tensor(original).to(device)

@@ -20,8 +20,8 @@ def section_table1(profile: Profile, device: str, work: Path, out: Path) -> dict
                            levers=False, fit_steps=profile.fit_steps)
     import torch
 
-    from losses.perceptual import PerceptualLoss, PerceptualLossConfig
-    from networks.vgg import default_vgg16_weights
+    from perceptual_studio.losses.perceptual import PerceptualLoss, PerceptualLossConfig
+    from perceptual_studio.networks.vgg import default_vgg16_weights
 
     results = speed.measure(args)
     weights = default_vgg16_weights()
@@ -47,7 +47,7 @@ def section_table1(profile: Profile, device: str, work: Path, out: Path) -> dict
 
 def _plot_speedups(results: dict, baselines: dict, path: Path) -> None:
     from benchmarks.speed import PAPER_TABLE1
-    from imaging.figures import line_plot
+    from perceptual_studio.imaging.figures import line_plot
 
     sizes = sorted({*map(int, results["sizes"]), *PAPER_TABLE1})
     series = {}

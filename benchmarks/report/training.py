@@ -26,10 +26,10 @@ def _time_to_quality(profile: Profile, device: str, trained: dict, objective: di
     """The held-out photo's objective at each training preview, against the baseline's after 50/100 iterations."""
     import torch
 
-    from imaging.io import image_to_tensor
-    from losses import PerceptualLoss
-    from train.run import loss_network_weights
-    from train.style import load_preview_input, load_style_image, loss_config_for
+    from perceptual_studio.imaging.io import image_to_tensor
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.train.run import loss_network_weights
+    from perceptual_studio.train.style import load_preview_input, load_style_image, loss_config_for
 
     config = trained["config"]
     with Quiet():
@@ -56,7 +56,7 @@ def _time_to_quality(profile: Profile, device: str, trained: dict, objective: di
 
 
 def _plot_time_to_quality(quality: dict, path: Path) -> None:
-    from imaging.figures import line_plot
+    from perceptual_studio.imaging.figures import line_plot
 
     points = quality["points"]
     if len(points) < 2:

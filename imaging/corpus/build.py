@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imaging.io import ImageInputError, load_image
-from imaging.sample_photos import SAMPLE_PHOTOS, SamplePhotoUnavailable, load_sample_photo
+from perceptual_studio.imaging.io import ImageInputError, load_image
+from perceptual_studio.imaging.sample_photos import SAMPLE_PHOTOS, SamplePhotoUnavailable, load_sample_photo
 
 from .collect import SPEC_KEYS, Candidate, LeftOut, collect
 from .deb import DebError

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import settings
+from perceptual_studio import settings
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1

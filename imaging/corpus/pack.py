@@ -9,7 +9,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from imaging.io import load_image, resize_to_max_side
+from perceptual_studio.imaging.io import load_image, resize_to_max_side
 
 from .manifest import PHOTO, Corpus, write_manifest
 

@@ -18,14 +18,14 @@ from typing import Callable
 import torch
 from PIL import Image
 
-import settings
-from baseline import run_baseline as optimise
-from imaging import image_to_tensor, load_image, resize_to_max_side, tensor_to_image
-from losses import PerceptualLoss, PerceptualLossConfig
-from networks.inference import infer
-from networks.vgg import default_vgg16_weights
-from registry import RegistryError, describe
-from registry.schema import STYLE_IMAGE_FILE
+from perceptual_studio import settings
+from perceptual_studio.baseline import run_baseline as optimise
+from perceptual_studio.imaging import image_to_tensor, load_image, resize_to_max_side, tensor_to_image
+from perceptual_studio.losses import PerceptualLoss, PerceptualLossConfig
+from perceptual_studio.networks.inference import infer
+from perceptual_studio.networks.vgg import default_vgg16_weights
+from perceptual_studio.registry import RegistryError, describe
+from perceptual_studio.registry.schema import STYLE_IMAGE_FILE
 
 from .common import device_label, identity_note, load_registry_model
 

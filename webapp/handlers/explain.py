@@ -13,20 +13,20 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image
 
-import settings
-from explain.deconvnet import Deconvnet
-from explain.evolution import evenly, evolution_strip, find_previews
-from explain.invariance import (
+from perceptual_studio import settings
+from perceptual_studio.explain.deconvnet import Deconvnet
+from perceptual_studio.explain.evolution import evenly, evolution_strip, find_previews
+from perceptual_studio.explain.invariance import (
     INVARIANCE_LAYERS,
     PIXELS,
     InvarianceResult,
     check_transform,
     invariance_curves,
 )
-from explain.samples import DEFAULT_SIZE, load_sample, sample_images, square, stack
-from explain.top9 import DEFAULT_CHANNELS, Top9Result, report, top9
-from imaging.io import ImageSource, image_to_tensor, load_image
-from networks.vgg import (
+from perceptual_studio.explain.samples import DEFAULT_SIZE, load_sample, sample_images, square, stack
+from perceptual_studio.explain.top9 import DEFAULT_CHANNELS, Top9Result, report, top9
+from perceptual_studio.imaging.io import ImageSource, image_to_tensor, load_image
+from perceptual_studio.networks.vgg import (
     LAYER_NAMES,
     TAP_NAMES,
     LossNetwork,

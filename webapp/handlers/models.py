@@ -13,11 +13,11 @@ from typing import Any, Callable
 
 from PIL import Image
 
-import settings
-from networks.vgg import describe_loss_network
-from registry import RegistryError, describe, list_models, pull
-from registry.onnx_zoo import ZOO_STYLES, import_zoo_styles
-from registry.schema import CARD_FILE
+from perceptual_studio import settings
+from perceptual_studio.networks.vgg import describe_loss_network
+from perceptual_studio.registry import RegistryError, describe, list_models, pull
+from perceptual_studio.registry.onnx_zoo import ZOO_STYLES, import_zoo_styles
+from perceptual_studio.registry.schema import CARD_FILE
 
 from .. import samples
 

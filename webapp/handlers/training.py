@@ -19,13 +19,13 @@ from typing import Any, Iterator
 
 from PIL import Image
 
-import settings
-from imaging import load_image
-from imaging.figures import plot_losses
-from registry import RegistryError, describe, publish
-from registry.schema import CARD_FILE
-from train.config import StyleTrainConfig
-from train.style import train_style
+from perceptual_studio import settings
+from perceptual_studio.imaging import load_image
+from perceptual_studio.imaging.figures import plot_losses
+from perceptual_studio.registry import RegistryError, describe, publish
+from perceptual_studio.registry.schema import CARD_FILE
+from perceptual_studio.train.config import StyleTrainConfig
+from perceptual_studio.train.style import train_style
 
 from .. import samples
 from ..jobs import Finished, JobBoard, run_in_background

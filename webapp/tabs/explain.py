@@ -5,19 +5,19 @@ import logging
 
 import gradio as gr
 
-import settings
-from explain.evolution import find_previews
-from explain.invariance import TRANSFORMS
-from webapp.components import checked_image
-from webapp.events import event, progress_callback_kw
-from webapp.handlers import explain as explain_handlers
+from perceptual_studio import settings
+from perceptual_studio.explain.evolution import find_previews
+from perceptual_studio.explain.invariance import TRANSFORMS
+from perceptual_studio.webapp.components import checked_image
+from perceptual_studio.webapp.events import event, progress_callback_kw
+from perceptual_studio.webapp.handlers import explain as explain_handlers
 
 logger = logging.getLogger(__name__)
 
 
 def explain_available() -> bool:
     try:
-        import webapp.handlers.explain  # noqa: F401
+        import perceptual_studio.webapp.handlers.explain  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - the tab is optional; say why it is missing
         logger.warning("Explain tab left out: webapp.handlers.explain cannot be imported (%s)", exc)
         return False

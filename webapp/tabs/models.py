@@ -6,11 +6,11 @@ from typing import Any
 
 import gradio as gr
 
-from webapp import handlers
-from webapp.events import on_space_with_oauth, progress_callback, user_errors, visitor_token
-from webapp.handlers import models as models_handlers
-from webapp.handlers import training as train_handlers
-from webapp.tabs.stylize import NO_STYLE_MODELS
+from perceptual_studio.webapp import handlers
+from perceptual_studio.webapp.events import on_space_with_oauth, progress_callback, user_errors, visitor_token
+from perceptual_studio.webapp.handlers import models as models_handlers
+from perceptual_studio.webapp.handlers import training as train_handlers
+from perceptual_studio.webapp.tabs.stylize import NO_STYLE_MODELS
 
 logger = logging.getLogger(__name__)
 

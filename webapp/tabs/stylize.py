@@ -7,11 +7,11 @@ from typing import Any
 
 import gradio as gr
 
-import settings
-from webapp import handlers, samples
-from webapp.components import checked_image
-from webapp.events import event, progress_callback, user_errors
-from webapp.handlers.common import max_side
+from perceptual_studio import settings
+from perceptual_studio.webapp import handlers, samples
+from perceptual_studio.webapp.components import checked_image
+from perceptual_studio.webapp.events import event, progress_callback, user_errors
+from perceptual_studio.webapp.handlers.common import max_side
 
 logger = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ from typing import Any
 
 import gradio as gr
 
-import settings
-from webapp import handlers, samples
-from webapp.components import checked_image
-from webapp.events import event, progress_callback, user_errors
-from webapp.handlers import models as models_handlers
-from webapp.handlers import superres as sr_handlers
-from webapp.tabs.models import LOAD_MAX_AGE_S
+from perceptual_studio import settings
+from perceptual_studio.webapp import handlers, samples
+from perceptual_studio.webapp.components import checked_image
+from perceptual_studio.webapp.events import event, progress_callback, user_errors
+from perceptual_studio.webapp.handlers import models as models_handlers
+from perceptual_studio.webapp.handlers import superres as sr_handlers
+from perceptual_studio.webapp.tabs.models import LOAD_MAX_AGE_S
 
 logger = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import gradio as gr
 
-import settings
-from webapp import handlers, samples
-from webapp.components import checked_image
-from webapp.events import event, on_space_with_oauth, user_errors, visitor_token
-from webapp.handlers import training as train_handlers
+from perceptual_studio import settings
+from perceptual_studio.webapp import handlers, samples
+from perceptual_studio.webapp.components import checked_image
+from perceptual_studio.webapp.events import event, on_space_with_oauth, user_errors, visitor_token
+from perceptual_studio.webapp.handlers import training as train_handlers
 
 logger = logging.getLogger(__name__)
 

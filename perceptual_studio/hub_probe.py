@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-import settings
+from perceptual_studio import settings
 
 DEFAULT_TIMEOUT_S = 3.0
 _CACHE_TTL_S = 60.0

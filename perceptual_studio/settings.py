@@ -8,10 +8,10 @@ then the default (the same value as if the variable were unset). An empty or bla
 
 | variable | meaning | default |
 |---|---|---|
-| PERCEPTUAL_DATA_DIR | the project's data directory (models, runs, caches) | ``<project>/data`` |
+| PERCEPTUAL_DATA_DIR | the project's data directory (models, runs, caches) | ``/data/perceptual-studio`` on a Space with persistent storage, else ``data/`` in a source checkout, else ``~/.cache/perceptual-studio`` |
 | PERCEPTUAL_MODELS_DIR | the local models folder the registry lists | ``<data>/models`` |
 | PERCEPTUAL_CACHE_DIR | converted files (the Oxford VGG-16 as safetensors) | ``<data>/cache`` |
-| PERCEPTUAL_BUILTIN_MODELS_DIR | the shipped, read-only models (the ``builtin`` source) | ``registry/builtin`` |
+| PERCEPTUAL_BUILTIN_MODELS_DIR | the shipped, read-only models (the ``builtin`` source) | the package's ``registry/builtin`` |
 | PERCEPTUAL_HUB_TAG | the tag that marks this project's models on the Hub | ``perceptual-studio`` |
 | PERCEPTUAL_HUB_AUTHORS | comma-separated Hub authors whose tagged models are listed | (any author) |
 | PERCEPTUAL_HUB_MODELS | comma-separated extra Hub repo ids to list | (none) |
@@ -23,6 +23,7 @@ then the default (the same value as if the variable were unset). An empty or bla
 | PERCEPTUAL_MAX_SIDE | top of the app's output-size slider | 2048 |
 | PERCEPTUAL_STYLE_TILE | style-network inputs longer than this run tile by tile | 1024 |
 | PERCEPTUAL_MAX_MODEL_MB | the largest ``model.safetensors`` the registry reads, in MiB | 512 |
+| PERCEPTUAL_MODEL_CACHE_MB | loaded models kept in memory, in MiB of their tensors (least recently used dropped first) | 256 |
 | PERCEPTUAL_TRAIN_CONTENT | training content for the app: a folder or a Hub dataset id | bundled samples |
 | PERCEPTUAL_CONCURRENCY | stylize / super-resolution requests run at once | 2 |
 | PERCEPTUAL_QUEUE_SIZE | requests waiting before new ones are refused | 64 |
@@ -42,6 +43,7 @@ Read here as well, set by others (Hugging Face Spaces, huggingface_hub, torchrun
 | HF_ENDPOINT, HF_HUB_CACHE, HF_HOME, HF_HUB_OFFLINE | huggingface_hub's own settings, honoured at call time by the registry |
 | RANK, WORLD_SIZE, LOCAL_RANK | set by ``torchrun`` for multi-process training |
 | MALLOC_ARENA_MAX | when set, the app leaves glibc's malloc arenas as the operator chose |
+| XDG_CACHE_HOME | the user's cache folder, where an installed copy keeps its data (default ``~/.cache``) |
 
 Variables of third-party libraries that the project only *sets* (``HF_HUB_DISABLE_TELEMETRY``) are set where
 they are needed, not here.
@@ -58,7 +60,10 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# A source checkout (the project's top level: pyproject.toml, registry/, networks/ ...), or None when installed.
+CHECKOUT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None
+SPACE_STORAGE = Path("/data")  # a Space's persistent storage, when the Space has it
 
 # ------------------------------------------------------------------------------------------ variable names
 
@@ -77,6 +82,7 @@ MAX_OUTPUT_PIXELS_ENV = "PERCEPTUAL_MAX_OUTPUT_PIXELS"
 MAX_SIDE_ENV = "PERCEPTUAL_MAX_SIDE"
 STYLE_TILE_ENV = "PERCEPTUAL_STYLE_TILE"
 MAX_MODEL_MB_ENV = "PERCEPTUAL_MAX_MODEL_MB"
+MODEL_CACHE_MB_ENV = "PERCEPTUAL_MODEL_CACHE_MB"
 TRAIN_CONTENT_ENV = "PERCEPTUAL_TRAIN_CONTENT"
 CONCURRENCY_ENV = "PERCEPTUAL_CONCURRENCY"
 QUEUE_SIZE_ENV = "PERCEPTUAL_QUEUE_SIZE"
@@ -107,6 +113,7 @@ DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 4096
 DEFAULT_MAX_SIDE = 2048
 DEFAULT_STYLE_TILE = 1024
 DEFAULT_MAX_MODEL_MB = 512
+DEFAULT_MODEL_CACHE_MB = 256  # about 38 paper-size style networks in float32
 DEFAULT_CONCURRENCY = 2
 DEFAULT_QUEUE_SIZE = 64
 DEFAULT_MAX_UPLOAD = "50mb"
@@ -243,7 +250,17 @@ def _parse_size(text: str) -> int | None:
 
 
 def data_dir() -> Path:
-    return _path(DATA_DIR_ENV, PROJECT_ROOT / "data")
+    """Models, runs and caches: a Space's persistent storage, a checkout's ``data/``, else the user's cache."""
+    return _path(DATA_DIR_ENV, _default_data_dir())
+
+
+def _default_data_dir() -> Path:
+    if space_id() and SPACE_STORAGE.is_dir() and os.access(SPACE_STORAGE, os.W_OK):
+        return SPACE_STORAGE / "perceptual-studio"
+    if CHECKOUT is not None:
+        return CHECKOUT / "data"
+    cache_home = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(cache_home) if cache_home else Path.home() / ".cache") / "perceptual-studio"
 
 
 def models_dir() -> Path:
@@ -256,7 +273,13 @@ def runs_dir() -> Path:
 
 def builtin_models_dir() -> Path:
     """The shipped, read-only models (``registry/builtin``: ``styles/<name>``, ``sr/<name>``)."""
-    return _path(BUILTIN_MODELS_DIR_ENV, PROJECT_ROOT / "registry" / "builtin")
+    return _path(BUILTIN_MODELS_DIR_ENV, _subpackage_dir("registry") / "builtin")
+
+
+def _subpackage_dir(name: str) -> Path:
+    """Where ``perceptual_studio.<name>`` lives: inside the installed package, or beside it in a checkout."""
+    inside = PACKAGE_DIR / name
+    return inside if inside.is_dir() or CHECKOUT is None else CHECKOUT / name
 
 
 def cache_dir() -> Path:
@@ -380,6 +403,11 @@ def style_tile() -> int:
 def max_model_mb() -> float:
     """The largest ``model.safetensors`` the registry reads, in MiB (fractions allowed)."""
     return _float(MAX_MODEL_MB_ENV, float(DEFAULT_MAX_MODEL_MB), positive=True)
+
+
+def model_cache_bytes() -> int:
+    """How many bytes of loaded models' tensors stay in memory; the least recently used go first."""
+    return int(_float(MODEL_CACHE_MB_ENV, float(DEFAULT_MODEL_CACHE_MB), positive=True) * 2**20)
 
 
 def max_upload_bytes() -> int:

@@ -287,18 +287,21 @@ def resolve_vgg16_weights(
     return weights
 
 
-_DEFAULT_WEIGHTS: LossNetworkWeights | None = None
+# Resolved weights per setting (PERCEPTUAL_LOSS_NETWORK, PERCEPTUAL_VGG16_WEIGHTS): resolved once per choice,
+# and a changed setting is honoured rather than answered from an earlier choice. At most a few entries.
+_DEFAULT_WEIGHTS: dict[tuple[str, str | None], LossNetworkWeights] = {}
 _DEFAULT_LOCK = threading.Lock()
 
 
 def default_vgg16_weights() -> LossNetworkWeights:
-    """The process-wide weights, resolved once (the app, training and benchmarks share them)."""
-    global _DEFAULT_WEIGHTS
+    """The weights the settings choose, resolved once per choice (the app, training and benchmarks share them)."""
+    weights_file = settings.vgg16_weights_file()
+    key = (settings.loss_network_choice(), str(weights_file) if weights_file else None)
     with _DEFAULT_LOCK:
-        if _DEFAULT_WEIGHTS is None:
-            _DEFAULT_WEIGHTS = resolve_vgg16_weights()
-            logger.info("loss network: %s from %s", _DEFAULT_WEIGHTS.identity, _DEFAULT_WEIGHTS.source)
-        return _DEFAULT_WEIGHTS
+        if key not in _DEFAULT_WEIGHTS:
+            _DEFAULT_WEIGHTS[key] = resolve_vgg16_weights()
+            logger.info("loss network: %s from %s", _DEFAULT_WEIGHTS[key].identity, _DEFAULT_WEIGHTS[key].source)
+        return _DEFAULT_WEIGHTS[key]
 
 
 class LossNetwork(nn.Module):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from PIL import Image
@@ -32,7 +32,7 @@ from perceptual_studio.imaging.degrade import bicubic_upscale, degrade
 from perceptual_studio.imaging.histogram import match_histogram
 from perceptual_studio.imaging.metrics import psnr_y, ssim_y
 from perceptual_studio.networks.devices import device_label
-from perceptual_studio.networks.inference import infer
+from perceptual_studio.networks.inference import InferencePlan, infer
 from perceptual_studio.networks.interpolate import interpolate_networks
 from perceptual_studio.registry import LoadedModel
 from perceptual_studio.registry.api import ModelRef
@@ -107,6 +107,43 @@ def blur_sigma(models: list[LoadedModel]) -> float:
         if sigma is not None and sigma >= 0:
             return float(sigma)
     return 1.0
+
+
+@dataclass
+class Upscaled:
+    """Bicubic's and each network's output for one low-resolution input."""
+
+    images: dict[str, Image.Image]  # bicubic first, then the networks in the order given (matched, if asked)
+    unmatched: dict[str, Image.Image]  # the networks' outputs before histogram matching (only when matched)
+    seconds: dict[str, float]
+    plan: str | None  # how the last network ran
+
+
+def upscale_all(lr: torch.Tensor, networks: Mapping[str, nn.Module], scale: int, *, plan: InferencePlan | None = None,
+                tile: int | None = TILE, overlap: int = OVERLAP, histogram_match: bool = False,
+                progress: ProgressFn | None = None) -> Upscaled:
+    """Upscale ``lr`` (1, 3, h, w) x``scale`` by bicubic and by each of ``networks`` (method -> network):
+    the one place the app, the library and the held-out evaluation make SR outputs. ``plan``: the inference
+    plan (default: the machine's fastest; the evaluation asks for float32). ``histogram_match``: each network's
+    output matched to ``lr`` (the paper's display)."""
+    low = tensor_to_image(lr) if histogram_match else None  # the reference, only when matching
+    done = Upscaled({}, {}, {}, None)
+    steps = 1 + len(networks)
+    if progress is not None:
+        progress(0.0, "bicubic")
+    started = time.perf_counter()
+    done.images[BICUBIC] = tensor_to_image(bicubic_upscale(lr, scale).cpu())
+    done.seconds[BICUBIC] = time.perf_counter() - started
+    for step, (method, network) in enumerate(networks.items(), start=1):
+        if progress is not None:
+            progress(step / steps, method if method == BLEND else f"{method} model")
+        run = infer(network, lr, plan, tile=tile, overlap=overlap)
+        picture = tensor_to_image(run.output.cpu())
+        if histogram_match:
+            done.unmatched[method] = picture
+            picture = match_histogram(picture, low)
+        done.images[method], done.seconds[method], done.plan = picture, run.seconds, run.plan
+    return done
 
 
 class SuperResolutionPipeline:
@@ -188,39 +225,19 @@ class SuperResolutionPipeline:
     def _run_all(self, lr: torch.Tensor, out: SuperResolutionResult, histogram_match: bool, blend: float,
                  progress: ProgressFn | None) -> dict[str, Image.Image]:
         """Every method into ``out``; returns the networks' outputs before histogram matching (when matched)."""
-        low = tensor_to_image(lr) if histogram_match else None  # the reference, only when matching
-        unmatched: dict[str, Image.Image] = {}
-        pair = PIXEL in self.models and FEATURE in self.models
-        steps, done = 1 + len(self.models) + (1 if pair else 0), 0
-
-        def report(text: str) -> None:
-            if progress is not None:
-                progress(done / steps, text)
-
-        def keep(method: str, network: nn.Module) -> None:
-            run = infer(network, lr.to(self.device), tile=self.tile, overlap=self.overlap)
-            picture = tensor_to_image(run.output)
-            if histogram_match:
-                unmatched[method] = picture
-                picture = match_histogram(picture, low)
-            out.images[method], out.seconds[method], out.plan = picture, run.seconds, run.plan
-
-        report("bicubic")
-        started = time.perf_counter()
-        out.images[BICUBIC] = tensor_to_image(bicubic_upscale(lr, self.scale))
-        out.seconds[BICUBIC] = time.perf_counter() - started
-        done += 1
+        networks = {method: model.network for method, model in self.models.items()}
+        if PIXEL in self.models and FEATURE in self.models:
+            out.blend = float(blend)
+            networks[BLEND] = interpolate_models(self.models[PIXEL], self.models[FEATURE], out.blend)
+        done = upscale_all(lr.to(self.device), networks, self.scale, tile=self.tile, overlap=self.overlap,
+                           histogram_match=histogram_match, progress=progress)
+        out.images.update(done.images)
+        out.seconds.update(done.seconds)
+        out.plan = done.plan
         for method, model in self.models.items():
-            report(f"{method} model")
-            keep(method, model.network)
             out.models[method] = model.label
             out.loss_networks[method] = model.config.training.loss_network
-            done += 1
-        if pair:
-            report("blend")
-            out.blend = float(blend)
-            keep(BLEND, interpolate_models(self.models[PIXEL], self.models[FEATURE], out.blend))
-        return unmatched
+        return done.unmatched
 
     def _score(self, out: SuperResolutionResult, unmatched: dict[str, Image.Image]) -> None:
         reference, border = out.images[ORIGINAL], self.scale

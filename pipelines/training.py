@@ -1,15 +1,17 @@
 """``train_style``: a new style model from one style image in one call, returned as a ready pipeline::
 
     from perceptual_studio import train_style
-    pipe = train_style("my_style.jpg", iterations=400)      # the bundled training photos, the default recipe
+    pipe = train_style("my_style.jpg")   # about a minute on a CPU: the Train tab's quick fine-tune
     pipe("photo.jpg").save("stylized.png")
 
-Any option of ``python -m train.style`` (``train.config.StyleTrainConfig``) is a keyword argument. The trainer
-is imported only when this runs, so importing the other pipelines never loads it.
+The recipes are the Train tab's presets (:data:`RECIPES`); any option of ``python -m train.style``
+(``train.config.StyleTrainConfig``) is a keyword argument and overrides the recipe. The trainer is imported
+only when this runs, so importing the other pipelines never loads it.
 """
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +20,38 @@ from perceptual_studio import settings
 from .style import StylePipeline
 
 _content_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training schedule a user picks by name (the Train tab's presets)."""
+
+    label: str
+    iterations: int
+    image_size: int
+    batch_size: int
+    learning_rate: float
+    width: float
+    preview_every: int
+    fine_tune: bool = False  # start from a trained style model (DEFAULT_BASE_MODEL unless ``init`` says)
+
+    def options(self) -> dict[str, Any]:
+        """The ``StyleTrainConfig`` fields this recipe sets (a fine-tune keeps its base model's width)."""
+        values = dict(iterations=self.iterations, image_size=self.image_size, batch_size=self.batch_size,
+                      learning_rate=self.learning_rate, preview_every=self.preview_every)
+        return values if self.fine_tune else {**values, "width": self.width}
+
+
+RECIPES: dict[str, Recipe] = {
+    "quick_finetune": Recipe("Quick fine-tune from an existing style model", 120, 128, 2, 1e-3, 1.0, 10, fine_tune=True),
+    "starter": Recipe("Quick starter style from scratch (small network)", 120, 128, 2, 2e-3, 0.5, 10),
+    "paper": Recipe("Paper recipe (40k iterations, 256 px, batch 4: hours on a GPU)", 40_000, 256, 4, 1e-3, 1.0, 500),
+}
+# A fine-tune from a shipped model reaches a recognisable new style in about a minute on two CPU cores, with a
+# full-width network (benchmarks/finetune_minute.py measures it beside the half-width starter from scratch).
+DEFAULT_RECIPE = "quick_finetune"
+# The gallery's root model (train/gallery.toml: every other shipped style was fine-tuned from it).
+DEFAULT_BASE_MODEL = "builtin:stained-glass"
 
 
 def default_content_dir() -> Path:
@@ -42,12 +76,14 @@ def ensure_default_content() -> Path:
 
 
 def train_style(style: str | Path, *, content: str | Path | None = None, name: str | None = None,
-                progress: Callable[[Any], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                device: str | None = "auto", **options: Any) -> StylePipeline:
+                recipe: str = DEFAULT_RECIPE, progress: Callable[[Any], None] | None = None,
+                should_stop: Callable[[], bool] | None = None, device: str | None = "auto",
+                **options: Any) -> StylePipeline:
     """Train a style network on ``style`` (an image file) and return its pipeline; the model folder is
     ``pipe.model.folder`` (``name`` in the local models folder: its id is ``local:<name>``).
 
-    ``device``: where it trains and runs ("auto": ``PERCEPTUAL_DEVICE``, else CUDA when there is one).
+    ``recipe``: one of :data:`RECIPES` (default: the quick fine-tune from ``builtin:stained-glass``; "paper" is
+    the paper's 40k iterations). ``device``: where it trains and runs ("auto": ``PERCEPTUAL_DEVICE``, else CUDA when there is one).
     ``content``: a folder of photos or a Hub dataset id (default :func:`default_training_content`).
     ``progress`` receives each ``train.loop.TrainEvent``; ``should_stop`` returning True ends training early and
     still writes the model. ``options``: ``iterations``, ``image_size``, ``style_weight``, ``init`` (fine-tune
@@ -56,8 +92,12 @@ def train_style(style: str | Path, *, content: str | Path | None = None, name: s
     from perceptual_studio.train.config import StyleTrainConfig
     from perceptual_studio.train.style import train_style as run
 
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    chosen = RECIPES[recipe]
+    values = {**chosen.options(), **({"init": DEFAULT_BASE_MODEL} if chosen.fine_tune else {}), **options}
     train_on = None if device is None or str(device) == "auto" else str(device)
     config = StyleTrainConfig(style=str(style), content=str(content) if content else default_training_content(),
-                              out=name or Path(style).stem, device=train_on, **options)
+                              out=name or Path(style).stem, device=train_on, **values)
     folder = run(config, progress, should_stop)
     return StylePipeline.from_pretrained(Path(folder), device=device, network="paper")

@@ -153,7 +153,7 @@ def test_train_style_in_one_call(tmp_path, monkeypatch) -> None:
         Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(content / f"{i}.png")
     style = tmp_path / "dots.png"
     Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(style)
-    pipe = train_style(style, content=content, name="dots", iterations=2, image_size=32, batch_size=1, width=0.25,
+    pipe = train_style(style, content=content, name="dots", recipe="starter", iterations=2, image_size=32, batch_size=1, width=0.25,
                        num_residual=1, style_layers=("relu1_2",), preview_size=32, device="cpu")
     assert pipe.parts[0].style == "dots" and pipe.model.folder.name == "dots"
     assert pipe.parts[0].loss_network == "vgg16:random(seed=0)"

@@ -28,15 +28,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from perceptual_studio.imaging.degrade import bicubic_upscale, degrade
-from perceptual_studio.imaging.histogram import match_histogram
-from perceptual_studio.imaging.io import ImageInputError, image_to_tensor, load_image, tensor_to_image
+from perceptual_studio.imaging.degrade import degrade
+from perceptual_studio.imaging.io import ImageInputError, image_to_tensor, load_image
 from perceptual_studio.imaging.metrics import MIN_GRID_SPACING, colour_shift, cross_hatch_db, gradient_energy_ratio, psnr_y, ssim_y
 from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.networks.inference import InferencePlan
+from perceptual_studio.pipelines.superres import BICUBIC, upscale_all
 
 logger = logging.getLogger(__name__)
 
-BICUBIC = "bicubic"
 MATCHED_SUFFIX = " + histogram match"
 
 
@@ -167,14 +167,12 @@ def evaluate_sr(models: Mapping[str, nn.Module], images: Iterable[Path | str | t
                 continue
             hr = image_to_tensor(original).to(device)
             lr = degrade(hr, scale, blur_sigma)
-            outputs = {BICUBIC: bicubic_upscale(lr, scale)}
-            for method, model in models.items():
-                outputs[method] = model(lr).float().clamp(0, 1)
-            low = tensor_to_image(lr)
-            pictures = {m: tensor_to_image(t.cpu()) for m, t in outputs.items()}
+            # The pipeline's own step, in float32 and one pass: the scores do not depend on this machine's plan.
+            up = upscale_all(lr, models, scale, plan=InferencePlan(torch.device(device), None, channels_last=False),
+                             tile=None, histogram_match=histogram_match)
+            pictures = {**up.images, **up.unmatched}
             if histogram_match:
-                for method in models:
-                    pictures[method + MATCHED_SUFFIX] = match_histogram(pictures[method], low)
+                pictures.update({method + MATCHED_SUFFIX: up.images[method] for method in models})
             scores = {}
             for method in methods:
                 distance = None

@@ -13,7 +13,8 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field, replace
+import typing
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,9 +22,10 @@ from PIL import Image
 
 from perceptual_studio import settings
 from perceptual_studio.imaging import load_image
-from perceptual_studio.imaging.figures import plot_losses
+from perceptual_studio.pipelines.training import DEFAULT_BASE_MODEL, RECIPES, Recipe
+from perceptual_studio.pipelines.training import DEFAULT_RECIPE as DEFAULT_PRESET
 from perceptual_studio.registry import RegistryError, describe, publish
-from perceptual_studio.registry.schema import CARD_FILE
+from perceptual_studio.registry.schema import CARD_FILE, LOSS_CURVE_FILE
 from perceptual_studio.train.config import StyleTrainConfig
 from perceptual_studio.train.style import train_style
 
@@ -34,29 +36,8 @@ from .common import loss_network_status
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Preset:
-    label: str
-    iterations: int
-    image_size: int
-    batch_size: int
-    learning_rate: float
-    width: float
-    preview_every: int
-    fine_tune: bool = False
-
-
-PRESETS: dict[str, Preset] = {
-    "quick_finetune": Preset("Quick fine-tune from an existing style model", 120, 128, 2, 1e-3, 1.0, 10, fine_tune=True),
-    "starter": Preset("Quick starter style from scratch (small network)", 120, 128, 2, 2e-3, 0.5, 10),
-    "paper": Preset("Paper recipe (40k iterations, 256 px, batch 4: hours on a GPU)", 40_000, 256, 4, 1e-3, 1.0, 500),
-}
-# A fine-tune from a shipped model reaches a recognisable new style in about a minute on two CPU cores, with a
-# full-width network (benchmarks/finetune_minute.py measures it beside the half-width starter from scratch).
-DEFAULT_PRESET = "quick_finetune"
-# The gallery's root model (train/gallery.toml: every other shipped style was fine-tuned from it).
-DEFAULT_BASE_MODEL = "builtin:stained-glass"
-PLOT_EVERY_S = 1.0
+Preset = Recipe  # the Train tab's presets are the library's recipes
+PRESETS: dict[str, Preset] = RECIPES
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -88,7 +69,7 @@ class TrainUpdate:
     status: str
     losses: dict[str, float] = field(default_factory=dict)
     preview: Image.Image | None = None
-    plot: Image.Image | None = None
+    plot: Image.Image | None = None  # the model's loss figure, on the last update only
     done: bool = False
     cancelled: bool = False
     model_id: str | None = None
@@ -155,7 +136,19 @@ def _optional_weight(value: Any, name: str) -> float | None:
     return value
 
 
-def build_config(request: TrainRequest, name: str):
+# The request's fields that are the config's own (same name, same meaning): copied by name, cast to the config's
+# type (a UI number box hands over 120.0 for 120). The others are the UI's: a preset, an optional init, a content
+# source that may be blank, loss weights where 0 means "the default".
+_OPTIONAL_WEIGHTS = {"content_weight": "content weight", "style_weight": "style weight", "tv_weight": "TV weight"}
+
+
+def _shared_fields() -> dict[str, type]:
+    hints = typing.get_type_hints(StyleTrainConfig)
+    own = {f.name for f in fields(TrainRequest)} - set(_OPTIONAL_WEIGHTS) - {"style_name"}
+    return {f.name: hints[f.name] for f in fields(StyleTrainConfig) if f.name in own}
+
+
+def build_config(request: TrainRequest, name: str) -> StyleTrainConfig:
     """The ``StyleTrainConfig`` for ``request``, writing the model as ``<models dir>/<name>``."""
     preset = preset_values(request.preset)
     init = (request.init_model or "").strip() or None
@@ -163,26 +156,19 @@ def build_config(request: TrainRequest, name: str):
         init = default_base_model()
     if preset.fine_tune and init is None:
         raise ValueError("The fine-tune preset starts from an existing style model: choose one (or use the starter preset).")
+    values: dict[str, Any] = {name: kind(getattr(request, name)) if kind in (int, float) else getattr(request, name)
+                              for name, kind in _shared_fields().items()}
+    values.update({key: _optional_weight(getattr(request, key), label) for key, label in _OPTIONAL_WEIGHTS.items()})
     return StyleTrainConfig(
+        **values,
         out=name,
-        style=request.style,
         content=(request.content_source or "").strip() or samples.training_content_source(),
         style_name=(request.style_name or "").strip() or None,
         init=init if preset.fine_tune else None,
-        iterations=int(request.iterations),
-        image_size=int(request.image_size),
-        batch_size=int(request.batch_size),
-        learning_rate=float(request.learning_rate),
-        width=float(request.width),
-        content_weight=_optional_weight(request.content_weight, "content weight"),
-        style_weight=_optional_weight(request.style_weight, "style weight"),
-        tv_weight=_optional_weight(request.tv_weight, "TV weight"),
-        preview_every=int(request.preview_every),
         checkpoint_every=max(50, int(request.iterations) // 4),
         log_every=1,
         preview_size=192,
         preview_image=str(samples.example_photos()[0]),  # a photo not trained on: the preview shows generalisation
-        seed=int(request.seed),
     )
 
 
@@ -210,19 +196,20 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _plot(history: list[dict[str, Any]], path: Path, title: str) -> Image.Image | None:
-    if not history:
+def _figure(folder: Path) -> Image.Image | None:
+    """The model's own loss figure (``loss_curve.png``, drawn once by the trainer at the end)."""
+    path = folder / LOSS_CURVE_FILE
+    if not path.is_file():
         return None
-    plot_losses(history, path, title=title)
     with Image.open(path) as image:
         return image.convert("RGB")
 
 
-def _curve_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Long-format rows (step, term, log10 loss) for the tab's live line plot; the terms differ by orders of
-    magnitude, so they are compared on a log scale."""
-    return [{"step": row["step"], "term": term, "log10 loss": math.log10(value)}
-            for row in history for term, value in row.items() if term != "step" and value and value > 0]
+def _curve_rows(losses: dict[str, float], step: int) -> list[dict[str, Any]]:
+    """Long-format rows (step, term, log10 loss) of one step for the tab's live line plot; the terms differ by
+    orders of magnitude, so they are compared on a log scale."""
+    return [{"step": step, "term": term, "log10 loss": math.log10(value)}
+            for term, value in losses.items() if value and value > 0]
 
 
 def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterator[TrainUpdate]:
@@ -247,11 +234,8 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
                 f". Loss network `{identity}`." + (" ⚠️ Random-weight loss network: the style is learnt from "
                                                    "random features." if warning else ""))
         yield TrainUpdate(0, config.iterations, head + "  \nPreparing (loss network, style targets, content images)…")
-        history: list[dict[str, Any]] = []
+        curve: list[dict[str, Any]] = []  # grows by each step's rows; never rebuilt
         preview: Image.Image | None = None
-        plot: Image.Image | None = None
-        last_plot = 0.0
-        plot_path = settings.runs_dir() / name / "app_loss.png"
         last_event = None
         finished = None
         for batch in run_in_background(lambda report, flag: train_style(config, progress=report, should_stop=flag),
@@ -261,24 +245,18 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
                 break
             for event in batch:
                 if event.losses and not event.done and not event.cancelled:
-                    history.append({"step": event.step, **event.losses})
+                    curve += _curve_rows(event.losses, event.step)
                 if event.preview is not None:
                     preview = event.preview
             latest = last_event = batch[-1]
-            now = time.perf_counter()
-            if now - last_plot >= PLOT_EVERY_S or latest.preview is not None:
-                plot = _plot(history, plot_path, f"{config.name}: training loss") or plot
-                last_plot = now
             per_step = latest.elapsed_s / latest.step if latest.step else None
             eta = f", about {_duration(per_step * (latest.total - latest.step))} left" if per_step else ""
             rate = f" · {per_step:.2f} s/step" if per_step else ""
             status = (f"{head}  \nStep {latest.step}/{latest.total}{rate}{eta}.  \n"
                       f"Losses: {_losses_text(latest.losses) or '…'}")
-            yield TrainUpdate(latest.step, latest.total, status, dict(latest.losses), preview, plot,
-                              curve=_curve_rows(history))
+            yield TrainUpdate(latest.step, latest.total, status, dict(latest.losses), preview, None, curve=list(curve))
         if finished is None or finished.error is not None:
             raise finished.error if finished is not None else RuntimeError("the training job ended without a result")
-        plot = _plot(history, plot_path, f"{config.name}: training loss") or plot
         folder = Path(finished.result)
         final = last_event
         steps = final.step if final is not None else 0
@@ -295,8 +273,8 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
         if final is not None and final.losses:
             status += f"  \nFinal losses: {_losses_text(final.losses)}. Loss network `{identity}`."
         preview_final = final.preview if final is not None and final.preview is not None else preview
-        yield TrainUpdate(steps, config.iterations, status, dict(final.losses) if final else {}, preview_final, plot,
-                          done=True, cancelled=cancelled, model_id=model_id, card=card, curve=_curve_rows(history))
+        yield TrainUpdate(steps, config.iterations, status, dict(final.losses) if final else {}, preview_final,
+                          _figure(folder), done=True, cancelled=cancelled, model_id=model_id, card=card, curve=list(curve))
     finally:
         JOBS.slot.release()
         JOBS.forget(job_id)

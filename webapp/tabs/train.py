@@ -39,7 +39,7 @@ def train_event(job_id: str | None, style_image: str | None, style_name: str = "
             losses = ", ".join(f"{name} {value:.3g}" for name, value in update.losses.items() if value)
             progress((update.step, update.total), desc=f"step {update.step}/{update.total}" +
                      (f" · {losses}" if losses else ""), unit="steps")
-        yield (update.status, update.preview, update.plot, update.card or gr.skip(),
+        yield (update.status, update.preview, update.plot if update.plot is not None else gr.skip(), update.card or gr.skip(),
                update.model_id if update.model_id else gr.skip(), update.curve)
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from benchmarks.common import loadavg
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT_PHOTO = "chelsea"  # never in the gallery's training content (train/gallery.toml)
+HELD_OUT_PHOTO = "chelsea"  # never in the gallery's training content (train/shipped/gallery.toml)
 TIME_MARKS = (10, 20, 30, 45, 60, 75, 90)
 
 

@@ -129,8 +129,8 @@ def _duration(hours: float) -> str:
 
 
 def fast_architecture() -> tuple[float, int]:
-    """The shipped fast variants' width and residual blocks (``train/gallery.toml``, table ``[fast]``)."""
-    from perceptual_studio.train.gallery import read_manifest
+    """The shipped fast variants' width and residual blocks (``train/shipped/gallery.toml``, table ``[fast]``)."""
+    from perceptual_studio.train.shipped.gallery import read_manifest
 
     fast = read_manifest().fast
     if fast is None:  # a manifest without fast variants: the authors' released fast models' size

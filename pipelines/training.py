@@ -50,7 +50,7 @@ RECIPES: dict[str, Recipe] = {
 # A fine-tune from a shipped model reaches a recognisable new style in about a minute on two CPU cores, with a
 # full-width network (benchmarks/finetune_minute.py measures it beside the half-width starter from scratch).
 DEFAULT_RECIPE = "quick_finetune"
-# The gallery's root model (train/gallery.toml: every other shipped style was fine-tuned from it).
+# The gallery's root model (train/shipped/gallery.toml: every other shipped style was fine-tuned from it).
 DEFAULT_BASE_MODEL = "builtin:stained-glass"
 
 
@@ -60,7 +60,7 @@ def default_content_dir() -> Path:
 
 def default_training_content() -> str:
     """``PERCEPTUAL_TRAIN_CONTENT`` (a folder or a Hub dataset id) if set, else the shipped gallery's content
-    (random crops of licensed colour-rich photos, ``train/gallery.toml``), written on first use."""
+    (random crops of licensed colour-rich photos, ``train/shipped/gallery.toml``), written on first use."""
     configured = settings.train_content()
     return configured if configured else str(ensure_default_content())
 
@@ -68,7 +68,7 @@ def default_training_content() -> str:
 def ensure_default_content() -> Path:
     """The shipped gallery's training content (random crops of licensed photos with a SOURCES.md), written on
     first use; returns its folder. A fine-tune thus sees the kind of pictures its starting model was trained on."""
-    from perceptual_studio.train.gallery import build_content, read_manifest
+    from perceptual_studio.train.shipped.gallery import build_content, read_manifest
 
     with _content_lock:
         # scikit-learn (its two photos) is an optional extra: without it the set has five photos' crops.

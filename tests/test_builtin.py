@@ -46,12 +46,12 @@ SHIPPED = Path(__file__).resolve().parents[1] / "registry" / "builtin"
 
 
 def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_preview(monkeypatch, tmp_path):
-    """The gallery in the repository (train/gallery.toml): each model loads from the built-in source, was trained
+    """The gallery in the repository (train/shipped/gallery.toml): each model loads from the built-in source, was trained
     against the paper's loss network, and still draws the preview stored beside it (its gallery thumbnail)."""
     from perceptual_studio.imaging.io import image_to_tensor, load_image, resize_to_max_side
     from perceptual_studio.imaging.metrics import psnr_y
     from perceptual_studio.networks.inference import infer
-    from perceptual_studio.train.gallery import read_manifest, preview_photo
+    from perceptual_studio.train.shipped.gallery import read_manifest, preview_photo
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
     api.clear_memory_cache()
@@ -101,7 +101,7 @@ def test_every_shipped_style_stylizes_a_1024_px_photo_all_over(monkeypatch, tmp_
 
 
 def test_the_gallery_manifest_has_per_style_options_and_a_paper_recipe():
-    from perceptual_studio.train.gallery import read_manifest
+    from perceptual_studio.train.shipped.gallery import read_manifest
 
     manifest = read_manifest()
     stripes = next(s for s in manifest.styles if s.name == "stripes")
@@ -116,7 +116,7 @@ def test_the_gallery_manifest_has_per_style_options_and_a_paper_recipe():
 
 
 def test_the_gallery_plan_for_a_gpu_is_one_command(tmp_path, capsys, caplog):
-    from perceptual_studio.train.gallery import main
+    from perceptual_studio.train.shipped.gallery import main
 
     assert main(["--plan", "--recipe", "paper", "--work-dir", str(tmp_path / "work"), "--models-root",
                  str(tmp_path / "models"), "--device", "cuda"]) == 0
@@ -151,7 +151,7 @@ def test_content_without_an_optional_photo_package_leaves_its_photos_out(tmp_pat
     from dataclasses import replace
 
     from perceptual_studio.imaging.sample_photos import SamplePhotoUnavailable
-    from perceptual_studio.train import gallery
+    from perceptual_studio.train.shipped import gallery
 
     real = gallery.load_sample_photo
 
@@ -179,8 +179,8 @@ def test_every_shipped_style_has_a_fast_variant_within_10_percent_of_its_objecti
 
     from perceptual_studio.imaging.sample_photos import load_sample_photo
     from perceptual_studio.networks.vgg import resolve_vgg16_weights
-    from perceptual_studio.train.fast_variants import MAX_OBJECTIVE_EXCESS, NETWORK_LABELS, evaluate_fast_variant
-    from perceptual_studio.train.gallery import read_manifest, style_image
+    from perceptual_studio.train.shipped.fast_variants import MAX_OBJECTIVE_EXCESS, NETWORK_LABELS, evaluate_fast_variant
+    from perceptual_studio.train.shipped.gallery import read_manifest, style_image
     from perceptual_studio.webapp.handlers.style import choose_network
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))

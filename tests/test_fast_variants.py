@@ -119,7 +119,7 @@ def test_the_teachers_objective_judges_both_networks_alike(env, teacher, content
     from perceptual_studio.registry import api
     from perceptual_studio.train.distill import train_distilled
     from perceptual_studio.train.style import load_style_image
-    from perceptual_studio.train.style_eval import held_out_objective
+    from perceptual_studio.train.shipped.style_eval import held_out_objective
 
     train_distilled(tiny_distill(content_dir, teacher))
     paper, fast = api.load_model(teacher, "cpu"), api.load_model("local:teacher-fast", "cpu")

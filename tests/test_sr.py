@@ -110,7 +110,7 @@ def test_evaluation_scores_every_method_per_image_and_on_average():
 
 
 def test_the_sr_manifest_trains_four_models_feature_from_pixel_and_has_a_gpu_recipe():
-    from perceptual_studio.train.sr_gallery import read_manifest
+    from perceptual_studio.train.shipped.sr_gallery import read_manifest
 
     manifest = read_manifest()
     assert {(m.scale, m.loss) for m in manifest.models} == {(4, "pixel"), (4, "feature"), (8, "pixel"), (8, "feature")}
@@ -122,7 +122,7 @@ def test_the_sr_manifest_trains_four_models_feature_from_pixel_and_has_a_gpu_rec
 
 
 def test_a_bad_sr_manifest_is_refused_with_the_reason(tmp_path):
-    from perceptual_studio.train.sr_gallery import MANIFEST, read_manifest
+    from perceptual_studio.train.shipped.sr_gallery import MANIFEST, read_manifest
 
     text = MANIFEST.read_text(encoding="utf-8")
     bad = tmp_path / "bad.toml"
@@ -135,7 +135,7 @@ def test_a_bad_sr_manifest_is_refused_with_the_reason(tmp_path):
 
 
 def test_the_sr_plan_is_one_resumable_command_per_model(tmp_path, capsys):
-    from perceptual_studio.train.sr_gallery import main
+    from perceptual_studio.train.shipped.sr_gallery import main
 
     assert main(["--plan", "--recipe", "gpu", "--work-dir", str(tmp_path), "--models-root", str(tmp_path / "m"),
                  "--device", "cuda"]) == 0
@@ -155,7 +155,7 @@ def test_the_sr_plan_is_one_resumable_command_per_model(tmp_path, capsys):
 
 
 def test_without_a_corpus_the_sr_gallery_says_how_to_build_one(tmp_path, caplog):
-    from perceptual_studio.train.sr_gallery import main
+    from perceptual_studio.train.shipped.sr_gallery import main
 
     assert main(["--work-dir", str(tmp_path), "--models-root", str(tmp_path / "m"), "--corpus",
                  str(tmp_path / "none")]) == 2
@@ -167,7 +167,7 @@ def test_without_a_corpus_the_sr_gallery_says_how_to_build_one(tmp_path, caplog)
 
 def test_the_four_shipped_models_load_and_record_how_they_were_made(shipped):
     from perceptual_studio.registry import api
-    from perceptual_studio.train.sr_gallery import read_manifest
+    from perceptual_studio.train.shipped.sr_gallery import read_manifest
 
     entries = {e.id: e for e in api.list_models(source="builtin").entries if e.task == "super-resolution"}
     shipped_specs = [m for m in read_manifest().models if m.shipped]
@@ -190,9 +190,9 @@ def test_the_four_shipped_models_load_and_record_how_they_were_made(shipped):
 
 HELD_OUT_TEST_PHOTOS = Path(__file__).resolve().parent / "data" / "held-out"
 # The bars the shipped models do not reach yet on these photos (the CPU-trained models are far from the paper's
-# 200k iterations; train/sr_gallery.toml says how they continue). Each must still fail: when a retrained model
+# 200k iterations; train/shipped/sr_gallery.toml says how they continue). Each must still fail: when a retrained model
 # meets one, this test says so, and the bar moves to the asserted ones.
-# Bars the CPU-trained models do not reach yet (measured on these crops; the GPU recipe of train/sr_gallery.toml
+# Bars the CPU-trained models do not reach yet (measured on these crops; the GPU recipe of train/shipped/sr_gallery.toml
 # and the grid-weight retrain are what should close them). The test fails when one of these starts to pass.
 NOT_YET_MET: frozenset[str] = frozenset({
     "x4 pixel loss >= bicubic + 1.5 dB",

@@ -4,7 +4,8 @@
     from perceptual_studio.train import StyleTrainConfig, train_style
     folder = train_style(StyleTrainConfig(style="wave.jpg", content="photos/", out="wave"), progress=print)
 
-``python -m train.style`` / ``python -m train.sr`` are the command lines; see README.md, "Training".
+``python -m train.style`` / ``python -m train.sr`` are the command lines (docs/training.md); the tooling that
+rebuilds the shipped models is ``train.shipped``.
 Exports resolve lazily (PEP 562), so ``import train`` stays cheap.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ _EXPORTS = {
     "StyleTrainConfig": "config", "SRTrainConfig": "config", "ConfigError": "config",
     "train_style": "style", "train_sr": "sr", "evaluate_sr": "sr_eval", "SREvaluation": "sr_eval",
     "TrainEvent": "loop", "TrainingDivergedError": "loop", "ProgressCallback": "loop",
-    "DataError": "data", "psnr_y": "metrics", "ssim_y": "metrics",
+    "DataError": "data", "psnr_y": "perceptual_studio.imaging.metrics", "ssim_y": "perceptual_studio.imaging.metrics",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -26,4 +27,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'train' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    module = _EXPORTS[name]
+    return getattr(importlib.import_module(module if "." in module else f".{module}", __name__), name)

@@ -7,7 +7,7 @@ The student, a ``johnson-style`` network of ``--width`` and ``--num-residual``, 
 output on the content crops (per-pixel mean squared error: knowledge distillation, Hinton et al. 2015, for an
 image-to-image network). Training needs no loss network, so a step costs the student's pass and the teacher's
 forward only: a fraction of a style-training step. The student is judged by the teacher's own objective
-(content and style losses against the Oxford VGG-16) on held-out photos: :mod:`train.style_eval`.
+(content and style losses against the Oxford VGG-16) on held-out photos: :mod:`train.shipped.style_eval`.
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class DistillTask:
                  f"trained against `{record.loss_network}`) into a johnson-style network of width {config.width:g} "
                  f"and {config.num_residual} residual blocks ({parameter_count(model):,} parameters): per-pixel "
                  f"error to the teacher's output on {config.image_size} px content crops, no loss network while "
-                 "training. Judge it by the teacher's objective on held-out photos (`train/style_eval.py`).", ""]
+                 "training. Judge it by the teacher's objective on held-out photos (`train/shipped/style_eval.py`).", ""]
         return TaskReport(record={**objective, "variant_of": teacher_id,
                                   "teacher_loss_network": record.loss_network},
                           card_lines=lines, folder_options={"style": teacher.style})

@@ -7,7 +7,7 @@ Everything is made on first use under ``settings.data_dir()`` and reused afterwa
 * Example style images are drawn by ``imaging.generated_styles`` from a seed: generated, so free of any licence.
 
 The default training content (``PERCEPTUAL_TRAIN_CONTENT`` unset) is the shipped gallery's: 448 random crops
-of seven colour-rich photos whose licences ``imaging.sample_photos`` records (``train/gallery.toml``). Enough
+of seven colour-rich photos whose licences ``imaging.sample_photos`` records (``train/shipped/gallery.toml``). Enough
 for a quick fine-tune or starter style on a fresh, offline machine, not for the paper's recipe (COCO 2014,
 80k images: point ``PERCEPTUAL_TRAIN_CONTENT`` at a folder or a Hub dataset id).
 """

@@ -1,6 +1,6 @@
 """Section 6: the shipped style gallery against the optimisation baseline (paper Sec. 4.1, Fig. 5).
 
-For every shipped style model (``registry/builtin/styles``, listed in ``train/gallery.toml``), on the photos the
+For every shipped style model (``registry/builtin/styles``, listed in ``train/shipped/gallery.toml``), on the photos the
 manifest holds out from training: the network's value of the objective it was trained on against the
 baseline's after 50, 100 and 300 L-BFGS iterations started from the content image, and a contact sheet per
 style (content | style | baseline | network). The objective is rebuilt from the model's own training record
@@ -55,8 +55,8 @@ def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dic
     from perceptual_studio.imaging.sample_photos import load_sample_photo
     from perceptual_studio.losses import PerceptualLoss
     from perceptual_studio.registry import load_model_folder
-    from perceptual_studio.train.gallery import read_manifest
-    from perceptual_studio.train.style_eval import objective_config
+    from perceptual_studio.train.shipped.gallery import read_manifest
+    from perceptual_studio.train.shipped.style_eval import objective_config
     from perceptual_studio.train.run import loss_network_weights
     from perceptual_studio.train.style import load_style_image
 
@@ -114,7 +114,7 @@ def markdown_gallery(data: dict, profile: Profile) -> list[str]:
     checkpoints = data["checkpoints"]
     head = " | ".join(f"L-BFGS {n}" for n in checkpoints)
     lines = [
-        f"Every shipped style model (`registry/builtin/styles`, `train/gallery.toml`) on the photos the manifest "
+        f"Every shipped style model (`registry/builtin/styles`, `train/shipped/gallery.toml`) on the photos the manifest "
         f"holds out from training ({', '.join(data['photos'])}), longer side {data['side']} px. Objective: the one "
         f"each model was trained on (from its record), loss network `{data['loss_network']}`. Baseline: SciPy "
         f"L-BFGS-B in [0, 1] from the content image (baseline/gatys.py); lower is better.",

@@ -1,4 +1,4 @@
-"""Section 3: the shipped super-resolution models (``registry/builtin/sr``, ``train/sr_gallery.toml``) at x4 and
+"""Section 3: the shipped super-resolution models (``registry/builtin/sr``, ``train/shipped/sr_gallery.toml``) at x4 and
 x8 against bicubic, on images none of them was trained on (paper Sec. 5).
 
 Datasets: ``held-out`` is the image corpus's held-out photos (``python -m imaging.corpus build``; offline), or any
@@ -22,7 +22,7 @@ PAPER_SR_FINDING = (
     "favour the blur a per-pixel loss produces); a faint cross-hatch pattern shows under magnification."
 )
 PIXEL, FEATURE = "pixel loss", "feature loss"
-# Held-out photos whose crops the report shows beside the preview photo's (file names of train.sr_gallery).
+# Held-out photos whose crops the report shows beside the preview photo's (file names of train.shipped.sr_gallery).
 GRID_PHOTOS = ("erase-macaque.png", "explore_monuments-chichenItza.png")
 
 
@@ -67,7 +67,7 @@ def dataset_images(name: str, profile: Profile, work: Path) -> tuple[list, str]:
     from perceptual_studio.imaging.corpus import read_corpus
     from perceptual_studio.imaging.io import load_image
     from perceptual_studio.train.data import find_images, resolve_image_source, usable_images
-    from perceptual_studio.train.sr_gallery import corpus_attribution, photo_file_name, read_manifest
+    from perceptual_studio.train.shipped.sr_gallery import corpus_attribution, photo_file_name, read_manifest
 
     if name == "held-out":
         corpus = read_corpus(profile.corpus)  # CorpusError (a RuntimeError) says how to build it
@@ -99,7 +99,7 @@ def section_sr(profile: Profile, device: str, work: Path, out: Path) -> dict:
     from perceptual_studio.train.data import DataError
     from perceptual_studio.train.run import loss_network_weights
     from perceptual_studio.train.sr_eval import check_targets, evaluate_sr
-    from perceptual_studio.train.sr_gallery import read_manifest
+    from perceptual_studio.train.shipped.sr_gallery import read_manifest
 
     manifest = read_manifest()
     root = settings.builtin_models_dir() / "sr"
@@ -124,7 +124,7 @@ def section_sr(profile: Profile, device: str, work: Path, out: Path) -> dict:
             spec = manifest.model(scale, loss)
             folder = root / spec.name
             if not (folder / CONFIG_FILE).is_file():
-                raise RuntimeError(f"no shipped model {spec.name} in {root}: train it with python -m train.sr_gallery")
+                raise RuntimeError(f"no shipped model {spec.name} in {root}: train it with python -m train.shipped.sr_gallery")
             loaded = load_model_folder(folder, device)
             models[method] = loaded.network
             training = loaded.config.training
@@ -148,7 +148,7 @@ def section_sr(profile: Profile, device: str, work: Path, out: Path) -> dict:
                 "targets": [asdict(check) for check in check_targets(evaluation)],
                 "markdown": evaluation.markdown()}
         first = dict(next(iter(datasets.values()))[0])
-        from perceptual_studio.train.sr_gallery import photo_file_name
+        from perceptual_studio.train.shipped.sr_gallery import photo_file_name
 
         # The preview photo (fur and eyes), then a close-up of fur and a textured monument, when present.
         names = [photo_file_name(manifest.photos.preview), *GRID_PHOTOS]
@@ -218,8 +218,8 @@ def _verdicts(entry: dict, scale: str) -> list[str]:
 
 def markdown_sr(data: dict, profile: Profile) -> list[str]:
     lines = [
-        "The shipped models (`registry/builtin/sr`, trained by `python -m train.sr_gallery` from "
-        "`train/sr_gallery.toml` on the photos of the licensed image corpus; the recipe and what each choice "
+        "The shipped models (`registry/builtin/sr`, trained by `python -m train.shipped.sr_gallery` from "
+        "`train/shipped/sr_gallery.toml` on the photos of the licensed image corpus; the recipe and what each choice "
         "gained are in the manifest's comments; the feature-loss model is fine-tuned from the pixel-loss one) "
         "against bicubic. Low-resolution input: "
         "Gaussian blur sigma 1 then bicubic downsampling, 8-bit (as in training); images centre-cropped to at most "

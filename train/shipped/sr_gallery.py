@@ -1,9 +1,9 @@
-"""Reproduce the shipped super-resolution models from their manifest (``train/sr_gallery.toml``), resumably.
+"""Reproduce the shipped super-resolution models from their manifest (``train/shipped/sr_gallery.toml``), resumably.
 
-    python -m train.sr_gallery                 # write the photos, then train what is missing, in manifest order
-    python -m train.sr_gallery --only sr-x4-pixel
-    python -m train.sr_gallery --plan          # print the commands and exit
-    python -m train.sr_gallery --recipe gpu --device cuda --models-root data/sr-gpu
+    python -m train.shipped.sr_gallery                 # write the photos, then train what is missing, in manifest order
+    python -m train.shipped.sr_gallery --only sr-x4-pixel
+    python -m train.shipped.sr_gallery --plan          # print the commands and exit
+    python -m train.shipped.sr_gallery --recipe gpu --device cuda --models-root data/sr-gpu
                                                # the longer recipe on a GPU (sr_gallery.toml [recipe.gpu])
 
 Each model trains with ``python -m train.sr ... --resume`` in its own process, so killing this command and
@@ -45,7 +45,7 @@ from .shipping import (
 logger = logging.getLogger(__name__)
 
 MANIFEST = Path(__file__).with_name("sr_gallery.toml")
-BUILTIN_SR = Path(__file__).resolve().parent.parent / "registry" / "builtin" / "sr"
+BUILTIN_SR = Path(__file__).resolve().parents[2] / "registry" / "builtin" / "sr"
 SHIPPED_HEADING = "## In the shipped super-resolution set"
 
 
@@ -193,13 +193,13 @@ def shipped_card_section(spec: SRModelSpec, manifest: SRManifest, corpus: Corpus
         "its numbers.", "",
         *corpus_lines(manifest.photos, corpus),
         "", "The weights are stored in float16 (half the size); they load into float32.", "",
-        "Reproduce all four: `python -m train.sr_gallery` (resumable; `train/sr_gallery.toml`). Compare them: "
+        "Reproduce all four: `python -m train.shipped.sr_gallery` (resumable; `train/shipped/sr_gallery.toml`). Compare them: "
         "`python -m benchmarks.report --sections 3`.", "",
     ])
 
 
 def finalize_shipped(folder: Path, spec: SRModelSpec, manifest: SRManifest, corpus: Corpus) -> bool:
-    """A finished SR model made fit to ship (``train.shipping.make_shippable``). True if it changed anything."""
+    """A finished SR model made fit to ship (``train.shipped.shipping.make_shippable``). True if it changed anything."""
     return make_shippable(folder, SHIPPED_HEADING, shipped_card_section(spec, manifest, corpus), BUILTIN_SR)
 
 
@@ -233,7 +233,7 @@ def train_command(spec: SRModelSpec, manifest: SRManifest, *, train: Path, held_
 
 def main(argv: list[str] | None = None) -> int:
     parser = manifest_command_line(
-        "python -m train.sr_gallery", __doc__.split("\n")[0], manifest=MANIFEST, models_root=BUILTIN_SR,
+        "python -m train.shipped.sr_gallery", __doc__.split("\n")[0], manifest=MANIFEST, models_root=BUILTIN_SR,
         work_dir="sr-gallery", item="model",
         recipe_help="train with a [recipe.NAME] of the manifest (gpu: the longer recipe); its runs go to "
                     "<work dir>/runs-NAME, its warm-ups to <work dir>/models-NAME")

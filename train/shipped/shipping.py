@@ -1,4 +1,4 @@
-"""What every manifest command (``train.gallery``, ``train.sr_gallery``) shares: recipes, running one training
+"""What every manifest command (``train.shipped.gallery``, ``train.shipped.sr_gallery``) shares: recipes, running one training
 stage in its own process, knowing when a stage is finished, and making a finished model fit to ship (float16
 weights, a card section, its ``builtin:`` id).
 """
@@ -144,7 +144,7 @@ def option_flags(options: dict[str, Any]) -> list[str]:
 
 def manifest_command_line(prog: str, description: str, *, manifest: Path, models_root: Path, work_dir: str,
                           item: str, recipe_help: str) -> argparse.ArgumentParser:
-    """The options every manifest command (``train.gallery``, ``train.sr_gallery``) shares; anything else on its
+    """The options every manifest command (``train.shipped.gallery``, ``train.shipped.sr_gallery``) shares; anything else on its
     command line goes to each training command."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--manifest", type=Path, default=manifest)

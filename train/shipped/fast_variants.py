@@ -1,7 +1,7 @@
 """The fast variants of the shipped styles: for each gallery style, a smaller network that a CPU runs several
 times faster, judged by its paper-size network's own objective on the gallery's held-out photos.
 
-``train/gallery.toml``'s ``[fast]`` table says how (``python -m train.gallery`` trains them after the styles),
+``train/shipped/gallery.toml``'s ``[fast]`` table says how (``python -m train.shipped.gallery`` trains them after the styles),
 in two steps per style: the paper-size network is distilled into the small one (:mod:`train.distill`,
 per-pixel error to its output: the student of the style trained from scratch starts from scratch, the others
 from that student, as the paper-size styles start from stained-glass), then the student trains with the
@@ -22,7 +22,7 @@ from perceptual_studio.networks.vgg import LossNetworkWeights
 from perceptual_studio.registry import load_model_folder
 
 from .shipping import option_flags
-from .style import load_style_image
+from ..style import load_style_image
 from .style_eval import ObjectiveEvaluation, held_out_objective
 
 FAST_HEADING = "## The fast variant of a shipped style"
@@ -80,7 +80,7 @@ def evaluate_fast_variant(fast_folder: Path, teacher_folder: Path, style_image: 
                           weights: LossNetworkWeights | None = None) -> ObjectiveEvaluation:
     """The teacher's objective for the teacher and its fast variant on ``photos`` (longest side
     :data:`EVAL_SIDE`). ``weights``: the loss network (default: the process's), which must be the teacher's."""
-    from .run import loss_network_weights
+    from ..run import loss_network_weights
 
     teacher = load_model_folder(teacher_folder, device)
     fast = load_model_folder(fast_folder, device)
@@ -114,5 +114,5 @@ def fast_card_section(evaluation: ObjectiveEvaluation, spec: FastSpec, teacher_i
         f"{MAX_OBJECTIVE_EXCESS:.0%} the gallery allows.", "",
         evaluation.markdown(), "",
         "Held-out photos:", "", photos, "",
-        "Reproduce: `python -m train.gallery` (resumable; `train/gallery.toml`, table `[fast]`).", "",
+        "Reproduce: `python -m train.shipped.gallery` (resumable; `train/shipped/gallery.toml`, table `[fast]`).", "",
     ])

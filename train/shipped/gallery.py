@@ -1,9 +1,9 @@
-"""Reproduce the shipped style gallery from its manifest (``train/gallery.toml``), resumably.
+"""Reproduce the shipped style gallery from its manifest (``train/shipped/gallery.toml``), resumably.
 
-    python -m train.gallery                 # build the content set and style images, then train what is missing
-    python -m train.gallery --only mosaic   # one style (its ``init`` model must exist already)
-    python -m train.gallery --plan          # print what would run
-    python -m train.gallery --recipe paper --device cuda --models-root registry/builtin/styles-paper
+    python -m train.shipped.gallery                 # build the content set and style images, then train what is missing
+    python -m train.shipped.gallery --only mosaic   # one style (its ``init`` model must exist already)
+    python -m train.shipped.gallery --plan          # print what would run
+    python -m train.shipped.gallery --recipe paper --device cuda --models-root registry/builtin/styles-paper
                                             # the paper's recipe on a GPU (gallery.toml [recipe.paper])
 
 Each style trains with ``python -m train.style ... --resume`` in its own process, so killing this command and
@@ -51,7 +51,7 @@ from .shipping import (
 logger = logging.getLogger(__name__)
 
 MANIFEST = Path(__file__).with_name("gallery.toml")
-BUILTIN_STYLES = Path(__file__).resolve().parent.parent / "registry" / "builtin" / "styles"
+BUILTIN_STYLES = Path(__file__).resolve().parents[2] / "registry" / "builtin" / "styles"
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Manifest:
     styles: tuple[StyleSpec, ...]
     source: Path = field(default=MANIFEST)
     recipes: dict[str, Recipe] = field(default_factory=dict)
-    fast: FastSpec | None = None  # how each style's fast variant is distilled (train/fast_variants.py)
+    fast: FastSpec | None = None  # how each style's fast variant is distilled (train/shipped/fast_variants.py)
 
     def with_recipe(self, name: str) -> "Manifest":
         """The manifest as ``recipe`` trains it (its options and iteration counts)."""
@@ -182,7 +182,7 @@ def gallery_card_section(spec: StyleSpec, manifest: Manifest) -> str:
         f"{content.crop_size} px, seed {content.seed}) of each of these photos:", "", attribution(content.photos), "",
         "Never trained on (the preview and quality figures use them):", "", attribution(content.held_out), "",
         "The weights are stored in float16 (half the size); they load into float32.", "",
-        "Reproduce the whole gallery: `python -m train.gallery` (resumable; `train/gallery.toml`).", "",
+        "Reproduce the whole gallery: `python -m train.shipped.gallery` (resumable; `train/shipped/gallery.toml`).", "",
     ])
 
 
@@ -210,7 +210,7 @@ def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles:
 
 def main(argv: list[str] | None = None) -> int:
     parser = manifest_command_line(
-        "python -m train.gallery", __doc__.split("\n")[0], manifest=MANIFEST, models_root=BUILTIN_STYLES,
+        "python -m train.shipped.gallery", __doc__.split("\n")[0], manifest=MANIFEST, models_root=BUILTIN_STYLES,
         work_dir="gallery", item="style",
         recipe_help="train with a [recipe.NAME] of the manifest (e.g. paper, for a GPU); its runs go to "
                     "<work dir>/runs-NAME")

@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = settings.cache_dir()  # keep the converted loss network; everything else goes to a temporary folder
     work = Path(tempfile.mkdtemp(prefix="finetune-minute-"))
-    os.environ.update({settings.DATA_DIR_ENV: str(work), settings.CACHE_DIR_ENV: str(cache),
-                       settings.HF_HUB_OFFLINE_ENV: "1"})
+    os.environ.update({settings.DATA_DIR.name: str(work), settings.CACHE_DIR.name: str(cache),
+                       settings.HF_HUB_OFFLINE.name: "1"})
     from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
     from perceptual_studio.networks.devices import device_name
     from perceptual_studio.webapp import samples

@@ -6,7 +6,6 @@ pixel limits checked before decoding).
 
 from perceptual_studio.imaging.io import (
     DEFAULT_MAX_PIXELS,
-    MAX_PIXELS_ENV_VAR,
     SUPPORTED_FORMATS,
     ImageInputError,
     ImageSource,
@@ -20,7 +19,6 @@ from perceptual_studio.imaging.io import (
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
-    "MAX_PIXELS_ENV_VAR",
     "SUPPORTED_FORMATS",
     "ImageInputError",
     "ImageSource",

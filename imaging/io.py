@@ -25,7 +25,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from perceptual_studio import settings
-from perceptual_studio.settings import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV_VAR  # noqa: F401  re-exported (imaging.DEFAULT_MAX_PIXELS)
+from perceptual_studio.settings import MAX_PIXELS
+
+DEFAULT_MAX_PIXELS = MAX_PIXELS.default  # re-exported (imaging.DEFAULT_MAX_PIXELS)
 
 logger = logging.getLogger(__name__)
 

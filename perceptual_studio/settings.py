@@ -1,60 +1,26 @@
-"""Configuration: every environment variable the project reads, parsed here and only here.
+"""Configuration: every environment variable the project reads, declared and parsed here and only here.
 
-Each variable has one function below, read at call time (never cached at import: a deployment, or a test's
+Each variable is declared once below (:func:`_declare`: its name, its parser, its default and one line of
+help) and read at call time through one function (never cached at import: a deployment, or a test's
 ``monkeypatch.setenv``, changes it without re-importing anything). Values are parsed by one small set of
 private parsers with one behaviour for a value they cannot use: a warning naming the variable and the value,
 then the default (the same value as if the variable were unset). An empty or blank value counts as unset.
 ``tests/test_settings.py`` checks that no module outside this file reads the environment.
 
-| variable | meaning | default |
-|---|---|---|
-| PERCEPTUAL_DATA_DIR | the project's data directory (models, runs, caches) | ``/data/perceptual-studio`` on a Space with persistent storage, else ``data/`` in a source checkout, else ``~/.cache/perceptual-studio`` |
-| PERCEPTUAL_MODELS_DIR | the local models folder the registry lists | ``<data>/models`` |
-| PERCEPTUAL_CACHE_DIR | converted files (the Oxford VGG-16 as safetensors) | ``<data>/cache`` |
-| PERCEPTUAL_BUILTIN_MODELS_DIR | the shipped, read-only models (the ``builtin`` source) | the package's ``registry/builtin`` |
-| PERCEPTUAL_HUB_TAG | the tag that marks this project's models on the Hub | ``perceptual-studio`` |
-| PERCEPTUAL_HUB_AUTHORS | comma-separated Hub authors whose tagged models are listed | (any author) |
-| PERCEPTUAL_HUB_MODELS | comma-separated extra Hub repo ids to list | (none) |
-| PERCEPTUAL_DEVICE | ``cuda``, ``cpu``, ``cuda:1``... | ``cuda`` when available, else ``cpu`` |
-| PERCEPTUAL_VGG16_WEIGHTS | a local safetensors file with VGG-16 weights | (none) |
-| PERCEPTUAL_LOSS_NETWORK | which VGG-16 weights to prefer: ``auto``/``caffe`` (the paper's Oxford weights first; ``oxford`` is accepted for ``caffe``), ``torchvision``, or ``random`` (force the fallback) | ``auto`` |
-| PERCEPTUAL_MAX_PIXELS | the largest input image accepted, in pixels | 40 000 000 |
-| PERCEPTUAL_MAX_OUTPUT_PIXELS | the largest result the app computes (stylize, super-resolution) | 4096 x 4096 |
-| PERCEPTUAL_MAX_SIDE | top of the app's output-size slider | 2048 |
-| PERCEPTUAL_STYLE_TILE | style-network inputs longer than this run tile by tile | 1024 |
-| PERCEPTUAL_MAX_MODEL_MB | the largest ``model.safetensors`` the registry reads, in MiB | 512 |
-| PERCEPTUAL_MODEL_CACHE_MB | loaded models kept in memory, in MiB of their tensors (least recently used dropped first) | 256 |
-| PERCEPTUAL_TRAIN_CONTENT | training content for the app: a folder or a Hub dataset id | bundled samples |
-| PERCEPTUAL_CONCURRENCY | stylize / super-resolution requests run at once | 2 |
-| PERCEPTUAL_QUEUE_SIZE | requests waiting before new ones are refused | 64 |
-| PERCEPTUAL_MAX_UPLOAD | the app's upload size cap (``50mb``, ``1gb``, or a number of bytes) | 50mb |
-| PERCEPTUAL_LOG_LEVEL | the app's log level (``DEBUG``, ``INFO``, ``WARNING``...) | ``INFO`` |
-| PERCEPTUAL_MCP_SERVER | serve the app's API as an MCP server too (needs ``pip install "gradio[mcp]"``) | off |
-| PERCEPTUAL_TORCH_COMPILE | on a CPU, also time ``torch.compile`` when choosing a style network's runtime (it costs tens of seconds of compiling per model) | off |
-| GRADIO_SERVER_NAME | the address the app listens on (``0.0.0.0``: the network; a Space sets it) | ``127.0.0.1`` |
-
-Read here as well, set by others (Hugging Face Spaces, huggingface_hub, torchrun, glibc):
-
-| variable | meaning |
-|---|---|
-| SPACE_ID | set by Hugging Face Spaces: publishing then needs the visitor's own sign-in or typed token, and Hub reads are anonymous unless the visitor signed in (the owner's ``HF_TOKEN`` is never used for a visitor) |
-| OAUTH_CLIENT_ID | set on a Space with ``hf_oauth: true``: the "Sign in with Hugging Face" button is offered |
-| HF_TOKEN | off a Space: the token to publish with when none is given |
-| HF_ENDPOINT, HF_HUB_CACHE, HF_HOME, HF_HUB_OFFLINE | huggingface_hub's own settings, honoured at call time by the registry |
-| RANK, WORLD_SIZE, LOCAL_RANK | set by ``torchrun`` for multi-process training |
-| MALLOC_ARENA_MAX | when set, the app leaves glibc's malloc arenas as the operator chose |
-| XDG_CACHE_HOME | the user's cache folder, where an installed copy keeps its data (default ``~/.cache``) |
-
-Variables of third-party libraries that the project only *sets* (``HF_HUB_DISABLE_TELEMETRY``) are set where
-they are needed, not here.
+``python -m perceptual_studio.settings`` prints the table of every variable (docs/app.md holds it, checked by
+the tests). Variables of third-party libraries that the project only *sets* (``HF_HUB_DISABLE_TELEMETRY``) are
+set where they are needed, not here.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -64,61 +30,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # A source checkout (the project's top level: pyproject.toml, registry/, networks/ ...), or None when installed.
 CHECKOUT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None
 SPACE_STORAGE = Path("/data")  # a Space's persistent storage, when the Space has it
-
-# ------------------------------------------------------------------------------------------ variable names
-
-DATA_DIR_ENV = "PERCEPTUAL_DATA_DIR"
-MODELS_DIR_ENV = "PERCEPTUAL_MODELS_DIR"
-CACHE_DIR_ENV = "PERCEPTUAL_CACHE_DIR"
-BUILTIN_MODELS_DIR_ENV = "PERCEPTUAL_BUILTIN_MODELS_DIR"
-HUB_TAG_ENV = "PERCEPTUAL_HUB_TAG"
-HUB_AUTHORS_ENV = "PERCEPTUAL_HUB_AUTHORS"
-HUB_MODELS_ENV = "PERCEPTUAL_HUB_MODELS"
-DEVICE_ENV = "PERCEPTUAL_DEVICE"
-VGG16_WEIGHTS_ENV = "PERCEPTUAL_VGG16_WEIGHTS"
-LOSS_NETWORK_ENV = "PERCEPTUAL_LOSS_NETWORK"
-MAX_PIXELS_ENV_VAR = "PERCEPTUAL_MAX_PIXELS"
-MAX_OUTPUT_PIXELS_ENV = "PERCEPTUAL_MAX_OUTPUT_PIXELS"
-MAX_SIDE_ENV = "PERCEPTUAL_MAX_SIDE"
-STYLE_TILE_ENV = "PERCEPTUAL_STYLE_TILE"
-MAX_MODEL_MB_ENV = "PERCEPTUAL_MAX_MODEL_MB"
-MODEL_CACHE_MB_ENV = "PERCEPTUAL_MODEL_CACHE_MB"
-TRAIN_CONTENT_ENV = "PERCEPTUAL_TRAIN_CONTENT"
-CONCURRENCY_ENV = "PERCEPTUAL_CONCURRENCY"
-QUEUE_SIZE_ENV = "PERCEPTUAL_QUEUE_SIZE"
-MAX_UPLOAD_ENV = "PERCEPTUAL_MAX_UPLOAD"
-LOG_LEVEL_ENV = "PERCEPTUAL_LOG_LEVEL"
-TORCH_COMPILE_ENV = "PERCEPTUAL_TORCH_COMPILE"
-MCP_SERVER_ENV = "PERCEPTUAL_MCP_SERVER"
-SERVER_NAME_ENV = "GRADIO_SERVER_NAME"
-# Set by others.
-SPACE_ID_ENV = "SPACE_ID"
-OAUTH_CLIENT_ID_ENV = "OAUTH_CLIENT_ID"
-HF_TOKEN_ENV = "HF_TOKEN"
-HF_ENDPOINT_ENV = "HF_ENDPOINT"
-HF_HUB_CACHE_ENV = "HF_HUB_CACHE"
-HF_HOME_ENV = "HF_HOME"
-HF_HUB_OFFLINE_ENV = "HF_HUB_OFFLINE"
-RANK_ENV = "RANK"
-WORLD_SIZE_ENV = "WORLD_SIZE"
-LOCAL_RANK_ENV = "LOCAL_RANK"
-MALLOC_ARENA_MAX_ENV = "MALLOC_ARENA_MAX"
-
-# ------------------------------------------------------------------------------------------ defaults
-
-HUB_TAG_DEFAULT = "perceptual-studio"
-LOSS_NETWORK_CHOICES = ("auto", "caffe", "torchvision", "random")
-DEFAULT_MAX_PIXELS = 40_000_000
-DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 4096
-DEFAULT_MAX_SIDE = 2048
-DEFAULT_STYLE_TILE = 1024
-DEFAULT_MAX_MODEL_MB = 512
-DEFAULT_MODEL_CACHE_MB = 256  # about 38 paper-size style networks in float32
-DEFAULT_CONCURRENCY = 2
-DEFAULT_QUEUE_SIZE = 64
-DEFAULT_MAX_UPLOAD = "50mb"
-DEFAULT_LOG_LEVEL = "INFO"
-DEFAULT_SERVER_NAME = "127.0.0.1"
 
 # ------------------------------------------------------------------------------------------ parsers
 
@@ -246,12 +157,170 @@ def _parse_size(text: str) -> int | None:
     return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()])
 
 
+# ------------------------------------------------------------------------------------------ the declarations
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, how its value is read, its default and one line of help."""
+
+    name: str
+    read: Callable[[str, Any], Any]  # (name, default) -> the value; an unusable value warns and gives the default
+    default: Any  # the value when unset, or a function of no arguments that computes it at call time
+    help: str
+    shown: str | None = None  # the default as the table writes it, when the value itself would not say it
+    set_by: str | None = None  # who sets it, for a variable the project reads but does not own
+
+    def get(self) -> Any:
+        return self.read(self.name, self.default() if callable(self.default) else self.default)
+
+    def default_text(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        if isinstance(self.default, bool):
+            return "on" if self.default else "off"
+        if isinstance(self.default, int):
+            return f"{self.default:,}".replace(",", " ") if self.default >= 10_000 else str(self.default)
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
+        return f"``{self.default}``"
+
+
+SETTINGS: dict[str, Setting] = {}
+
+
+def _declare(name: str, read: Callable[[str, Any], Any], default: Any, help: str, *, shown: str | None = None,
+             set_by: str | None = None) -> Setting:
+    setting = Setting(name, read, default, help, shown, set_by)
+    SETTINGS[name] = setting
+    return setting
+
+
+def _csv_list(name: str, default: Any) -> list[str]:
+    return _csv(name)
+
+
+def _device(name: str, fallback: torch.device) -> torch.device:
+    raw = _raw(name)
+    if raw is None:
+        return fallback
+    try:
+        return torch.device(raw)
+    except (RuntimeError, ValueError):
+        _bad(name, raw, "is not a torch device", str(fallback))
+        return fallback
+
+
+def _log_level(name: str, default: str) -> str:
+    raw = _raw(name)
+    if raw is None:
+        return default
+    if raw.upper() not in logging.getLevelNamesMapping():
+        _bad(name, raw, "is not a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL)", default)
+        return default
+    return raw.upper()
+
+
+def _at_least(minimum: int) -> Callable[[str, int], int]:
+    return functools.partial(_int, minimum=minimum)
+
+
+_positive = functools.partial(_float, positive=True)
+LOSS_NETWORK_CHOICES = ("auto", "caffe", "torchvision", "random")
+
+DATA_DIR = _declare("PERCEPTUAL_DATA_DIR", _path, lambda: _default_data_dir(),
+                    "the project's data directory (models, runs, caches)",
+                    shown="``/data/perceptual-studio`` on a Space with persistent storage, else ``data/`` in a "
+                          "source checkout, else ``~/.cache/perceptual-studio``")
+MODELS_DIR = _declare("PERCEPTUAL_MODELS_DIR", _path, lambda: data_dir() / "models",
+                      "the local models folder the registry lists", shown="``<data>/models``")
+CACHE_DIR = _declare("PERCEPTUAL_CACHE_DIR", _path, lambda: data_dir() / "cache",
+                     "converted files (the Oxford VGG-16 as safetensors)", shown="``<data>/cache``")
+BUILTIN_MODELS_DIR = _declare("PERCEPTUAL_BUILTIN_MODELS_DIR", _path, lambda: _subpackage_dir("registry") / "builtin",
+                              "the shipped, read-only models (the ``builtin`` source)",
+                              shown="the package's ``registry/builtin``")
+HUB_TAG = _declare("PERCEPTUAL_HUB_TAG", _str, "perceptual-studio", "the tag that marks this project's models on the Hub")
+HUB_AUTHORS = _declare("PERCEPTUAL_HUB_AUTHORS", _csv_list, None,
+                       "comma-separated Hub authors whose tagged models are listed", shown="(any author)")
+HUB_MODELS = _declare("PERCEPTUAL_HUB_MODELS", _csv_list, None, "comma-separated extra Hub repo ids to list",
+                      shown="(none)")
+DEVICE = _declare("PERCEPTUAL_DEVICE", _device, lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+                  "``cuda``, ``cpu``, ``cuda:1``...", shown="``cuda`` when available, else ``cpu``")
+VGG16_WEIGHTS = _declare("PERCEPTUAL_VGG16_WEIGHTS", _path, None, "a local safetensors file with VGG-16 weights",
+                         shown="(none)")
+LOSS_NETWORK = _declare("PERCEPTUAL_LOSS_NETWORK",
+                        functools.partial(_choice, choices=LOSS_NETWORK_CHOICES, aliases={"oxford": "caffe"}), "auto",
+                        "which VGG-16 weights to prefer: ``auto``/``caffe`` (the paper's Oxford weights first; "
+                        "``oxford`` is accepted for ``caffe``), ``torchvision``, or ``random`` (force the fallback)")
+MAX_PIXELS = _declare("PERCEPTUAL_MAX_PIXELS", _at_least(1), 40_000_000, "the largest input image accepted, in pixels")
+MAX_OUTPUT_PIXELS = _declare("PERCEPTUAL_MAX_OUTPUT_PIXELS", _at_least(1), 4096 * 4096,
+                             "the largest result the app computes (stylize, super-resolution)", shown="4096 x 4096")
+MAX_SIDE = _declare("PERCEPTUAL_MAX_SIDE", _at_least(1), 2048, "top of the app's output-size slider")
+STYLE_TILE = _declare("PERCEPTUAL_STYLE_TILE", _at_least(1), 1024, "style-network inputs longer than this run tile by tile")
+MAX_MODEL_MB = _declare("PERCEPTUAL_MAX_MODEL_MB", _positive, 512.0,
+                        "the largest ``model.safetensors`` the registry reads, in MiB")
+MODEL_CACHE_MB = _declare("PERCEPTUAL_MODEL_CACHE_MB", _positive, 256.0,  # about 38 paper-size style networks
+                          "loaded models kept in memory, in MiB of their tensors (least recently used dropped first)")
+TRAIN_CONTENT = _declare("PERCEPTUAL_TRAIN_CONTENT", _str, None,
+                         "training content for the app and ``train_style``: a folder or a Hub dataset id",
+                         shown="the bundled licensed photos")
+CONCURRENCY = _declare("PERCEPTUAL_CONCURRENCY", _at_least(1), 2, "stylize / super-resolution requests run at once")
+QUEUE_SIZE = _declare("PERCEPTUAL_QUEUE_SIZE", _at_least(1), 64, "requests waiting before new ones are refused")
+MAX_UPLOAD = _declare("PERCEPTUAL_MAX_UPLOAD", _size, "50mb",
+                      "the app's upload size cap (``50mb``, ``1gb``, or a number of bytes)")
+LOG_LEVEL = _declare("PERCEPTUAL_LOG_LEVEL", _log_level, "INFO",
+                     "the app's log level (``DEBUG``, ``INFO``, ``WARNING``...)")
+MCP_SERVER = _declare("PERCEPTUAL_MCP_SERVER", _bool, False,
+                      "serve the app's API as an MCP server too (needs ``pip install \"gradio[mcp]\"``)")
+TORCH_COMPILE = _declare("PERCEPTUAL_TORCH_COMPILE", _bool, False,
+                         "on a CPU, also time ``torch.compile`` when choosing a style network's runtime (it costs "
+                         "tens of seconds of compiling per model)")
+SERVER_NAME = _declare("GRADIO_SERVER_NAME", _str, "127.0.0.1",
+                       "the address the app listens on (``0.0.0.0``: the network; a Space sets it)")
+# Read here as well, set by others.
+SPACE_ID = _declare("SPACE_ID", _str, None, "publishing then needs the visitor's own sign-in or typed token, and "
+                    "Hub reads are anonymous unless the visitor signed in (the owner's ``HF_TOKEN`` is never used "
+                    "for a visitor)", set_by="Hugging Face Spaces")
+OAUTH_CLIENT_ID = _declare("OAUTH_CLIENT_ID", _str, None, "the \"Sign in with Hugging Face\" button is offered "
+                           "(a Space with ``hf_oauth: true``)", set_by="Hugging Face Spaces")
+HF_TOKEN = _declare("HF_TOKEN", _str, None, "off a Space: the token to publish with when none is given",
+                    set_by="the operator (or `hf auth login`)")
+HF_ENDPOINT = _declare("HF_ENDPOINT", _str, None, "the Hub's address, honoured at call time by the registry",
+                       set_by="huggingface_hub")
+HF_HUB_CACHE = _declare("HF_HUB_CACHE", _str, None, "the HF cache folder, honoured at call time by the registry",
+                        set_by="huggingface_hub")
+HF_HOME = _declare("HF_HOME", _str, None, "huggingface_hub's home folder (its cache's default parent)",
+                   set_by="huggingface_hub")
+HF_HUB_OFFLINE = _declare("HF_HUB_OFFLINE", _bool, False, "no Hub requests: local and cached models only",
+                          set_by="huggingface_hub")
+RANK = _declare("RANK", _at_least(0), 0, "this process's rank in multi-process training", set_by="torchrun")
+WORLD_SIZE = _declare("WORLD_SIZE", _at_least(1), 1, "processes in multi-process training", set_by="torchrun")
+LOCAL_RANK = _declare("LOCAL_RANK", _at_least(0), 0, "this process's rank on its machine", set_by="torchrun")
+MALLOC_ARENA_MAX = _declare("MALLOC_ARENA_MAX", _str, None,
+                            "when set, the app leaves glibc's malloc arenas as the operator chose", set_by="glibc")
+XDG_CACHE_HOME = _declare("XDG_CACHE_HOME", _path, lambda: Path.home() / ".cache",
+                          "the user's cache folder, where an installed copy keeps its data",
+                          shown="``~/.cache``", set_by="the desktop's conventions")
+
+
+def markdown_table() -> str:
+    """Every variable as the docs show it: the project's own (name, meaning, default), then the ones others set."""
+    own = [s for s in SETTINGS.values() if s.set_by is None]
+    others = [s for s in SETTINGS.values() if s.set_by is not None]
+    lines = ["| variable | meaning | default |", "|---|---|---|"]
+    lines += [f"| {s.name} | {s.help} | {s.default_text()} |" for s in own]
+    lines += ["", "Read here as well, set by others:", "", "| variable | set by | meaning |", "|---|---|---|"]
+    lines += [f"| {s.name} | {s.set_by} | {s.help} |" for s in others]
+    return "\n".join(lines).replace("``", "`")
+
+
+
 # ------------------------------------------------------------------------------------------ folders
 
 
 def data_dir() -> Path:
     """Models, runs and caches: a Space's persistent storage, a checkout's ``data/``, else the user's cache."""
-    return _path(DATA_DIR_ENV, _default_data_dir())
+    return DATA_DIR.get()
 
 
 def _default_data_dir() -> Path:
@@ -259,12 +328,11 @@ def _default_data_dir() -> Path:
         return SPACE_STORAGE / "perceptual-studio"
     if CHECKOUT is not None:
         return CHECKOUT / "data"
-    cache_home = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(cache_home) if cache_home else Path.home() / ".cache") / "perceptual-studio"
+    return XDG_CACHE_HOME.get() / "perceptual-studio"
 
 
 def models_dir() -> Path:
-    return _path(MODELS_DIR_ENV, data_dir() / "models")
+    return MODELS_DIR.get()
 
 
 def runs_dir() -> Path:
@@ -273,7 +341,7 @@ def runs_dir() -> Path:
 
 def builtin_models_dir() -> Path:
     """The shipped, read-only models (``registry/builtin``: ``styles/<name>``, ``sr/<name>``)."""
-    return _path(BUILTIN_MODELS_DIR_ENV, _subpackage_dir("registry") / "builtin")
+    return BUILTIN_MODELS_DIR.get()
 
 
 def _subpackage_dir(name: str) -> Path:
@@ -283,50 +351,50 @@ def _subpackage_dir(name: str) -> Path:
 
 
 def cache_dir() -> Path:
-    return _path(CACHE_DIR_ENV, data_dir() / "cache")
+    return CACHE_DIR.get()
 
 
 # ------------------------------------------------------------------------------------------ the Hub
 
 
 def hub_tag() -> str:
-    return _str(HUB_TAG_ENV, HUB_TAG_DEFAULT)
+    return HUB_TAG.get()
 
 
 def hub_authors() -> list[str]:
-    return _csv(HUB_AUTHORS_ENV)
+    return HUB_AUTHORS.get()
 
 
 def hub_extra_models() -> list[str]:
-    return _csv(HUB_MODELS_ENV)
+    return HUB_MODELS.get()
 
 
 def hf_token() -> str | None:
     """``HF_TOKEN`` (never used for a Space's visitors: see ``registry/hub.py``)."""
-    return _str(HF_TOKEN_ENV)
+    return HF_TOKEN.get()
 
 
 def hf_endpoint() -> str | None:
     """``HF_ENDPOINT`` as set (``None``: huggingface_hub's default endpoint)."""
-    return _str(HF_ENDPOINT_ENV)
+    return HF_ENDPOINT.get()
 
 
 def hf_hub_cache() -> str | None:
     """``HF_HUB_CACHE`` as set (``None``: huggingface_hub's default cache folder)."""
-    return _str(HF_HUB_CACHE_ENV)
+    return HF_HUB_CACHE.get()
 
 
 def hf_hub_offline() -> bool:
-    return _bool(HF_HUB_OFFLINE_ENV, False)
+    return HF_HUB_OFFLINE.get()
 
 
 def hub_environment() -> tuple[str | None, ...]:
     """The raw huggingface_hub settings a model listing depends on (a cache key, not parsed)."""
-    return tuple(os.environ.get(name) for name in (HF_HUB_CACHE_ENV, HF_HOME_ENV, HF_HUB_OFFLINE_ENV, HF_ENDPOINT_ENV))
+    return tuple(os.environ.get(s.name) for s in (HF_HUB_CACHE, HF_HOME, HF_HUB_OFFLINE, HF_ENDPOINT))
 
 
 def space_id() -> str | None:
-    return _str(SPACE_ID_ENV)
+    return SPACE_ID.get()
 
 
 def running_on_space() -> bool:
@@ -336,45 +404,37 @@ def running_on_space() -> bool:
 
 def oauth_client_id() -> str | None:
     """Set on a Space whose front matter enables Hugging Face OAuth (``hf_oauth: true``)."""
-    return _str(OAUTH_CLIENT_ID_ENV)
+    return OAUTH_CLIENT_ID.get()
 
 
 # ------------------------------------------------------------------------------------------ compute
 
 
 def device() -> torch.device:
-    fallback = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    raw = _raw(DEVICE_ENV)
-    if raw is None:
-        return fallback
-    try:
-        return torch.device(raw)
-    except (RuntimeError, ValueError):
-        _bad(DEVICE_ENV, raw, "is not a torch device", str(fallback))
-        return fallback
+    return DEVICE.get()
 
 
 def loss_network_choice() -> str:
     """``PERCEPTUAL_LOSS_NETWORK``, one of :data:`LOSS_NETWORK_CHOICES`; ``oxford`` is accepted for ``caffe``."""
-    return _choice(LOSS_NETWORK_ENV, "auto", LOSS_NETWORK_CHOICES, {"oxford": "caffe"})
+    return LOSS_NETWORK.get()
 
 
 def vgg16_weights_file() -> Path | None:
-    return _path(VGG16_WEIGHTS_ENV)
+    return VGG16_WEIGHTS.get()
 
 
 def torchrun_rank() -> int:
     """``RANK`` (set by torchrun; 0 in a single process)."""
-    return _int(RANK_ENV, 0, minimum=0)
+    return RANK.get()
 
 
 def torchrun_world_size() -> int:
     """``WORLD_SIZE`` (set by torchrun; 1 in a single process)."""
-    return _int(WORLD_SIZE_ENV, 1, minimum=1)
+    return WORLD_SIZE.get()
 
 
 def torchrun_local_rank() -> int:
-    return _int(LOCAL_RANK_ENV, 0, minimum=0)
+    return LOCAL_RANK.get()
 
 
 # ------------------------------------------------------------------------------------------ limits
@@ -382,37 +442,37 @@ def torchrun_local_rank() -> int:
 
 def max_pixels() -> int:
     """The largest input image accepted, in pixels."""
-    return _int(MAX_PIXELS_ENV_VAR, DEFAULT_MAX_PIXELS, minimum=1)
+    return MAX_PIXELS.get()
 
 
 def max_output_pixels() -> int:
     """The largest result the app computes, in pixels."""
-    return _int(MAX_OUTPUT_PIXELS_ENV, DEFAULT_MAX_OUTPUT_PIXELS, minimum=1)
+    return MAX_OUTPUT_PIXELS.get()
 
 
 def max_side() -> int:
     """The largest output side the app's size sliders offer."""
-    return _int(MAX_SIDE_ENV, DEFAULT_MAX_SIDE, minimum=1)
+    return MAX_SIDE.get()
 
 
 def style_tile() -> int:
     """Style-network inputs longer than this (px) run tile by tile."""
-    return _int(STYLE_TILE_ENV, DEFAULT_STYLE_TILE, minimum=1)
+    return STYLE_TILE.get()
 
 
 def max_model_mb() -> float:
     """The largest ``model.safetensors`` the registry reads, in MiB (fractions allowed)."""
-    return _float(MAX_MODEL_MB_ENV, float(DEFAULT_MAX_MODEL_MB), positive=True)
+    return MAX_MODEL_MB.get()
 
 
 def model_cache_bytes() -> int:
     """How many bytes of loaded models' tensors stay in memory; the least recently used go first."""
-    return int(_float(MODEL_CACHE_MB_ENV, float(DEFAULT_MODEL_CACHE_MB), positive=True) * 2**20)
+    return int(MODEL_CACHE_MB.get() * 2**20)
 
 
 def max_upload_bytes() -> int:
     """The app's upload size cap, in bytes (what Gradio's ``max_file_size`` takes)."""
-    return _size(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD)
+    return MAX_UPLOAD.get()
 
 
 # ------------------------------------------------------------------------------------------ the app
@@ -420,47 +480,45 @@ def max_upload_bytes() -> int:
 
 def train_content() -> str | None:
     """The app's training content (a folder or a Hub dataset id); ``None``: the bundled samples."""
-    return _str(TRAIN_CONTENT_ENV)
+    return TRAIN_CONTENT.get()
 
 
 def concurrency() -> int:
     """Stylize / super-resolution requests run at once."""
-    return _int(CONCURRENCY_ENV, DEFAULT_CONCURRENCY, minimum=1)
+    return CONCURRENCY.get()
 
 
 def queue_size() -> int:
     """Requests waiting in the queue before new ones are refused."""
-    return _int(QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE, minimum=1)
+    return QUEUE_SIZE.get()
 
 
 def log_level() -> str:
     """A ``logging`` level name."""
-    raw = _raw(LOG_LEVEL_ENV)
-    if raw is None:
-        return DEFAULT_LOG_LEVEL
-    if raw.upper() not in logging.getLevelNamesMapping():
-        _bad(LOG_LEVEL_ENV, raw, "is not a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL)", DEFAULT_LOG_LEVEL)
-        return DEFAULT_LOG_LEVEL
-    return raw.upper()
+    return LOG_LEVEL.get()
 
 
 def torch_compile_runtime() -> bool:
     """Let :mod:`networks.runtimes` time ``torch.compile`` beside the torch plan and ONNX Runtime on a CPU. Off by
     default: measured here it ran the fast variant 10-15% quicker at 512-1024 px, but compiling cost about 10 s
     per model and a further 27 s at the first image of a second shape, CPU a shared Space's visitors would feel."""
-    return _bool(TORCH_COMPILE_ENV, False)
+    return TORCH_COMPILE.get()
 
 
 def mcp_server() -> bool:
     """Also serve the app's API as an MCP server (Gradio's ``launch(mcp_server=True)``; needs ``gradio[mcp]``)."""
-    return _bool(MCP_SERVER_ENV, False)
+    return MCP_SERVER.get()
 
 
 def server_name() -> str:
     """The address the app listens on."""
-    return _str(SERVER_NAME_ENV, DEFAULT_SERVER_NAME)
+    return SERVER_NAME.get()
 
 
 def malloc_arena_max() -> str | None:
     """``MALLOC_ARENA_MAX`` as set (glibc read it at start-up; the app then leaves the arenas alone)."""
-    return _str(MALLOC_ARENA_MAX_ENV)
+    return MALLOC_ARENA_MAX.get()
+
+
+if __name__ == "__main__":
+    print(markdown_table())

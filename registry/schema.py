@@ -31,7 +31,7 @@ MODEL_FILES: tuple[str, ...] = (
 # Weight files that need unpickling: refused everywhere except the explicit legacy importer.
 PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt")
 
-DEFAULT_MAX_WEIGHTS_MB = settings.DEFAULT_MAX_MODEL_MB
+DEFAULT_MAX_WEIGHTS_MB = settings.MAX_MODEL_MB.default
 MAX_CONFIG_BYTES = 1 << 20
 MAX_IMAGE_BYTES = 20 << 20
 MAX_CARD_BYTES = 1 << 20

@@ -22,7 +22,7 @@ def test_smoke_report_has_every_section(tmp_path, monkeypatch) -> None:
     from perceptual_studio import settings
 
     # Section 6 evaluates the shipped gallery: the repository's own models, not the tests' empty folder.
-    monkeypatch.setenv(settings.BUILTIN_MODELS_DIR_ENV, str(ROOT / "registry" / "builtin"))
+    monkeypatch.setenv(settings.BUILTIN_MODELS_DIR.name, str(ROOT / "registry" / "builtin"))
     out, work = tmp_path / "report", tmp_path / "work"
     # Section 3's held-out photos: the crops that ship with the tests (CI builds no image corpus).
     held_out = str(ROOT / "tests" / "data" / "held-out")

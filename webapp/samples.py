@@ -27,7 +27,7 @@ from perceptual_studio.pipelines import training as _training
 
 logger = logging.getLogger(__name__)
 
-TRAIN_CONTENT_ENV = settings.TRAIN_CONTENT_ENV
+TRAIN_CONTENT_ENV = settings.TRAIN_CONTENT.name
 EXAMPLE_PHOTOS: tuple[str, ...] = ("chelsea", "astronaut", "coffee", "rocket")
 # "neon" first: a style none of the shipped models has, for a first fine-tune.
 EXAMPLE_STYLES: tuple[str, ...] = ("neon", "stained-glass", "ink-waves")

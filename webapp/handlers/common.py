@@ -18,14 +18,6 @@ from perceptual_studio.pipelines.common import (  # noqa: F401 - re-exported for
     resize_longest,
 )
 from perceptual_studio.registry import LoadedModel
-from perceptual_studio.settings import (  # noqa: F401  re-exported
-    DEFAULT_MAX_OUTPUT_PIXELS,
-    DEFAULT_MAX_SIDE,
-    DEFAULT_STYLE_TILE,
-    MAX_OUTPUT_PIXELS_ENV,
-    MAX_SIDE_ENV,
-    STYLE_TILE_ENV,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,26 @@ class BaselineResult:
     terms: dict[str, float] = field(default_factory=dict)  # the final objective's terms
 
 
+def _check_arguments(content: torch.Tensor, style: torch.Tensor, iterations: int, optimizer: str, init: str) -> None:
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if init not in ("content", "noise"):
+        raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    for name, image in (("content", content), ("style", style)):
+        if image.dim() != 4 or image.shape[:2] != (1, 3):
+            raise ValueError(f"{name} image must be (1, 3, H, W), got {tuple(image.shape)}")
+
+
+def _starting_image(content: torch.Tensor, init: str, seed: int, device: torch.device) -> torch.Tensor:
+    """The content itself, or seeded uniform noise (drawn on the CPU, so every device starts alike)."""
+    if init == "content":
+        return content.clone()
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.rand(content.shape, generator=generator).to(device)
+
+
 def run_baseline(
     content: torch.Tensor,
     style: torch.Tensor,
@@ -57,27 +77,13 @@ def run_baseline(
     L-BFGS-B may stop early when its line search cannot improve further; ``iterations`` reports the
     number actually run.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if init not in ("content", "noise"):
-        raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
-    for name, image in (("content", content), ("style", style)):
-        if image.dim() != 4 or image.shape[:2] != (1, 3):
-            raise ValueError(f"{name} image must be (1, 3, H, W), got {tuple(image.shape)}")
-
+    _check_arguments(content, style, iterations, optimizer, init)
     device = torch.device(device) if device is not None else content.device
     loss = loss.to(device)
     content = content.to(device, torch.float32)
     loss.set_style(style.to(device, torch.float32))
     targets = loss.content_features(content)
-
-    if init == "content":
-        start = content.clone()
-    else:
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        start = torch.rand(content.shape, generator=generator).to(device)
+    start = _starting_image(content, init, seed, device)
     started = time.perf_counter()
     with torch.no_grad():
         history = [float(loss(start, content, targets).total)]

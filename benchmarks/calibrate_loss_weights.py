@@ -49,7 +49,7 @@ def _sheet(rows: list[list[Image.Image]], labels: list[str], header: list[str], 
     return sheet
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--style-weights", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])
     parser.add_argument("--tv-weights", type=float, nargs="+", default=[1000.0])
@@ -61,14 +61,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--styles", nargs="+", default=None, help="example style names (default: all)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default="reports/calibration")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _calibrate_one(args: argparse.Namespace, weights: object, out: Path, photo: str, style: str, content: torch.Tensor,
+                   style_image: torch.Tensor, style_weight: float, tv_weight: float) -> tuple[dict, Image.Image]:
+    """One baseline run at one (style weight, TV weight): its record (also printed) and its output, saved in ``out``."""
+    from perceptual_studio.baseline import run_baseline
+    from perceptual_studio.imaging import tensor_to_image
+    from perceptual_studio.losses import PerceptualLoss, PerceptualLossConfig
+
+    config = PerceptualLossConfig.for_weights(weights, style_weight=style_weight, tv_weight=tv_weight,
+                                              content_weight=args.content_weight)
+    loss = PerceptualLoss(config, weights=weights)
+    loss.set_style(style_image)
+    with torch.no_grad():
+        start_terms = loss(content, content).as_floats()
+    started = time.perf_counter()
+    result = run_baseline(content, style_image, loss, iterations=args.iterations)
+    with torch.no_grad():
+        terms = loss(result.image, content).as_floats()
+    record = {"photo": photo, "style": style, "style_weight": style_weight, "tv_weight": tv_weight,
+              "content_weight": args.content_weight, "terms": terms,
+              "style_fall": start_terms["style"] / max(terms["style"], 1e-12),
+              "seconds": time.perf_counter() - started, "loss_network": weights.identity}
+    name = f"{photo}-{style}-sw{style_weight:g}-tv{tv_weight:g}.png"
+    tensor_to_image(result.image).save(out / name)
+    print(f"{photo:10} {style:14} style_weight={style_weight:<6g} tv={tv_weight:<6g} content={terms['content']:.3g} "
+          f"style={terms['style']:.3g} tv={terms['tv']:.3g} style fell {record['style_fall']:.0f}x "
+          f"({record['seconds']:.0f} s)", flush=True)
+    return record, tensor_to_image(result.image)
+
+
+def _write_outputs(args: argparse.Namespace, weights: object, out: Path, rows: list[list[Image.Image]],
+                   labels: list[str], grid: list[tuple[float, float]], results: list[dict]) -> None:
+    """``contact_sheet.png`` (labelled with the loss network) and ``results.json``."""
+    header = ["content", "style"] + [f"sw={s:g} tv={t:g}" for s, t in grid]
+    sheet = _sheet(rows, labels, header, cell=args.size)
+    ImageDraw.Draw(sheet).text((4, sheet.height - 14), f"loss network: {weights.identity}", fill="black")
+    sheet.save(out / "contact_sheet.png")
+    (out / "results.json").write_text(json.dumps({"loss_network": weights.identity, "source": weights.source,
+                                                  "iterations": args.iterations, "size": args.size,
+                                                  "results": results}, indent=2))
+
+
+def _print_table(results: list[dict], loss_network: str) -> None:
+    print(f"\n| photo | style | style weight | TV weight | content | style | TV | style fell |  (loss network `{loss_network}`)")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        t = r["terms"]
+        print(f"| {r['photo']} | {r['style']} | {r['style_weight']:g} | {r['tv_weight']:g} | {t['content']:.3g} | "
+              f"{t['style']:.3g} | {t['tv']:.3g} | {r['style_fall']:.0f}x |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from perceptual_studio.baseline import run_baseline
     from perceptual_studio.imaging import image_to_tensor, load_image, tensor_to_image
-    from perceptual_studio.losses import PerceptualLoss, PerceptualLossConfig
     from perceptual_studio.networks.vgg import default_vgg16_weights
     from perceptual_studio.webapp import samples
 
@@ -86,42 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         style_image = _fit(image_to_tensor(load_image(style_paths[style])), args.style_size)
         row = [tensor_to_image(content), tensor_to_image(style_image)]
         for style_weight, tv_weight in grid:
-            config = PerceptualLossConfig.for_weights(weights, style_weight=style_weight, tv_weight=tv_weight,
-                                                      content_weight=args.content_weight)
-            loss = PerceptualLoss(config, weights=weights)
-            loss.set_style(style_image)
-            with torch.no_grad():
-                start_terms = loss(content, content).as_floats()
-            started = time.perf_counter()
-            result = run_baseline(content, style_image, loss, iterations=args.iterations)
-            with torch.no_grad():
-                terms = loss(result.image, content).as_floats()
-            record = {"photo": photo, "style": style, "style_weight": style_weight, "tv_weight": tv_weight,
-                      "content_weight": args.content_weight, "terms": terms,
-                      "style_fall": start_terms["style"] / max(terms["style"], 1e-12),
-                      "seconds": time.perf_counter() - started, "loss_network": weights.identity}
+            record, image = _calibrate_one(args, weights, out, photo, style, content, style_image, style_weight, tv_weight)
             results.append(record)
-            name = f"{photo}-{style}-sw{style_weight:g}-tv{tv_weight:g}.png"
-            tensor_to_image(result.image).save(out / name)
-            row.append(tensor_to_image(result.image))
-            print(f"{photo:10} {style:14} style_weight={style_weight:<6g} tv={tv_weight:<6g} content={terms['content']:.3g} "
-                  f"style={terms['style']:.3g} tv={terms['tv']:.3g} style fell {record['style_fall']:.0f}x "
-                  f"({record['seconds']:.0f} s)", flush=True)
+            row.append(image)
         rows.append(row)
         labels.append(f"{photo} / {style}")
-    header = ["content", "style"] + [f"sw={s:g} tv={t:g}" for s, t in grid]
-    sheet = _sheet(rows, labels, header, cell=args.size)
-    ImageDraw.Draw(sheet).text((4, sheet.height - 14), f"loss network: {weights.identity}", fill="black")
-    sheet.save(out / "contact_sheet.png")
-    (out / "results.json").write_text(json.dumps({"loss_network": weights.identity, "source": weights.source,
-                                                  "iterations": args.iterations, "size": args.size,
-                                                  "results": results}, indent=2))
-    print(f"\n| photo | style | style weight | TV weight | content | style | TV | style fell |  (loss network `{weights.identity}`)")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        t = r["terms"]
-        print(f"| {r['photo']} | {r['style']} | {r['style_weight']:g} | {r['tv_weight']:g} | {t['content']:.3g} | "
-              f"{t['style']:.3g} | {t['tv']:.3g} | {r['style_fall']:.0f}x |")
+    _write_outputs(args, weights, out, rows, labels, grid, results)
+    _print_table(results, weights.identity)
     print(f"\ncontact sheet: {out / 'contact_sheet.png'}")
     return 0
 

@@ -129,50 +129,49 @@ def save_figures(runs: dict[str, dict], style_path: Path, base: str, out: Path) 
     strip(tiles, height=256).save(out / "result.jpg", quality=92)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.finetune_minute", description=__doc__.split("\n")[0])
     parser.add_argument("--style", default="neon", help="a generated style's name or an image file (default: neon)")
     parser.add_argument("--budget", type=float, default=90.0, help="seconds the default job must finish in")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "finetune-minute")
     parser.add_argument("--skip-scratch", action="store_true", help="only the default fine-tune")
-    args = parser.parse_args(argv)
+    return parser
 
-    from perceptual_studio import settings
 
-    cache = settings.cache_dir()  # keep the converted loss network; everything else goes to a temporary folder
-    work = Path(tempfile.mkdtemp(prefix="finetune-minute-"))
-    os.environ.update({settings.DATA_DIR.name: str(work), settings.CACHE_DIR.name: str(cache),
-                       settings.HF_HUB_OFFLINE.name: "1"})
+def _style_path(parser: argparse.ArgumentParser, style: str, out: Path) -> Path:
+    """``--style`` as an image file: the file itself, or the generated style drawn into ``out``."""
     from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
-    from perceptual_studio.networks.devices import device_name
-    from perceptual_studio.webapp import samples
+
+    if Path(style).is_file():
+        return Path(style)
+    if style in GENERATED_STYLES:
+        style_path = out / f"{style}.png"
+        GENERATED_STYLES[style]().save(style_path)
+        return style_path
+    parser.error(f"--style: no such file, and not a generated style ({', '.join(GENERATED_STYLES)})")
+
+
+def _run_jobs(style_path: Path, base: str, budget_s: float, skip_scratch: bool) -> dict[str, dict]:
+    """The default fine-tune from ``base``, then (unless skipped) the from-scratch starter cancelled at the budget."""
     from perceptual_studio.webapp.handlers import training
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    if Path(args.style).is_file():
-        style_path = Path(args.style)
-    elif args.style in GENERATED_STYLES:
-        style_path = args.out / f"{args.style}.png"
-        GENERATED_STYLES[args.style]().save(style_path)
-    else:
-        parser.error(f"--style: no such file, and not a generated style ({', '.join(GENERATED_STYLES)})")
-    base = training.default_base_model()
-    if base is None:
-        sys.stderr.write(f"error: {training.DEFAULT_BASE_MODEL} is not in this registry (a fresh clone ships it in "
-                         f"registry/builtin)\n")
-        return 1
-    samples.ensure_default_content()  # written once per machine; not part of a job's time
-    samples.example_photos()
-    load_before = loadavg()
     default = training.with_preset(training.TrainRequest(style=str(style_path), style_name="neon-finetune",
                                                         preset=training.DEFAULT_PRESET, init_model=base))
     runs = {"fine-tune (default)": run_job(default, None)}
-    if not args.skip_scratch:
+    if not skip_scratch:
         scratch = training.with_preset(training.TrainRequest(style=str(style_path), style_name="neon-scratch",
                                                             preset="starter"))
         scratch = replace(scratch, iterations=10**6)  # stopped by the clock, not by its length
-        runs["from scratch (starter)"] = run_job(scratch, args.budget)
-    save_figures(runs, style_path, base, args.out)
+        runs["from scratch (starter)"] = run_job(scratch, budget_s)
+    return runs
+
+
+def _print_report(runs: dict[str, dict], style_path: Path, base: str, budget_s: float, out: Path,
+                  load_before: str) -> None:
+    """The Markdown report: the setup, the loss-against-time table and the verdict on the budget."""
+    from perceptual_studio import settings
+    from perceptual_studio.networks.devices import device_name
+    from perceptual_studio.webapp.handlers import training
 
     tuned = runs["fine-tune (default)"]
     preset = training.PRESETS[training.DEFAULT_PRESET]
@@ -184,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({preset.iterations} steps, {preset.image_size} px, batch {preset.batch_size}, lr {preset.learning_rate:g}), "
           f"fine-tuning `{base}`; content: the gallery's training crops.\n")
     print(time_table(runs, TIME_MARKS))
-    verdict = "within" if tuned["seconds"] <= args.budget else "OVER"
-    print(f"\nDefault job: {tuned['steps']} steps in {tuned['seconds']:.1f} s ({verdict} the {args.budget:.0f}-s target); "
+    verdict = "within" if tuned["seconds"] <= budget_s else "OVER"
+    print(f"\nDefault job: {tuned['steps']} steps in {tuned['seconds']:.1f} s ({verdict} the {budget_s:.0f}-s target); "
           f"first step after {tuned['prepare_seconds']:.1f} s of preparation; style loss {start_style:.4g} at the "
           f"first step -> {end_style:.4g} at the end ({end_style / start_style:.0%}).")
     print("Previews shown while it trained (s): " + ", ".join(f"{s:.0f}" for s, _, _ in tuned["previews"]))
@@ -193,12 +192,49 @@ def main(argv: list[str] | None = None) -> int:
         scratch_run = runs["from scratch (starter)"]
         print(f"From scratch, same budget: {scratch_run['steps']} steps, style loss "
               f"{loss_at(scratch_run['rows'], scratch_run['seconds']):.4g} at {scratch_run['seconds']:.0f} s.")
-    print(f"\nFigures: {args.out / 'loss_vs_time.png'}, {args.out / 'previews.jpg'}, {args.out / 'result.jpg'}")
+    print(f"\nFigures: {out / 'loss_vs_time.png'}, {out / 'previews.jpg'}, {out / 'result.jpg'}")
+
+
+def _write_results(runs: dict[str, dict], style_path: Path, base: str, budget_s: float, out: Path) -> None:
+    """``results.json``: every number of both runs (the previews by their times only)."""
+    from perceptual_studio import settings
+    from perceptual_studio.networks.devices import device_name
+
     summary = {name: {k: v for k, v in run.items() if k != "previews"} | {
         "preview_seconds": [s for s, _, _ in run["previews"]]} for name, run in runs.items()}
-    (args.out / "results.json").write_text(json.dumps({"budget_s": args.budget, "base": base, "style": style_path.name,
-                                                       "device": device_name(settings.device()), "runs": summary}, indent=1))
-    return 0 if tuned["seconds"] <= args.budget else 1
+    (out / "results.json").write_text(json.dumps({"budget_s": budget_s, "base": base, "style": style_path.name,
+                                                  "device": device_name(settings.device()), "runs": summary}, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+
+    from perceptual_studio import settings
+
+    cache = settings.cache_dir()  # keep the converted loss network; everything else goes to a temporary folder
+    work = Path(tempfile.mkdtemp(prefix="finetune-minute-"))
+    os.environ.update({settings.DATA_DIR.name: str(work), settings.CACHE_DIR.name: str(cache),
+                       settings.HF_HUB_OFFLINE.name: "1"})
+    from perceptual_studio.webapp import samples
+    from perceptual_studio.webapp.handlers import training
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    style_path = _style_path(parser, args.style, args.out)
+    base = training.default_base_model()
+    if base is None:
+        sys.stderr.write(f"error: {training.DEFAULT_BASE_MODEL} is not in this registry (a fresh clone ships it in "
+                         f"registry/builtin)\n")
+        return 1
+    samples.ensure_default_content()  # written once per machine; not part of a job's time
+    samples.example_photos()
+    load_before = loadavg()
+    runs = _run_jobs(style_path, base, args.budget, args.skip_scratch)
+    save_figures(runs, style_path, base, args.out)
+
+    _print_report(runs, style_path, base, args.budget, args.out, load_before)
+    _write_results(runs, style_path, base, args.budget, args.out)
+    return 0 if runs["fine-tune (default)"]["seconds"] <= args.budget else 1
 
 
 if __name__ == "__main__":

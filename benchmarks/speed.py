@@ -189,9 +189,91 @@ def lever_variants(model: nn.Module, x: torch.Tensor, device: torch.device) -> d
     return variants
 
 
+def _baseline_optimizer(args: argparse.Namespace) -> str:
+    return getattr(args, "baseline_optimizer", "lbfgs")
+
+
+def _run_header(args: argparse.Namespace, device: torch.device, plan_description: str, weights: object,
+                fit_seconds: float) -> dict:
+    """The run's settings and environment, with an empty ``sizes`` to fill and the paper's Table 1."""
+    return {
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "plan": plan_description,
+        "loss_network": {"identity": weights.identity, "source": weights.source},
+        "network": f"johnson-style (StyleTransformNet defaults), fitted {args.fit_steps} Adam steps in {fit_seconds:.1f} s",
+        "repeats": args.repeats,
+        "baseline_iterations_timed": args.iterations,
+        "baseline_optimizer": _baseline_optimizer(args),
+        "loadavg_start": loadavg(),
+        "sizes": {},
+        "paper_table1_titan_x": {str(k): dict(zip(("gatys_100", "gatys_300", "gatys_500", "network"), v)) for k, v in PAPER_TABLE1.items()},
+    }
+
+
+def _time_network(model: nn.Module, reference_net: nn.Module, content: torch.Tensor, plan: object,
+                  compiled_plan: object | None, repeats: int, device: torch.device) -> dict:
+    """One size's row: float32 eager, fast plan (and compiled plan) times and PSNR against float32."""
+    from perceptual_studio.networks.inference import run_network
+
+    row: dict = {}
+    if compiled_plan is not None:
+        start = time.perf_counter()
+        run_network(model, content, compiled_plan)
+        sync(device)
+        row["compiled_first_call_s"] = time.perf_counter() - start
+    fns = {
+        "float32": lambda: reference_net(content),
+        "fast": lambda: run_network(model, content, plan),
+    }
+    if compiled_plan is not None:
+        fns["compiled"] = lambda: run_network(model, content, compiled_plan)
+    times = time_interleaved(fns, repeats, device)
+    reference = reference_net(content)
+    row["float32_s"] = statistics.median(times["float32"])
+    row["fast_s"] = statistics.median(times["fast"])
+    row["times"] = times
+    row["psnr_fast_db"] = psnr(run_network(model, content, plan), reference)
+    if compiled_plan is not None:
+        row["compiled_s"] = statistics.median(times["compiled"])
+        row["psnr_compiled_db"] = psnr(run_network(model, content, compiled_plan), reference)
+    return row
+
+
+def _time_levers(model: nn.Module, reference_net: nn.Module, size: int, repeats: int, device: torch.device) -> dict:
+    """Times and PSNR of every :func:`lever_variants` alternative at one size."""
+    content = photo("astronaut", size).to(device)
+    reference = reference_net(content)
+    variants = lever_variants(model, content, device)
+    times = time_interleaved(variants, repeats, device)
+    return {
+        "size": size,
+        "rows": [
+            {"variant": name, "median_s": statistics.median(times[name]), "min_s": min(times[name]), "max_s": max(times[name]),
+             "psnr_db": psnr(fn(), reference)}
+            for name, fn in variants.items()
+        ],
+    }
+
+
+def _add_baseline(row: dict, size: int, loss: nn.Module, iterations: int, device: torch.device, optimizer: str) -> None:
+    """Time the optimisation baseline at one size and add its numbers (and the speed-up) to that size's row."""
+    content = photo("astronaut", size)
+    style = photo("coffee", size)
+    per_iteration, evaluations = baseline_seconds_per_iteration(content, style, loss, iterations, device, optimizer)
+    row["baseline_objective_evaluations"] = evaluations
+    row["baseline_s_per_iteration"] = statistics.median(per_iteration)
+    row["baseline_iteration_times"] = per_iteration
+    for count in ITERATION_COUNTS:
+        row[f"baseline_{count}_s"] = count * row["baseline_s_per_iteration"]
+    row["speedup_vs_500"] = row["baseline_500_s"] / row["fast_s"]
+
+
 def measure(args: argparse.Namespace) -> dict:
     from perceptual_studio.losses.perceptual import PerceptualLoss, PerceptualLossConfig
-    from perceptual_studio.networks.inference import choose_plan, run_network
+    from perceptual_studio.networks.inference import choose_plan
     from perceptual_studio.networks.vgg import default_vgg16_weights
 
     device = torch.device(args.device) if args.device else None
@@ -205,72 +287,16 @@ def measure(args: argparse.Namespace) -> dict:
     loss = PerceptualLoss(PerceptualLossConfig.for_weights(weights), weights=weights)
     compiled_plan = replace(plan, compile=True) if args.compile else None
 
-    results: dict = {
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "plan": plan.describe(),
-        "loss_network": {"identity": weights.identity, "source": weights.source},
-        "network": f"johnson-style (StyleTransformNet defaults), fitted {args.fit_steps} Adam steps in {fit_seconds:.1f} s",
-        "repeats": args.repeats,
-        "baseline_iterations_timed": args.iterations,
-        "baseline_optimizer": getattr(args, "baseline_optimizer", "lbfgs"),
-        "loadavg_start": loadavg(),
-        "sizes": {},
-        "paper_table1_titan_x": {str(k): dict(zip(("gatys_100", "gatys_300", "gatys_500", "network"), v)) for k, v in PAPER_TABLE1.items()},
-    }
+    results = _run_header(args, device, plan.describe(), weights, fit_seconds)
     with torch.inference_mode():
         for size in args.sizes:
             content = photo("astronaut", size).to(device)
-            row: dict = {}
-            if compiled_plan is not None:
-                start = time.perf_counter()
-                run_network(model, content, compiled_plan)
-                sync(device)
-                row["compiled_first_call_s"] = time.perf_counter() - start
-            fns = {
-                "float32": lambda: reference_net(content),
-                "fast": lambda: run_network(model, content, plan),
-            }
-            if compiled_plan is not None:
-                fns["compiled"] = lambda: run_network(model, content, compiled_plan)
-            times = time_interleaved(fns, args.repeats, device)
-            reference = reference_net(content)
-            row["float32_s"] = statistics.median(times["float32"])
-            row["fast_s"] = statistics.median(times["fast"])
-            row["times"] = times
-            row["psnr_fast_db"] = psnr(run_network(model, content, plan), reference)
-            if compiled_plan is not None:
-                row["compiled_s"] = statistics.median(times["compiled"])
-                row["psnr_compiled_db"] = psnr(run_network(model, content, compiled_plan), reference)
-            results["sizes"][str(size)] = row
+            results["sizes"][str(size)] = _time_network(model, reference_net, content, plan, compiled_plan,
+                                                        args.repeats, device)
         if args.levers:
-            size = max(args.sizes)
-            content = photo("astronaut", size).to(device)
-            reference = reference_net(content)
-            variants = lever_variants(model, content, device)
-            times = time_interleaved(variants, args.repeats, device)
-            results["levers"] = {
-                "size": size,
-                "rows": [
-                    {"variant": name, "median_s": statistics.median(times[name]), "min_s": min(times[name]), "max_s": max(times[name]),
-                     "psnr_db": psnr(fn(), reference)}
-                    for name, fn in variants.items()
-                ],
-            }
+            results["levers"] = _time_levers(model, reference_net, max(args.sizes), args.repeats, device)
     for size in args.sizes:
-        content = photo("astronaut", size)
-        style = photo("coffee", size)
-        per_iteration, evaluations = baseline_seconds_per_iteration(content, style, loss, args.iterations, device,
-                                                                    getattr(args, "baseline_optimizer", "lbfgs"))
-        row = results["sizes"][str(size)]
-        row["baseline_objective_evaluations"] = evaluations
-        row["baseline_s_per_iteration"] = statistics.median(per_iteration)
-        row["baseline_iteration_times"] = per_iteration
-        for count in ITERATION_COUNTS:
-            row[f"baseline_{count}_s"] = count * row["baseline_s_per_iteration"]
-        row["speedup_vs_500"] = row["baseline_500_s"] / row["fast_s"]
+        _add_baseline(results["sizes"][str(size)], size, loss, args.iterations, device, _baseline_optimizer(args))
     results["loadavg_end"] = loadavg()
     return results
 
@@ -283,8 +309,9 @@ def _spread(values: list[float]) -> str:
     return f"{min(values):.3f}-{max(values):.3f}"
 
 
-def format_markdown(results: dict) -> str:
-    lines = [
+def _markdown_header(results: dict) -> list[str]:
+    """The section title, the run's settings and the main table's heading."""
+    return [
         "## Style transfer speed: feed-forward network vs optimisation baseline (Johnson et al. 2016, Table 1)",
         "",
         f"- device: {results['device']} ({results['device_name']}), torch {results['torch']}, {results['threads']} threads; "
@@ -300,6 +327,11 @@ def format_markdown(results: dict) -> str:
         "| Speed-up vs 500 it | PSNR vs float32 (dB) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+
+def _markdown_table_rows(results: dict) -> list[str]:
+    """The main table's rows: this run's variants and the paper's times, size by size."""
+    lines = []
     device = results["device"]
     sizes = sorted({*map(int, results["sizes"]), *PAPER_TABLE1})
     for size in sizes:
@@ -320,7 +352,12 @@ def format_markdown(results: dict) -> str:
         if size in PAPER_TABLE1:
             p100, p300, p500, net = PAPER_TABLE1[size]
             lines.append(f"| {label} | paper, GTX Titan X (published times) | {p100} | {p300} | {p500} | {net} | - | {p500 / net:.0f}x | - |")
-    lines += ["", "Paper rows: the times of its Table 1 (Torch, GTX Titan X); their speed-up is computed here from those times.", ""]
+    return lines
+
+
+def _markdown_spread_notes(results: dict) -> list[str]:
+    """One line per size: the min-max spread of each timing and the baseline's objective evaluations."""
+    lines = []
     for size, row in results["sizes"].items():
         times = row["times"]
         note = (f"- {size}px spread (min-max s): float32 {_spread(times['float32'])}, fast {_spread(times['fast'])}, "
@@ -330,7 +367,12 @@ def format_markdown(results: dict) -> str:
         if "compiled_first_call_s" in row:
             note += f"; torch.compile: first call at this size {row['compiled_first_call_s']:.1f} s (compiles on the first size only), then {_spread(times['compiled'])}"
         lines.append(note)
-    lines += ["", "Targets:"]
+    return lines
+
+
+def _markdown_targets(results: dict) -> list[str]:
+    """Whether the 512px time and 256px speed-up targets were met, for the sizes measured."""
+    lines = []
     if "512" in results["sizes"]:
         fast = results["sizes"]["512"]["fast_s"]
         lines.append(f"- 512x512 network, fast plan: {fast:.3f} s (target <= {TARGET_SECONDS_512} s): "
@@ -339,12 +381,25 @@ def format_markdown(results: dict) -> str:
         speedup = results["sizes"]["256"]["speedup_vs_500"]
         lines.append(f"- 256x256 speed-up over the 500-iteration baseline: {speedup:.0f}x (target >= {TARGET_SPEEDUP_256:.0f}x): "
                      f"{'met' if speedup >= TARGET_SPEEDUP_256 else 'NOT met'}")
+    return lines
+
+
+def _markdown_levers(levers: dict) -> list[str]:
+    lines = ["", f"### Levers measured at {levers['size']}x{levers['size']} (median/min/max s, PSNR vs float32 eager)", "",
+             "| Variant | Median (s) | Min (s) | Max (s) | PSNR (dB) |", "|---|---:|---:|---:|---:|"]
+    for r in levers["rows"]:
+        lines.append(f"| {r['variant']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['psnr_db']:.1f} |")
+    return lines
+
+
+def format_markdown(results: dict) -> str:
+    lines = _markdown_header(results) + _markdown_table_rows(results)
+    lines += ["", "Paper rows: the times of its Table 1 (Torch, GTX Titan X); their speed-up is computed here from those times.", ""]
+    lines += _markdown_spread_notes(results)
+    lines += ["", "Targets:"]
+    lines += _markdown_targets(results)
     if "levers" in results:
-        levers = results["levers"]
-        lines += ["", f"### Levers measured at {levers['size']}x{levers['size']} (median/min/max s, PSNR vs float32 eager)", "",
-                  "| Variant | Median (s) | Min (s) | Max (s) | PSNR (dB) |", "|---|---:|---:|---:|---:|"]
-        for r in levers["rows"]:
-            lines.append(f"| {r['variant']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['psnr_db']:.1f} |")
+        lines += _markdown_levers(results["levers"])
     return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -256,15 +257,8 @@ def quality_table(rows: list[dict], setup: dict, lbfgs: tuple[int, ...], device_
 RECIPE_STAGES = ("waves", "cells", "finetune", "all")
 
 
-def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_size: int, content_count: int,
-                 finetune_limit_s: float) -> str:
-    """Full recipe on two styles ("waves", "cells"), then a warm-started fine-tune waves -> cells against the
-    clock ("finetune"), until its style loss (mean of 20 steps) reaches the full "cells" run's final style loss.
-    Stages keep their results in ``<work>/recipe.json`` so each fits in one short GPU command."""
-    from perceptual_studio.train import StyleTrainConfig, train_style
-
-    state_file = work / "recipe.json"
-    results = json.loads(state_file.read_text()) if state_file.is_file() else {}
+def _recipe_inputs(work: Path, image_size: int, content_count: int) -> tuple[Path, dict[str, Path]]:
+    """The recipe's content crops and its two style images, made unless an earlier stage left them."""
     content = work / "content-recipe"
     if not content.is_dir():
         make_content_folder(content, content_count, image_size + image_size // 4)
@@ -272,52 +266,67 @@ def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_siz
     for kind, path in styles.items():
         if not path.is_file():
             make_style_image(path, kind)
+    return content, styles
 
-    for name in ("waves", "cells"):
-        if stage not in (name, "all"):
-            continue
-        config = StyleTrainConfig(style=str(styles[name]), content=str(content), out=str(work / "models" / f"full-{name}"),
-                                  run_dir=str(work / "runs" / f"full-{name}"), image_size=image_size,
-                                  iterations=iterations, device=device, preview_every=max(1, iterations // 8),
-                                  checkpoint_every=max(1, iterations // 4))
-        started = time.perf_counter()
-        train_style(config, overwrite=True)
-        seconds = time.perf_counter() - started
-        hist = read_history(work / "runs" / f"full-{name}")
-        tail = hist[-max(1, len(hist) // 50):]
-        results[f"full-{name}"] = {"seconds": seconds, "train_seconds": hist[-1]["elapsed_s"], "iterations": iterations,
-                                   "style": sum(r["style"] for r in tail) / len(tail),
-                                   "total": sum(r["total"] for r in tail) / len(tail)}
-        state_file.write_text(json.dumps(results, indent=2))
 
-    if stage in ("finetune", "all"):
-        missing = [k for k in ("full-waves", "full-cells") if k not in results]
-        if missing:
-            raise SystemExit(f"run the {', '.join(m[5:] for m in missing)} stage(s) first (same --work-dir)")
-        target = results["full-cells"]["style"]
-        watch_state: dict = {"reached": None, "recent": []}
-        started = time.perf_counter()
+def _full_recipe_run(work: Path, device: str, name: str, style: Path, content: Path, iterations: int,
+                     image_size: int) -> dict:
+    """Train the full recipe on one style; its times and its final losses (mean of the last 2% of the log)."""
+    from perceptual_studio.train import StyleTrainConfig, train_style
 
-        def watch(event) -> None:
-            if event.losses:
-                watch_state["recent"] = (watch_state["recent"] + [event.losses["style"]])[-20:]
-                mean = sum(watch_state["recent"]) / len(watch_state["recent"])
-                if watch_state["reached"] is None and len(watch_state["recent"]) == 20 and mean <= target:
-                    watch_state["reached"] = (event.step, time.perf_counter() - started, event.elapsed_s)
+    config = StyleTrainConfig(style=str(style), content=str(content), out=str(work / "models" / f"full-{name}"),
+                              run_dir=str(work / "runs" / f"full-{name}"), image_size=image_size,
+                              iterations=iterations, device=device, preview_every=max(1, iterations // 8),
+                              checkpoint_every=max(1, iterations // 4))
+    started = time.perf_counter()
+    train_style(config, overwrite=True)
+    seconds = time.perf_counter() - started
+    hist = read_history(work / "runs" / f"full-{name}")
+    tail = hist[-max(1, len(hist) // 50):]
+    return {"seconds": seconds, "train_seconds": hist[-1]["elapsed_s"], "iterations": iterations,
+            "style": sum(r["style"] for r in tail) / len(tail),
+            "total": sum(r["total"] for r in tail) / len(tail)}
 
-        def stop() -> bool:
-            return watch_state["reached"] is not None or time.perf_counter() - started > finetune_limit_s
 
-        tune = StyleTrainConfig(style=str(styles["cells"]), content=str(content), out=str(work / "models" / "tuned-cells"),
-                                run_dir=str(work / "runs" / "tuned-cells"), image_size=image_size, iterations=iterations,
-                                init=str(work / "models" / "full-waves"), device=device, log_every=1, preview_every=0,
-                                checkpoint_every=10**9)
-        train_style(tune, watch, stop, overwrite=True)
-        hist = read_history(work / "runs" / "tuned-cells")
-        results["finetune"] = {"target_style": target, "reached": watch_state["reached"],
-                               "wall_s": time.perf_counter() - started, "last": hist[-1]}
-        state_file.write_text(json.dumps(results, indent=2))
+@dataclass
+class _FinetuneWatch:
+    """Follows the fine-tune's style loss; it stops once the mean of 20 steps reaches the target, or at the limit."""
 
+    target: float
+    limit_s: float
+    started: float = field(default_factory=time.perf_counter)
+    reached: tuple[int, float, float] | None = None  # (step, wall seconds, training seconds)
+    recent: list[float] = field(default_factory=list)
+
+    def watch(self, event) -> None:
+        if event.losses:
+            self.recent = (self.recent + [event.losses["style"]])[-20:]
+            mean = sum(self.recent) / len(self.recent)
+            if self.reached is None and len(self.recent) == 20 and mean <= self.target:
+                self.reached = (event.step, time.perf_counter() - self.started, event.elapsed_s)
+
+    def stop(self) -> bool:
+        return self.reached is not None or time.perf_counter() - self.started > self.limit_s
+
+
+def _finetune(work: Path, device: str, style: Path, content: Path, iterations: int, image_size: int, target: float,
+              limit_s: float) -> dict:
+    """Warm-start from the full "waves" model and train on ``style`` until the style loss reaches ``target``."""
+    from perceptual_studio.train import StyleTrainConfig, train_style
+
+    clock = _FinetuneWatch(target, limit_s)
+    tune = StyleTrainConfig(style=str(style), content=str(content), out=str(work / "models" / "tuned-cells"),
+                            run_dir=str(work / "runs" / "tuned-cells"), image_size=image_size, iterations=iterations,
+                            init=str(work / "models" / "full-waves"), device=device, log_every=1, preview_every=0,
+                            checkpoint_every=10**9)
+    train_style(tune, clock.watch, clock.stop, overwrite=True)
+    hist = read_history(work / "runs" / "tuned-cells")
+    return {"target_style": target, "reached": clock.reached,
+            "wall_s": time.perf_counter() - clock.started, "last": hist[-1]}
+
+
+def _recipe_table(results: dict, device: str, content_count: int) -> str:
+    """The Markdown table of whichever recipe stages have results so far."""
     lines = [f"Paper recipe (256x256 by default, batch 4, Adam 1e-3, paper layers) on {_device_name(device)}, "
              f"{content_count} content crops:", "",
              "| run | iterations | wall time | training time | final style loss | final total loss |",
@@ -341,6 +350,32 @@ def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_siz
     return "\n".join(lines)
 
 
+def paper_recipe(work: Path, device: str, stage: str, iterations: int, image_size: int, content_count: int,
+                 finetune_limit_s: float) -> str:
+    """Full recipe on two styles ("waves", "cells"), then a warm-started fine-tune waves -> cells against the
+    clock ("finetune"), until its style loss (mean of 20 steps) reaches the full "cells" run's final style loss.
+    Stages keep their results in ``<work>/recipe.json`` so each fits in one short GPU command."""
+    state_file = work / "recipe.json"
+    results = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    content, styles = _recipe_inputs(work, image_size, content_count)
+
+    for name in ("waves", "cells"):
+        if stage not in (name, "all"):
+            continue
+        results[f"full-{name}"] = _full_recipe_run(work, device, name, styles[name], content, iterations, image_size)
+        state_file.write_text(json.dumps(results, indent=2))
+
+    if stage in ("finetune", "all"):
+        missing = [k for k in ("full-waves", "full-cells") if k not in results]
+        if missing:
+            raise SystemExit(f"run the {', '.join(m[5:] for m in missing)} stage(s) first (same --work-dir)")
+        results["finetune"] = _finetune(work, device, styles["cells"], content, iterations, image_size,
+                                        results["full-cells"]["style"], finetune_limit_s)
+        state_file.write_text(json.dumps(results, indent=2))
+
+    return _recipe_table(results, device, content_count)
+
+
 # ------------------------------------------------------------------------------------------ main
 
 
@@ -351,7 +386,7 @@ def _device_name(device: str) -> str:
     return name if device.startswith("cuda") else f"{name} ({torch.get_num_threads()} threads)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, help="timed throughput steps (default: 4 on CPU, 50 on GPU)")
@@ -381,7 +416,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-limit", type=float, default=300.0, help="seconds before the fine-tune gives up")
     parser.add_argument("--work-dir", help="keep images, runs and models here (default: a temporary folder)")
     parser.add_argument("--json", help="also write the raw numbers here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _run_throughput(args: argparse.Namespace, work: Path, name: str, gpu: bool) -> list[dict]:
+    """Benchmark 1 with the command line's settings (CPU or GPU defaults); prints its table."""
+    steps = args.steps or (50 if gpu else 4)
+    warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
+    sizes = tuple(args.throughput_sizes or (args.image_size,))
+    rows = throughput(work, args.device, steps, warmup, sizes, args.batch_size, parse_networks(args.networks),
+                      tuple(args.precisions) if args.precisions else None)
+    print(throughput_table(rows, name, sizes, args.batch_size, steps) + "\n", flush=True)
+    return rows
+
+
+def _run_quality(args: argparse.Namespace, work: Path, name: str, gpu: bool) -> dict:
+    """Benchmark 2 with the command line's settings (CPU or GPU defaults); prints its table."""
+    lbfgs = tuple(sorted(args.lbfgs))
+    rows, setup = quality(work, args.device, args.quality_size or (256 if gpu else 64),
+                          args.quality_iterations or (40_000 if gpu else 400), args.quality_width or (1.0 if gpu else 0.5),
+                          args.quality_residual or (5 if gpu else 3), args.eval_size or (256 if gpu else 96), lbfgs,
+                          tuple(args.inits), Path(args.quality_run) if args.quality_run else None)
+    print(quality_table(rows, setup, lbfgs, name) + "\n", flush=True)
+    return {"rows": rows, "setup": setup}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
 
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -392,21 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict = {"device": name}
     print(f"# Training benchmarks ({name}; work dir {work})\n")
     if not args.skip_throughput:
-        steps = args.steps or (50 if gpu else 4)
-        warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
-        sizes = tuple(args.throughput_sizes or (args.image_size,))
-        rows = throughput(work, args.device, steps, warmup, sizes, args.batch_size, parse_networks(args.networks),
-                          tuple(args.precisions) if args.precisions else None)
-        raw["throughput"] = rows
-        print(throughput_table(rows, name, sizes, args.batch_size, steps) + "\n", flush=True)
+        raw["throughput"] = _run_throughput(args, work, name, gpu)
     if not args.skip_quality:
-        lbfgs = tuple(sorted(args.lbfgs))
-        rows, setup = quality(work, args.device, args.quality_size or (256 if gpu else 64),
-                              args.quality_iterations or (40_000 if gpu else 400), args.quality_width or (1.0 if gpu else 0.5),
-                              args.quality_residual or (5 if gpu else 3), args.eval_size or (256 if gpu else 96), lbfgs,
-                              tuple(args.inits), Path(args.quality_run) if args.quality_run else None)
-        raw["quality"] = {"rows": rows, "setup": setup}
-        print(quality_table(rows, setup, lbfgs, name) + "\n", flush=True)
+        raw["quality"] = _run_quality(args, work, name, gpu)
     if args.paper_recipe:
         table = paper_recipe(work, args.device, args.paper_recipe, args.recipe_iterations, args.image_size,
                              args.recipe_content, args.finetune_limit)

@@ -171,53 +171,47 @@ def summarise(result: InvarianceResult) -> str:
     smallest = min(nonzero)
     small = [i for i, o in enumerate(offsets) if abs(o - smallest) < 1e-9]
     moved = [i for i, o in enumerate(offsets) if o > 1e-9]
+    sentences = [_small_misalignment(kind, smallest, small, distances), _depth_trend(kind, moved, distances)]
+    return " ".join(sentence for sentence in sentences if sentence)
+
+
+def _small_misalignment(kind: str, smallest: float, small: list[int], distances: dict[str, list[float]]) -> str | None:
+    """The content taps against the pixels at the smallest transform: does the feature loss tolerate it?"""
     pixel = _mean([distances[PIXELS][i] for i in small])
-    sentences = []
-
     content = [name for name in CONTENT_TAPS if name in distances]
-    if content and math.isfinite(pixel):
-        feats = {name: _mean([distances[name][i] for i in small]) for name in content}
-        listed = " and ".join(f"{name} by {value:.0%}" for name, value in feats.items())
-        calmer = [name for name, value in feats.items() if value < pixel]
-        head = f"At {_describe(kind, smallest)}, the features move ({listed} of their norm) against {pixel:.0%} for the pixels"
-        if len(calmer) == len(feats):
-            sentences.append(
-                f"{head}: for this loss network the feature reconstruction loss tolerates a small misalignment "
-                "that a per-pixel loss punishes."
-            )
-        elif not calmer:
-            sentences.append(
-                f"{head}: for this loss network the feature reconstruction loss does not tolerate a small "
-                "misalignment better than a per-pixel loss does."
-            )
-        else:
-            sentences.append(
-                f"{head}: only {', '.join(calmer)} changes less than the pixels, so the feature loss tolerates "
-                "small misalignments better than a per-pixel loss only at that tap."
-            )
+    if not content or not math.isfinite(pixel):
+        return None
+    feats = {name: _mean([distances[name][i] for i in small]) for name in content}
+    listed = " and ".join(f"{name} by {value:.0%}" for name, value in feats.items())
+    calmer = [name for name, value in feats.items() if value < pixel]
+    head = f"At {_describe(kind, smallest)}, the features move ({listed} of their norm) against {pixel:.0%} for the pixels"
+    if len(calmer) == len(feats):
+        return (f"{head}: for this loss network the feature reconstruction loss tolerates a small misalignment "
+                "that a per-pixel loss punishes.")
+    if not calmer:
+        return (f"{head}: for this loss network the feature reconstruction loss does not tolerate a small "
+                "misalignment better than a per-pixel loss does.")
+    return (f"{head}: only {', '.join(calmer)} changes less than the pixels, so the feature loss tolerates "
+            "small misalignments better than a per-pixel loss only at that tap.")
 
+
+def _depth_trend(kind: str, moved: list[int], distances: dict[str, list[float]]) -> str | None:
+    """How the change averaged over the sweep runs with depth (Zeiler & Fergus: deeper is more invariant)."""
     layers = [name for name in distances if name != PIXELS]
     averages = {name: _mean([distances[name][i] for i in moved]) for name in layers}
     ranked = [name for name in layers if math.isfinite(averages[name])]
-    if len(ranked) >= 2:
-        falling = all(averages[a] >= averages[b] for a, b in zip(ranked, ranked[1:]))
-        rising = all(averages[a] <= averages[b] for a, b in zip(ranked, ranked[1:]))
-        first, last = ranked[0], ranked[-1]
-        if falling:
-            sentences.append(
-                f"Averaged over the sweep, the change falls with depth, from {averages[first]:.0%} at {first} to "
-                f"{averages[last]:.0%} at {last}: deeper layers are more invariant to {kind}."
-            )
-        elif rising:
-            sentences.append(
-                f"Averaged over the sweep, the change grows with depth, from {averages[first]:.0%} at {first} to "
-                f"{averages[last]:.0%} at {last}: deeper layers are less invariant to {kind} here."
-            )
-        else:
-            most = min(ranked, key=averages.__getitem__)
-            least = max(ranked, key=averages.__getitem__)
-            sentences.append(
-                f"Averaged over the sweep, {most} changes least ({averages[most]:.0%}) and {least} most "
-                f"({averages[least]:.0%}); the change does not simply fall with depth."
-            )
-    return " ".join(sentences)
+    if len(ranked) < 2:
+        return None
+    falling = all(averages[a] >= averages[b] for a, b in zip(ranked, ranked[1:]))
+    rising = all(averages[a] <= averages[b] for a, b in zip(ranked, ranked[1:]))
+    first, last = ranked[0], ranked[-1]
+    if falling:
+        return (f"Averaged over the sweep, the change falls with depth, from {averages[first]:.0%} at {first} to "
+                f"{averages[last]:.0%} at {last}: deeper layers are more invariant to {kind}.")
+    if rising:
+        return (f"Averaged over the sweep, the change grows with depth, from {averages[first]:.0%} at {first} to "
+                f"{averages[last]:.0%} at {last}: deeper layers are less invariant to {kind} here.")
+    most = min(ranked, key=averages.__getitem__)
+    least = max(ranked, key=averages.__getitem__)
+    return (f"Averaged over the sweep, {most} changes least ({averages[most]:.0%}) and {least} most "
+            f"({averages[least]:.0%}); the change does not simply fall with depth.")

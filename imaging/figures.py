@@ -51,6 +51,21 @@ def _render(figure: Any, canvas: Any, size: tuple[int, int]) -> Image.Image:
     return image
 
 
+def _drawable_lines(x: Sequence[float], series: Mapping[str, Sequence[float]],
+                    log_y: bool) -> list[tuple[str, list[float], list[float]]]:
+    """(name, xs, ys) per series with the missing points left out (NaN, None, infinite, or not positive on a log
+    axis)."""
+    xs = [_number(v) for v in x]
+    lines: list[tuple[str, list[float], list[float]]] = []
+    for name, ys in series.items():
+        if len(ys) != len(xs):
+            raise ValueError(f"series {name!r} has {len(ys)} values for {len(xs)} x values")
+        kept = [(a, b) for a, b in zip(xs, map(_number, ys))
+                if math.isfinite(a) and math.isfinite(b) and (b > 0 or not log_y)]
+        lines.append((name, [a for a, _ in kept], [b for _, b in kept]))
+    return lines
+
+
 def line_plot(
     x: Sequence[float],
     series: Mapping[str, Sequence[float]],
@@ -80,14 +95,7 @@ def line_plot(
     width, height = size
     if width < 64 or height < 64:
         raise ValueError(f"plot size must be at least 64x64 pixels, got {width}x{height}")
-    xs = [_number(v) for v in x]
-    lines: list[tuple[str, list[float], list[float]]] = []
-    for name, ys in series.items():
-        if len(ys) != len(xs):
-            raise ValueError(f"series {name!r} has {len(ys)} values for {len(xs)} x values")
-        kept = [(a, b) for a, b in zip(xs, map(_number, ys))
-                if math.isfinite(a) and math.isfinite(b) and (b > 0 or not log_y)]
-        lines.append((name, [a for a, _ in kept], [b for _, b in kept]))
+    lines = _drawable_lines(x, series, log_y)
     longest = max((len(px) for _, px, _ in lines), default=0)
     show_markers = longest <= MARKER_LIMIT if markers is None else markers
 

@@ -291,6 +291,28 @@ def _tiled_net(model: nn.Module, plan: InferencePlan, halo: int, align: int) -> 
         return tiled
 
 
+def _paste(out: torch.Tensor, y: torch.Tensor, index: tuple[int, int], bounds: tuple[list[int], list[int]],
+           origin: tuple[int, int], factor: float, band: int) -> None:
+    """Tile ``index``'s output ``y`` (its input starting at ``origin``) into ``out``: its core, widened by the blend
+    band on the sides it shares with a neighbour, feathered there so the overlapping tiles sum to one."""
+    (i, j), (ys, xs), (top, left) = index, bounds, origin
+    out_size = out.shape[-2:]
+    # The core (widened by the blend band on shared sides) in output pixels.
+    oy0, oy1 = math.ceil(ys[i] * factor), min(math.ceil(ys[i + 1] * factor), out_size[0])
+    ox0, ox1 = math.ceil(xs[j] * factor), min(math.ceil(xs[j + 1] * factor), out_size[1])
+    lead_y, trail_y, lead_x, trail_x = i > 0, i + 2 < len(ys), j > 0, j + 2 < len(xs)
+    oy0, oy1 = oy0 - band * lead_y, oy1 + band * trail_y
+    ox0, ox1 = ox0 - band * lead_x, ox1 + band * trail_x
+    base_y, base_x = math.ceil(top * factor), math.ceil(left * factor)
+    piece_out = y[..., oy0 - base_y : oy1 - base_y, ox0 - base_x : ox1 - base_x].to("cpu", out.dtype)
+    if band:
+        weight = (_feather(oy0, oy1, lead_y, trail_y, band)[:, None]
+                  * _feather(ox0, ox1, lead_x, trail_x, band)[None, :])
+        out[..., oy0:oy1, ox0:ox1] += piece_out * weight.to(out.dtype)
+    else:
+        out[..., oy0:oy1, ox0:ox1] = piece_out
+
+
 def _run_stage(tiled: _TiledNet, stage: TileStage, h: torch.Tensor, plan: InferencePlan, tile: int,
                out_size: tuple[int, int], out_dtype: torch.dtype, band: int) -> torch.Tensor:
     """One stage over the whole host-memory input ``h``: statistics passes, then the output pass."""
@@ -339,22 +361,9 @@ def _run_stage(tiled: _TiledNet, stage: TileStage, h: torch.Tensor, plan: Infere
                     raise RuntimeError("some tiles reached an instance norm without statistics, others did not")
                 if tuple(y.shape[-2:]) != size:
                     raise ValueError(f"a {tuple(piece.shape[-2:])} tile gave {tuple(y.shape[-2:])}, expected {size}")
-                # The core (widened by the blend band on shared sides) in output pixels.
-                oy0, oy1 = math.ceil(ys[i] * factor), min(math.ceil(ys[i + 1] * factor), out_size[0])
-                ox0, ox1 = math.ceil(xs[j] * factor), min(math.ceil(xs[j + 1] * factor), out_size[1])
-                lead_y, trail_y, lead_x, trail_x = i > 0, i + 2 < len(ys), j > 0, j + 2 < len(xs)
-                oy0, oy1 = oy0 - band * lead_y, oy1 + band * trail_y
-                ox0, ox1 = ox0 - band * lead_x, ox1 + band * trail_x
-                base_y, base_x = math.ceil(top * factor), math.ceil(left * factor)
-                piece_out = y[..., oy0 - base_y : oy1 - base_y, ox0 - base_x : ox1 - base_x].to("cpu", out_dtype)
                 if out is None:
                     out = torch.zeros((*y.shape[:2], *out_size), dtype=out_dtype)
-                if band:
-                    weight = (_feather(oy0, oy1, lead_y, trail_y, band)[:, None]
-                              * _feather(ox0, ox1, lead_x, trail_x, band)[None, :])
-                    out[..., oy0:oy1, ox0:ox1] += piece_out * weight.to(out_dtype)
-                else:
-                    out[..., oy0:oy1, ox0:ox1] = piece_out
+                _paste(out, y, (i, j), (ys, xs), (top, left), factor, band)
         if collector is None:
             assert out is not None
             return out

@@ -61,6 +61,35 @@ def save_model(
 
 
     folder = Path(folder)
+    config = _model_config(model, folder.name, architecture, task, architecture_args, training, style)
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    _compare(_expected_shapes(config, folder.name), {k: tuple(v.shape) for k, v in state.items()}, folder.name)
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder} already exists (pass overwrite=True to replace it)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
+    try:
+        (staging / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, allow_nan=False) + "\n")
+        save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt", "architecture": config.architecture})
+        for image, name in ((style_image, STYLE_IMAGE_FILE), (preview, PREVIEW_FILE)):
+            if image is not None:
+                _write_jpeg(image, staging / name)
+        images = [f for f in (STYLE_IMAGE_FILE, PREVIEW_FILE) if (staging / f).is_file()]
+        card = build_card(config, title=title or folder.name, license=license, images=images, extra=card_extra)
+        card.save(staging / CARD_FILE)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def _model_config(model: nn.Module, name: str, architecture: str | None, task: str | None,
+                  architecture_args: dict[str, Any] | None, training: Any, style: str | None) -> ModelConfig:
+    """The ``config.json`` a model folder gets, with the defaults :func:`save_model` documents, checked."""
     if architecture is None:
         matches = [a for a in list_architectures() if a.constructor is type(model)]
         if len(matches) != 1:
@@ -72,7 +101,6 @@ def save_model(
         architecture_args = getattr(model, "config", None)
         if not isinstance(architecture_args, dict):
             raise ModelFormatError(f"{type(model).__name__} has no .config dict: pass architecture_args=")
-
     arch = get_architecture(architecture)
     task = task or arch.task
     if task != arch.task:
@@ -84,28 +112,4 @@ def save_model(
                     style if task == "style-transfer" else None, record).to_dict()
     )
     json.dumps(config.to_dict(), allow_nan=False)  # fails early on NaN/inf figures
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    _compare(_expected_shapes(config, folder.name), {k: tuple(v.shape) for k, v in state.items()}, folder.name)
-
-    if folder.exists() and not overwrite:
-        raise FileExistsError(f"{folder} already exists (pass overwrite=True to replace it)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
-    try:
-        (staging / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, allow_nan=False) + "\n")
-        save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt", "architecture": architecture})
-        if style_image is not None:
-            _write_jpeg(style_image, staging / STYLE_IMAGE_FILE)
-        if preview is not None:
-            _write_jpeg(preview, staging / PREVIEW_FILE)
-        images = [f for f in (STYLE_IMAGE_FILE, PREVIEW_FILE) if (staging / f).is_file()]
-        card = build_card(config, title=title or folder.name, license=license, images=images, extra=card_extra)
-        card.save(staging / CARD_FILE)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
+    return config

@@ -102,3 +102,21 @@ def test_no_import_circles() -> None:
         if name not in index:
             visit(name)
     assert circles == []
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_outside_the_tests_is_over_sixty_lines() -> None:
+    """Small functions with one job each: a longer one is split into named helpers (its docstring counts)."""
+    long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in {"tests", ".venv", "build", "data"} or rel.parts[0].startswith("."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{rel}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []

@@ -257,116 +257,171 @@ def render_preview(model: nn.Module, preview_input: torch.Tensor, device: torch.
     return tensor_to_image(out.float())
 
 
-def run_loop(spec: LoopSpec, config: TrainConfigBase, paths: RunPaths, ctx: DistContext, *,
-             numerics: Numerics, resume_from: ckpt.Checkpoint | None = None,
-             progress: ProgressCallback | None = None, should_stop: StopRequest = None) -> LoopResult:
-    """Train from the start or ``resume_from`` to ``config.iterations``; rank 0 writes the run folder."""
-    device = ctx.device
-    model = spec.model
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    step, elapsed, first_loss = 0, 0.0, None
-    history: list[dict[str, Any]] = []
+@dataclass
+class _Progress:
+    """What the loop carries from step to step (and across a resume): the step, the time trained, the first
+    loss (the divergence check's reference), the loss log's rows and the last checkpoint."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    first_loss: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
     last_checkpoint: Path | None = None
+    saved_step: int = 0
+    last_losses: dict[str, float] = field(default_factory=dict)
+    last_preview: Image.Image | None = None
+    segment_start: float = field(default_factory=time.perf_counter)
+
+    def elapsed_now(self, now: float) -> float:
+        return self.elapsed + (now - self.segment_start)
+
+
+class _Throughput:
+    """Images per second over the last 20 steps."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.recent: deque[tuple[float, int]] = deque([(time.perf_counter(), 0)], maxlen=21)
+
+    def add(self, images: int, now: float) -> float:
+        self.seen += images
+        self.recent.append((now, self.seen))
+        return (self.recent[-1][1] - self.recent[0][1]) / max(self.recent[-1][0] - self.recent[0][0], 1e-9)
+
+
+def _resume(run: _Progress, resume_from: ckpt.Checkpoint | None, model: nn.Module, optimizer: torch.optim.Optimizer,
+            paths: RunPaths, ctx: DistContext, iterations: int) -> None:
     if resume_from is not None:
         ckpt.load_checkpoint(resume_from, model, optimizer)
-        step = resume_from.step
-        elapsed = float(resume_from.state.get("elapsed_s", 0.0))
-        first_loss = resume_from.state.get("first_loss")
-        last_checkpoint = resume_from.folder
-        logger.info("resuming %s at step %d of %d", paths.root, step, config.iterations)
+        run.step = run.saved_step = resume_from.step
+        run.elapsed = float(resume_from.state.get("elapsed_s", 0.0))
+        run.first_loss = resume_from.state.get("first_loss")
+        run.last_checkpoint = resume_from.folder
+        logger.info("resuming %s at step %d of %d", paths.root, run.step, iterations)
     if ctx.is_main:
         paths.previews.mkdir(parents=True, exist_ok=True)
-        history = read_history(paths.loss_log, up_to_step=step)
-        _rewrite_history(paths.loss_log, history)  # drop what came after the checkpoint we resume from
+        run.history = read_history(paths.loss_log, up_to_step=run.step)
+        _rewrite_history(paths.loss_log, run.history)  # drop what came after the checkpoint we resume from
+
+
+def _training_model(model: nn.Module, ctx: DistContext, numerics: Numerics) -> nn.Module:
+    """The module the steps run: the model in its memory format, wrapped for several processes when there are."""
     if numerics.channels_last:
         model.to(memory_format=torch.channels_last)
     train_model: nn.Module = model
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
+        device = ctx.device
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     model.train()
+    return train_model
 
-    last_preview: Image.Image | None = None
-    if ctx.is_main and spec.preview_input is not None and step == 0 and config.preview_every:
-        last_preview = render_preview(model, spec.preview_input, device, numerics)
-        last_preview.save(paths.preview(0), quality=90)
-        emit(progress, TrainEvent(0, config.iterations, preview=last_preview))
+
+def _divergence_message(value: float, run: _Progress, config: TrainConfigBase) -> str:
+    what = "became non-finite" if not math.isfinite(value) else (
+        f"exploded to {value:.4g}, over {config.explode_factor:g}x the first step's {run.first_loss:.4g}")
+    kept = (f"the last good checkpoint (step {run.saved_step}) is kept in {run.last_checkpoint}"
+            if run.last_checkpoint else "no checkpoint had been written yet")
+    return (f"training stopped at step {run.step + 1}: the loss {what}. {kept}. Lower the learning rate "
+            f"(--lr, now {config.learning_rate:g}) and train again, or --resume to retry from the checkpoint.")
+
+
+def _optimiser_step(model: nn.Module, optimizer: torch.optim.Optimizer, terms: LossTerms, config: TrainConfigBase,
+                    step: int) -> None:
+    terms.total.backward()
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate_at(config, step)
+    optimizer.step()
+    if config.renorm_radius is not None:
+        renormalize_filters(model, config.renorm_radius)
+
+
+def run_loop(spec: LoopSpec, config: TrainConfigBase, paths: RunPaths, ctx: DistContext, *,
+             numerics: Numerics, resume_from: ckpt.Checkpoint | None = None,
+             progress: ProgressCallback | None = None, should_stop: StopRequest = None) -> LoopResult:
+    """Train from the start or ``resume_from`` to ``config.iterations``; rank 0 writes the run folder."""
+    model = spec.model
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    run = _Progress()
+    _resume(run, resume_from, model, optimizer, paths, ctx, config.iterations)
+    train_model = _training_model(model, ctx, numerics)
+    if ctx.is_main and spec.preview_input is not None and run.step == 0 and config.preview_every:
+        _first_preview(run, spec, config, paths, ctx, numerics, progress)
 
     def save(at_step: int) -> Path | None:
         if not ctx.is_main:
             return None
-        state = {"elapsed_s": elapsed, "first_loss": first_loss, "world_size": ctx.world_size}
+        state = {"elapsed_s": run.elapsed, "first_loss": run.first_loss, "world_size": ctx.world_size}
         return ckpt.save_checkpoint(paths.root, at_step, model, optimizer, state)
 
     cancelled = False
-    last_losses: dict[str, float] = {}
-    segment_start = time.perf_counter()
-    # images/s over the last 20 steps: (time, images so far) pairs
-    recent: deque[tuple[float, int]] = deque([(segment_start, 0)], maxlen=21)
-    images_seen = 0
-    saved_step = step
+    run.segment_start = time.perf_counter()
+    throughput = _Throughput()
     log = paths.loss_log.open("a", encoding="utf-8") if ctx.is_main else None
     try:
-        for batch in spec.make_batches(step):
-            batch = batch.to(device, non_blocking=True)
-            terms = train_step(train_model, spec, optimizer, batch, device, numerics)
+        for batch in spec.make_batches(run.step):
+            batch = batch.to(ctx.device, non_blocking=True)
+            terms = train_step(train_model, spec, optimizer, batch, ctx.device, numerics)
             value = float(terms.total.detach())
-            exploded = first_loss is not None and value > config.explode_factor * first_loss
-            diverged = not math.isfinite(value) or exploded
-            stop, diverged = agree(ctx, stop_requested(should_stop), diverged)
+            exploded = run.first_loss is not None and value > config.explode_factor * run.first_loss
+            stop, diverged = agree(ctx, stop_requested(should_stop), not math.isfinite(value) or exploded)
             if diverged:
-                what = "became non-finite" if not math.isfinite(value) else (
-                    f"exploded to {value:.4g}, over {config.explode_factor:g}x the first step's {first_loss:.4g}")
-                kept = (f"the last good checkpoint (step {saved_step}) is kept in {last_checkpoint}"
-                        if last_checkpoint else "no checkpoint had been written yet")
-                message = (f"training stopped at step {step + 1}: the loss {what}. {kept}. Lower the learning rate "
-                           f"(--lr, now {config.learning_rate:g}) and train again, or --resume to retry from the checkpoint.")
+                message = _divergence_message(value, run, config)
                 if ctx.is_main:
-                    emit(progress, TrainEvent(step, config.iterations, terms.as_floats(), message=message))
+                    emit(progress, TrainEvent(run.step, config.iterations, terms.as_floats(), message=message))
                 raise TrainingDivergedError(message)
             if stop:
                 cancelled = True
                 break
-            terms.total.backward()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(config, step)
-            optimizer.step()
-            if config.renorm_radius is not None:
-                renormalize_filters(model, config.renorm_radius)
-            step += 1
-            if first_loss is None:
-                first_loss = value
-            images_seen += batch.shape[0] * ctx.world_size
+            _optimiser_step(model, optimizer, terms, config, run.step)
+            run.step += 1
+            run.first_loss = value if run.first_loss is None else run.first_loss
             now = time.perf_counter()
-            recent.append((now, images_seen))
-            images_per_s = (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-9)
-            elapsed_now = elapsed + (now - segment_start)
-            last_losses = terms.as_floats()
+            images_per_s = throughput.add(batch.shape[0] * ctx.world_size, now)
+            run.last_losses = terms.as_floats()
             if not ctx.is_main:
-                if step % config.checkpoint_every == 0:
-                    saved_step = step
+                if run.step % config.checkpoint_every == 0:
+                    run.saved_step = run.step
                 continue
-            if step % config.log_every == 0 or step == config.iterations:
-                row = {"step": step, **last_losses, "lr": learning_rate_at(config, step - 1),
-                       "images_per_s": round(images_per_s, 3), "elapsed_s": round(elapsed_now, 3)}
-                history.append(row)
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-            preview = None
-            if spec.preview_input is not None and config.preview_every and step % config.preview_every == 0:
-                preview = last_preview = render_preview(model, spec.preview_input, device, numerics)
-                preview.save(paths.preview(step), quality=90)
-            if step % config.checkpoint_every == 0 and step != config.iterations:
-                elapsed = elapsed_now
-                segment_start = now
-                last_checkpoint, saved_step = save(step), step
-            emit(progress, TrainEvent(step, config.iterations, last_losses, images_per_s, elapsed_now, preview))
+            preview = _record_step(run, spec, config, paths, log, ctx, numerics, images_per_s, now, save)
+            emit(progress, TrainEvent(run.step, config.iterations, run.last_losses, images_per_s,
+                                      run.elapsed_now(now), preview))
     finally:
         if log is not None:
             log.close()
-    elapsed += time.perf_counter() - segment_start
-    if step != saved_step or last_checkpoint is None:
-        last_checkpoint, saved_step = save(step), step
+    run.elapsed += time.perf_counter() - run.segment_start
+    if run.step != run.saved_step or run.last_checkpoint is None:
+        run.last_checkpoint, run.saved_step = save(run.step), run.step
     model.eval()
-    return LoopResult(step, cancelled, elapsed, last_losses, history, last_preview, last_checkpoint)
+    return LoopResult(run.step, cancelled, run.elapsed, run.last_losses, run.history, run.last_preview,
+                      run.last_checkpoint)
+
+
+def _first_preview(run: _Progress, spec: LoopSpec, config: TrainConfigBase, paths: RunPaths, ctx: DistContext,
+                   numerics: Numerics, progress: ProgressCallback | None) -> None:
+    """The untrained network's preview (step 0), so the strip starts where training did."""
+    run.last_preview = render_preview(spec.model, spec.preview_input, ctx.device, numerics)
+    run.last_preview.save(paths.preview(0), quality=90)
+    emit(progress, TrainEvent(0, config.iterations, preview=run.last_preview))
+
+
+def _record_step(run: _Progress, spec: LoopSpec, config: TrainConfigBase, paths: RunPaths, log: Any,
+                 ctx: DistContext, numerics: Numerics, images_per_s: float, now: float,
+                 save: Callable[[int], Path | None]) -> Image.Image | None:
+    """Rank 0 after a step: the loss log's row, the preview and the checkpoint when they are due; the preview."""
+    step, elapsed_now = run.step, run.elapsed_now(now)
+    if step % config.log_every == 0 or step == config.iterations:
+        row = {"step": step, **run.last_losses, "lr": learning_rate_at(config, step - 1),
+               "images_per_s": round(images_per_s, 3), "elapsed_s": round(elapsed_now, 3)}
+        run.history.append(row)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+    preview = None
+    if spec.preview_input is not None and config.preview_every and step % config.preview_every == 0:
+        preview = run.last_preview = render_preview(spec.model, spec.preview_input, ctx.device, numerics)
+        preview.save(paths.preview(step), quality=90)
+    if step % config.checkpoint_every == 0 and step != config.iterations:
+        run.elapsed, run.segment_start = elapsed_now, now
+        run.last_checkpoint, run.saved_step = save(step), step
+    return preview

@@ -48,15 +48,17 @@ def loss_config_for(config: StyleTrainConfig, weights: LossNetworkWeights) -> Pe
         raise ConfigError(str(exc)) from None
 
 
-def load_style_image(path: str, size: int) -> torch.Tensor:
-    """The style image as a (1, 3, H, W) tensor with its longer side ``size``; too thin images are refused."""
-    image = load_image(path)
+def load_style_image(path: str | Image.Image, size: int) -> torch.Tensor:
+    """The style image (a file, or one already decoded) as a (1, 3, H, W) tensor with its longer side ``size``;
+    too thin images are refused."""
+    image = path if isinstance(path, Image.Image) else load_image(path)
+    name = "" if isinstance(path, Image.Image) else f" {Path(path).name}"
     width, height = image.size
     scale = size / max(width, height)
     resized = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BICUBIC) if scale != 1 else image
     if min(resized.size) < MIN_IMAGE_SIZE:
         raise ConfigError(
-            f"the style image {Path(path).name} ({width}x{height}) becomes {resized.width}x{resized.height} at "
+            f"the style image{name} ({width}x{height}) becomes {resized.width}x{resized.height} at "
             f"--style-size {size}: too small for the loss network (at least {MIN_IMAGE_SIZE} px a side); use a "
             f"less elongated image or a larger --style-size"
         )
@@ -75,9 +77,16 @@ class StyleTask:
 
     task = "style-transfer"
 
+    def __init__(self, style_image: Image.Image | None = None) -> None:
+        # The style image decoded once: by the caller when it has already read it (the app checks each upload),
+        # else here; the loss targets and the model folder's style.jpg both come from this one copy.
+        self.style_image = style_image
+
     def setup(self, config: StyleTrainConfig, device: torch.device) -> TaskSetup:
         self.style_size = config.style_size or config.image_size
-        style_tensor = load_style_image(config.style, self.style_size)
+        if self.style_image is None:
+            self.style_image = load_image(config.style)
+        style_tensor = load_style_image(self.style_image, self.style_size)
         paths, dataset_label = data_mod.list_training_images(config.content, what="content")
         preview = load_preview_input(config.preview_image or paths[0], config.preview_size)
         weights = loss_network_weights(config.vgg_weights)
@@ -101,16 +110,18 @@ class StyleTask:
                     "normalize_layers": loss.normalize_layers, "style_layer_weights": dict(loss.style_layers),
                     "style_size": self.style_size,
                     **({"variant_of": config.variant_of} if config.variant_of else {})},
-            folder_options={"style": config.name, "style_image": config.style})
+            folder_options={"style": config.name, "style_image": self.style_image})
 
     def plot_title(self, config: StyleTrainConfig) -> str:
         return f"{config.name}: training loss"
 
 
 def train_style(config: StyleTrainConfig, progress: ProgressCallback | None = None, should_stop: StopRequest = None,
-                *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Train a style model and write it as a registry model folder; returns the folder (``train.driver.train``)."""
-    return train(config, StyleTask(), progress, should_stop, resume=resume, overwrite=overwrite)
+                *, resume: bool = False, overwrite: bool = False, style_image: Image.Image | None = None) -> Path:
+    """Train a style model and write it as a registry model folder; returns the folder (``train.driver.train``).
+
+    ``style_image``: ``config.style`` already decoded (RGB), so it is not read again."""
+    return train(config, StyleTask(style_image), progress, should_stop, resume=resume, overwrite=overwrite)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,9 @@ manifest's generator and seed, so both methods minimise exactly what the network
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .helpers import Quiet
 from .profiles import Profile
@@ -45,20 +47,88 @@ def _contact_sheet(rows: list[list], labels: list[str], path: Path, height: int)
     sheet.save(path, quality=90)
 
 
-def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dict:
-    import torch
+@dataclass
+class _ShippedStyle:
+    """One shipped style model with its redrawn style image and the objective it was trained on."""
 
-    from perceptual_studio import settings
-    from perceptual_studio.baseline.gatys import run_baseline
+    name: str
+    model: Any
+    record: Any  # the model's training record
+    style_image: Any  # the PIL image the manifest's generator drew
+    style: Any  # that image as the training loaded it (tensor)
+    loss: Any  # the objective rebuilt from the record
+
+
+def _load_style(spec, root: Path, weights, work: Path, device: str) -> _ShippedStyle:
+    """Load a shipped model, redraw its style image into ``work`` and rebuild its training objective."""
     from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
-    from perceptual_studio.imaging.io import image_to_tensor, resize_to_max_side, tensor_to_image
-    from perceptual_studio.imaging.sample_photos import load_sample_photo
     from perceptual_studio.losses import PerceptualLoss
     from perceptual_studio.registry import load_model_folder
-    from perceptual_studio.train.shipped.gallery import read_manifest
     from perceptual_studio.train.shipped.style_eval import objective_config
-    from perceptual_studio.train.run import loss_network_weights
     from perceptual_studio.train.style import load_style_image
+
+    model = load_model_folder(root / spec.name, device)
+    record = model.config.training
+    style_path = work / "gallery-styles" / f"{spec.name}.png"
+    style_path.parent.mkdir(parents=True, exist_ok=True)
+    style_image = GENERATED_STYLES[spec.name](seed=spec.seed)
+    style_image.save(style_path)
+    style = load_style_image(str(style_path), int(record.extra.get("style_size") or record.image_size))
+    loss = PerceptualLoss(objective_config(record, weights), weights=weights).to(device)
+    return _ShippedStyle(spec.name, model, record, style_image, style, loss)
+
+
+def _score_photo(shipped: _ShippedStyle, photo_name: str, photo, checkpoints, device: str) -> tuple[dict, Any, Any]:
+    """The baseline and one network pass on one photo: the report's row, the baseline's result, the network's output."""
+    import torch
+
+    from perceptual_studio.baseline.gatys import run_baseline
+    from perceptual_studio.imaging.io import image_to_tensor
+
+    content = image_to_tensor(photo).to(device)
+    with Quiet():
+        result = run_baseline(content, shipped.style, shipped.loss, iterations=max(checkpoints), init="content", device=device)
+    with torch.no_grad():  # run_baseline left the loss with this style's targets
+        started = time.perf_counter()
+        output = shipped.model(content).float()
+        network_seconds = time.perf_counter() - started
+        terms = shipped.loss(output, content)
+    curve = result.objective
+    network = float(terms.total)
+    row = {
+        "style": shipped.name, "photo": photo_name, "size": f"{content.shape[-1]}x{content.shape[-2]}",
+        "network": network, "network_terms": terms.as_floats(), "network_s": network_seconds,
+        "lbfgs": {str(n): curve[min(n, len(curve) - 1)] for n in checkpoints},
+        "lbfgs_terms": result.terms, "lbfgs_iterations": result.iterations, "lbfgs_s": result.seconds,
+        "start": curve[0], "match": next((i for i, v in enumerate(curve) if v <= network), None),
+        "trained_with": shipped.record.loss_network,
+    }
+    return row, result, output
+
+
+def _score_style(shipped: _ShippedStyle, photos: dict, checkpoints, device: str, out: Path, profile: Profile
+                 ) -> tuple[list[dict], str]:
+    """Score one style on every photo; its rows and the file name of its contact sheet, written in ``out``."""
+    from perceptual_studio.imaging.io import tensor_to_image
+
+    rows, sheet_rows = [], []
+    for photo_name, photo in photos.items():
+        row, result, output = _score_photo(shipped, photo_name, photo, checkpoints, device)
+        rows.append(row)
+        sheet_rows.append([photo, shipped.style_image, tensor_to_image(result.image), tensor_to_image(output)])
+    sheet = f"gallery-{shipped.name}.jpg"
+    _contact_sheet(sheet_rows, ["content (held out)", f"style: {shipped.name}",
+                                f"baseline: L-BFGS {result.iterations}", "network: one pass"],
+                   out / sheet, height=min(256, profile.gallery_side))
+    return rows, sheet
+
+
+def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dict:
+    from perceptual_studio import settings
+    from perceptual_studio.imaging.io import resize_to_max_side
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
+    from perceptual_studio.train.shipped.gallery import read_manifest
+    from perceptual_studio.train.run import loss_network_weights
 
     manifest = read_manifest()
     root = settings.builtin_models_dir() / "styles"
@@ -72,39 +142,9 @@ def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dic
     checkpoints = profile.gallery_lbfgs
     rows, sheets = [], {}
     for spec in specs:
-        model = load_model_folder(root / spec.name, device)
-        record = model.config.training
-        style_path = work / "gallery-styles" / f"{spec.name}.png"
-        style_path.parent.mkdir(parents=True, exist_ok=True)
-        style_image = GENERATED_STYLES[spec.name](seed=spec.seed)
-        style_image.save(style_path)
-        style = load_style_image(str(style_path), int(record.extra.get("style_size") or record.image_size))
-        loss = PerceptualLoss(objective_config(record, weights), weights=weights).to(device)
-        sheet_rows = []
-        for photo_name, photo in photos.items():
-            content = image_to_tensor(photo).to(device)
-            with Quiet():
-                result = run_baseline(content, style, loss, iterations=max(checkpoints), init="content", device=device)
-            with torch.no_grad():  # run_baseline left the loss with this style's targets
-                started = time.perf_counter()
-                output = model(content).float()
-                network_seconds = time.perf_counter() - started
-                terms = loss(output, content)
-            curve = result.objective
-            network = float(terms.total)
-            rows.append({
-                "style": spec.name, "photo": photo_name, "size": f"{content.shape[-1]}x{content.shape[-2]}",
-                "network": network, "network_terms": terms.as_floats(), "network_s": network_seconds,
-                "lbfgs": {str(n): curve[min(n, len(curve) - 1)] for n in checkpoints},
-                "lbfgs_terms": result.terms, "lbfgs_iterations": result.iterations, "lbfgs_s": result.seconds,
-                "start": curve[0], "match": next((i for i, v in enumerate(curve) if v <= network), None),
-                "trained_with": record.loss_network,
-            })
-            sheet_rows.append([photo, style_image, tensor_to_image(result.image), tensor_to_image(output)])
-        sheet = f"gallery-{spec.name}.jpg"
-        _contact_sheet(sheet_rows, ["content (held out)", f"style: {spec.name}",
-                                    f"baseline: L-BFGS {result.iterations}", "network: one pass"],
-                       out / sheet, height=min(256, profile.gallery_side))
+        shipped = _load_style(spec, root, weights, work, device)
+        style_rows, sheet = _score_style(shipped, photos, checkpoints, device, out, profile)
+        rows += style_rows
         sheets[spec.name] = sheet
     return {"rows": rows, "sheets": sheets, "checkpoints": list(checkpoints), "loss_network": weights.identity,
             "side": profile.gallery_side, "photos": list(manifest.content.held_out)}

@@ -87,18 +87,89 @@ def dataset_images(name: str, profile: Profile, work: Path) -> tuple[list, str]:
     return [(p.name, load_image(p)) for p in paths], f"`{label}` ({len(paths)} images)"
 
 
+def _read_datasets(profile: Profile, work: Path, described: dict) -> dict[str, tuple[list, str]]:
+    """The profile's evaluation datasets that could be read; ``described`` gets each one's description or why not."""
+    import tarfile
+
+    from perceptual_studio.imaging.io import ImageInputError
+    from perceptual_studio.train.data import DataError
+
+    datasets = {}
+    for name in profile.sr_datasets:
+        try:
+            datasets[name] = dataset_images(name, profile, work)
+        except (DataError, ImageInputError, OSError, RuntimeError, tarfile.TarError) as exc:
+            # one unreadable dataset must not lose the others
+            described[name] = f"not evaluated: {exc}"
+            continue
+        described[name] = datasets[name][1]
+    if not datasets:
+        raise RuntimeError("no evaluation dataset could be read: " + "; ".join(described.values()))
+    return datasets
+
+
+def _load_scale_models(manifest, root: Path, scale: int, device: str) -> tuple[dict, dict, float]:
+    """The shipped pixel- and feature-loss models of one scale, what the report says of each, and the blur sigma
+    of their training degradation (the feature-loss model's)."""
+    from perceptual_studio.registry import load_model_folder
+    from perceptual_studio.registry.schema import CONFIG_FILE
+
+    models, info = {}, {}
+    for method, loss in ((PIXEL, "pixel"), (FEATURE, "feature")):
+        spec = manifest.model(scale, loss)
+        folder = root / spec.name
+        if not (folder / CONFIG_FILE).is_file():
+            raise RuntimeError(f"no shipped model {spec.name} in {root}: train it with python -m train.shipped.sr_gallery")
+        loaded = load_model_folder(folder, device)
+        models[method] = loaded.network
+        training = loaded.config.training
+        info[method] = {"id": f"builtin:{spec.name}", "iterations": training.iterations,
+                        "loss_network": training.loss_network, "lr": training.learning_rate,
+                        "patch": training.image_size, "init": spec.init,
+                        "init_shipped": spec.init is not None and manifest.spec(spec.init).shipped}
+        sigma = training.blur_sigma if training.blur_sigma is not None else 1.0
+    return models, info, sigma
+
+
+def _evaluate_datasets(entry: dict, models: dict, datasets: dict[str, tuple[list, str]], scale: int, sigma: float,
+                       profile: Profile, device: str, feature_loss) -> None:
+    """Score the models on every dataset into ``entry["datasets"]`` (or ``entry["skipped"]`` when too small)."""
+    from perceptual_studio.train.sr_eval import check_targets, evaluate_sr
+
+    for name, (images, _) in datasets.items():
+        evaluation = evaluate_sr(models, images, scale=scale, blur_sigma=sigma, max_side=profile.sr_eval_max_side,
+                                 device=device, feature_loss=feature_loss, histogram_match=True)
+        if evaluation is None:
+            entry["skipped"] = {**entry.get("skipped", {}), name: f"no image large enough for x{scale}"}
+            continue
+        entry["datasets"][name] = {
+            "methods": list(evaluation.methods), "border": evaluation.border, "degradation": evaluation.degradation,
+            "images": [{"image": row.image, "size": list(row.size),
+                        "scores": {m: s.as_dict() for m, s in row.scores.items()}} for row in evaluation.images],
+            "mean": {m: evaluation.mean(m).as_dict() for m in evaluation.methods},
+            "targets": [asdict(check) for check in check_targets(evaluation)],
+            "markdown": evaluation.markdown()}
+
+
+def _crop_grids(models: dict, manifest, datasets: dict[str, tuple[list, str]], scale: int, sigma: float,
+                device: str, out: Path, profile: Profile) -> list[str]:
+    """Crop grids of the first dataset's grid photos at one scale; their file names in ``out``."""
+    first = dict(next(iter(datasets.values()))[0])
+    from perceptual_studio.train.shipped.sr_gallery import photo_file_name
+
+    # The preview photo (fur and eyes), then a close-up of fur and a textured monument, when present.
+    names = [photo_file_name(manifest.photos.preview), *GRID_PHOTOS]
+    picked = [n for n in dict.fromkeys(names) if n in first] or [next(iter(first))]
+    return [_crop_grid(models, first[name], scale, sigma, device,
+                       out / f"sr_x{scale}_crops{'' if i == 0 else f'_{i + 1}'}.png",
+                       profile.sr_eval_max_side) for i, name in enumerate(picked)]
+
+
 def section_sr(profile: Profile, device: str, work: Path, out: Path) -> dict:
     from perceptual_studio import settings
     from perceptual_studio.losses import PerceptualLoss
     from perceptual_studio.losses.perceptual import PerceptualLossConfig
-    from perceptual_studio.registry import load_model_folder
-    import tarfile
-
-    from perceptual_studio.imaging.io import ImageInputError
-    from perceptual_studio.registry.schema import CONFIG_FILE
-    from perceptual_studio.train.data import DataError
     from perceptual_studio.train.run import loss_network_weights
-    from perceptual_studio.train.sr_eval import check_targets, evaluate_sr
     from perceptual_studio.train.shipped.sr_gallery import read_manifest
 
     manifest = read_manifest()
@@ -107,55 +178,12 @@ def section_sr(profile: Profile, device: str, work: Path, out: Path) -> dict:
         weights = loss_network_weights(None)
     feature_loss = PerceptualLoss(PerceptualLossConfig.super_resolution("feature"), weights=weights).to(device)
     results: dict = {"loss_network": feature_loss.identity, "scales": {}, "datasets": {}}
-    datasets = {}
-    for name in profile.sr_datasets:
-        try:
-            datasets[name] = dataset_images(name, profile, work)
-        except (DataError, ImageInputError, OSError, RuntimeError, tarfile.TarError) as exc:
-            # one unreadable dataset must not lose the others
-            results["datasets"][name] = f"not evaluated: {exc}"
-            continue
-        results["datasets"][name] = datasets[name][1]
-    if not datasets:
-        raise RuntimeError("no evaluation dataset could be read: " + "; ".join(results["datasets"].values()))
+    datasets = _read_datasets(profile, work, results["datasets"])
     for scale in (4, 8):
-        models, info = {}, {}
-        for method, loss in ((PIXEL, "pixel"), (FEATURE, "feature")):
-            spec = manifest.model(scale, loss)
-            folder = root / spec.name
-            if not (folder / CONFIG_FILE).is_file():
-                raise RuntimeError(f"no shipped model {spec.name} in {root}: train it with python -m train.shipped.sr_gallery")
-            loaded = load_model_folder(folder, device)
-            models[method] = loaded.network
-            training = loaded.config.training
-            info[method] = {"id": f"builtin:{spec.name}", "iterations": training.iterations,
-                            "loss_network": training.loss_network, "lr": training.learning_rate,
-                            "patch": training.image_size, "init": spec.init,
-                            "init_shipped": spec.init is not None and manifest.spec(spec.init).shipped}
-            sigma = training.blur_sigma if training.blur_sigma is not None else 1.0
+        models, info, sigma = _load_scale_models(manifest, root, scale, device)
         entry: dict = {"models": info, "datasets": {}}
-        for name, (images, _) in datasets.items():
-            evaluation = evaluate_sr(models, images, scale=scale, blur_sigma=sigma, max_side=profile.sr_eval_max_side,
-                                     device=device, feature_loss=feature_loss, histogram_match=True)
-            if evaluation is None:
-                entry["skipped"] = {**entry.get("skipped", {}), name: f"no image large enough for x{scale}"}
-                continue
-            entry["datasets"][name] = {
-                "methods": list(evaluation.methods), "border": evaluation.border, "degradation": evaluation.degradation,
-                "images": [{"image": row.image, "size": list(row.size),
-                            "scores": {m: s.as_dict() for m, s in row.scores.items()}} for row in evaluation.images],
-                "mean": {m: evaluation.mean(m).as_dict() for m in evaluation.methods},
-                "targets": [asdict(check) for check in check_targets(evaluation)],
-                "markdown": evaluation.markdown()}
-        first = dict(next(iter(datasets.values()))[0])
-        from perceptual_studio.train.shipped.sr_gallery import photo_file_name
-
-        # The preview photo (fur and eyes), then a close-up of fur and a textured monument, when present.
-        names = [photo_file_name(manifest.photos.preview), *GRID_PHOTOS]
-        picked = [n for n in dict.fromkeys(names) if n in first] or [next(iter(first))]
-        entry["grids"] = [_crop_grid(models, first[name], scale, sigma, device,
-                                     out / f"sr_x{scale}_crops{'' if i == 0 else f'_{i + 1}'}.png",
-                                     profile.sr_eval_max_side) for i, name in enumerate(picked)]
+        _evaluate_datasets(entry, models, datasets, scale, sigma, profile, device, feature_loss)
+        entry["grids"] = _crop_grids(models, manifest, datasets, scale, sigma, device, out, profile)
         results["scales"][str(scale)] = entry
     return results
 

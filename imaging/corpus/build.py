@@ -93,12 +93,34 @@ def build(out: Path, *, debs: list[Path] | None = None, deb_cache: Path | None =
           min_held_out: int = MIN_HELD_OUT_PHOTOS) -> tuple[list[CorpusImage], list[dict]]:
     """Build the corpus into ``out``; returns the images and what was left out (each with a reason)."""
     sources = sources or read_sources()
-    given = {package_of_deb(deb): deb for deb in debs or []}
+    found, packages = _read_packages(sources, debs or [], deb_cache or out.parent / "corpus-debs", skip_missing)
+    found.extend(_python_candidates(sources.python_photos))
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "images").mkdir(parents=True)
+    images, left_out = _convert(found, partial)
+    held_out = sum(1 for i in images if i.kind == PHOTO and i.split == HELD_OUT)
+    if not skip_missing and held_out < min_held_out:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise CorpusError(f"only {held_out} held-out photos (at least {min_held_out} are needed); nothing was written")
+    write_manifest(partial, images, left_out, packages)
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    partial.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return images, left_out
+
+
+def _read_packages(sources: Sources, debs: list[Path], deb_cache: Path,
+                   skip_missing: bool) -> tuple[list[Candidate | LeftOut], dict[str, dict]]:
+    """Every pinned package's candidate images (fetched, or from ``debs``), and the packages read."""
+    given = {package_of_deb(deb): deb for deb in debs}
     unknown = set(given) - set(sources.pins)
     if unknown:
         raise CorpusError(f"--deb {', '.join(sorted(unknown))}: not a package the corpus is built from "
                           f"({', '.join(sources.pins)})")
-    deb_cache = deb_cache or out.parent / "corpus-debs"
     found: list[Candidate | LeftOut] = []
     packages: dict[str, dict] = {}
     for name, pin in sources.pins.items():
@@ -111,11 +133,11 @@ def build(out: Path, *, debs: list[Path] | None = None, deb_cache: Path | None =
             if not skip_missing:
                 raise CorpusError(f"{exc} (nothing was written; --skip-missing builds from the other packages)") from None
             found.append(LeftOut(name, pin.deb_name, f"package unavailable: {exc}"))
-    found.extend(_python_candidates(sources.python_photos))
+    return found, packages
 
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "images").mkdir(parents=True)
+
+def _convert(found: list[Candidate | LeftOut], partial: Path) -> tuple[list[CorpusImage], list[dict]]:
+    """Each candidate decoded, checked (readable, large enough, not a near-duplicate) and written as a PNG."""
     images: list[CorpusImage] = []
     left_out: list[dict] = []
     hashes: list[tuple[int, str]] = []
@@ -138,26 +160,19 @@ def build(out: Path, *, debs: list[Path] | None = None, deb_cache: Path | None =
             left_out.append({"package": item.package, "path": item.package_path, "reason": f"duplicate of {twin}"})
             continue
         hashes.append((fingerprint, item.id))
-        file = _file_name(item.id)
-        image.save(partial / file, optimize=False, compress_level=6)
-        images.append(CorpusImage(
-            id=item.id, kind=item.kind, title=item.title, author=item.author, year=item.year, licence=item.licence,
-            attribution=item.attribution, source_url=item.source_url, package=item.package,
-            package_version=item.package_version, package_path=item.package_path, group=item.group,
-            split=split_of(item.group, item.kind), file=file, width=image.width, height=image.height,
-            sha256=hashlib.sha256((partial / file).read_bytes()).hexdigest()))
-    held_out = sum(1 for i in images if i.kind == PHOTO and i.split == HELD_OUT)
-    if not skip_missing and held_out < min_held_out:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise CorpusError(f"only {held_out} held-out photos (at least {min_held_out} are needed); nothing was written")
-    write_manifest(partial, images, left_out, packages)
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    partial.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+        images.append(_write_image(item, image, partial))
     return images, left_out
+
+
+def _write_image(item: Candidate, image, partial: Path) -> CorpusImage:
+    file = _file_name(item.id)
+    image.save(partial / file, optimize=False, compress_level=6)
+    return CorpusImage(
+        id=item.id, kind=item.kind, title=item.title, author=item.author, year=item.year, licence=item.licence,
+        attribution=item.attribution, source_url=item.source_url, package=item.package,
+        package_version=item.package_version, package_path=item.package_path, group=item.group,
+        split=split_of(item.group, item.kind), file=file, width=image.width, height=image.height,
+        sha256=hashlib.sha256((partial / file).read_bytes()).hexdigest())
 
 
 def summary(images: list[CorpusImage], left_out: list[dict]) -> str:

@@ -38,11 +38,11 @@ _objective_lock = threading.Lock()
 
 
 def style_loss(device: torch.device):
-    """The style-transfer objective on ``device``, built once per process and device."""
+    """The style-transfer objective on ``device`` with the loss network the settings choose, built once each."""
 
-    key = str(device)
+    weights = default_vgg16_weights()
+    key = f"{device}|{weights.identity}"  # one per device and loss network: a few at most
     if key not in _loss_cache:
-        weights = default_vgg16_weights()
         _loss_cache[key] = PerceptualLoss(PerceptualLossConfig.for_weights(weights), weights=weights).to(device)
     return _loss_cache[key]
 
@@ -108,6 +108,47 @@ class CompareOutput:
         return "  \n".join(lines)
 
 
+def _style_image(style: object | None, model, model_id: str | None) -> tuple[Image.Image, str]:
+    """The style image to score against, and where it came from: ``style`` when given, else the model's own."""
+    if style is not None:
+        return load_image(style), "uploaded"
+    if model is not None:
+        path = model_style_image(model.label)
+        if path is None:
+            raise ValueError(f"{model_id} has no style image saved with it: upload the style image to compare.")
+        return load_image(path), f"the one saved with `{model.label}`"
+    raise ValueError("Upload a style image, or choose a style model (its style image is used).")
+
+
+def _fast_pass(model, content_t: torch.Tensor):
+    """The network's timed pass over ``content_t`` (``None`` without a model)."""
+    if model is None:
+        return None
+    infer(model.network, content_t)  # warm-up: the first pass prepares the inference copy
+    return infer(model.network, content_t)
+
+
+def _baseline_and_fast_objective(content_t: torch.Tensor, style_t: torch.Tensor, device: torch.device,
+                                 iterations: int, fast_output: torch.Tensor | None, progress: ProgressFn | None):
+    """Run the baseline, then score ``fast_output`` (if any) with the same objective: (result, fast objective)."""
+    fast_objective = None
+
+    def report(i: int, n: int, value: float) -> None:
+        if progress is not None:
+            progress(i / n, f"L-BFGS iteration {i}/{n}, objective {value:.4g}")
+
+    with _objective_lock:
+        loss = style_loss(device)
+        started = time.perf_counter()
+        result = optimise(content_t, style_t, loss, iterations=iterations, device=device, progress=report)
+        logger.info("baseline: %d iterations in %.1fs", result.iterations, time.perf_counter() - started)
+        if fast_output is not None:
+            with torch.no_grad():
+                # run_baseline left the loss with this style target; score the network's output against it.
+                fast_objective = float(loss(fast_output.to(device), content_t.to(device)).total)
+    return result, fast_objective
+
+
 def compare_baseline(
     content: object,
     model_id: str | None = None,
@@ -126,38 +167,15 @@ def compare_baseline(
         raise ValueError(f"iterations must be at least 1, got {iterations}")
     content_img = resize_to_max_side(load_image(content), max_side)
     model = load_registry_model(model_id, "style-transfer") if model_id else None
-    if style is not None:
-        style_img, style_source = load_image(style), "uploaded"
-    elif model is not None:
-        path = model_style_image(model.label)
-        if path is None:
-            raise ValueError(f"{model_id} has no style image saved with it: upload the style image to compare.")
-        style_img, style_source = load_image(path), f"the one saved with `{model.label}`"
-    else:
-        raise ValueError("Upload a style image, or choose a style model (its style image is used).")
+    style_img, style_source = _style_image(style, model, model_id)
     style_img = resize_to_max_side(style_img, max_side)
     device = settings.device()
     content_t, style_t = image_to_tensor(content_img), image_to_tensor(style_img)
 
-    fast_image = fast_seconds = fast_objective = None
-    if model is not None:
-        infer(model.network, content_t)  # warm-up: the first pass prepares the inference copy
-        run = infer(model.network, content_t)
-        fast_image, fast_seconds = tensor_to_image(run.output), run.seconds
-
-    def report(i: int, n: int, value: float) -> None:
-        if progress is not None:
-            progress(i / n, f"L-BFGS iteration {i}/{n}, objective {value:.4g}")
-
-    with _objective_lock:
-        loss = style_loss(device)
-        started = time.perf_counter()
-        result = optimise(content_t, style_t, loss, iterations=iterations, device=device, progress=report)
-        logger.info("baseline: %d iterations in %.1fs", result.iterations, time.perf_counter() - started)
-        if fast_image is not None:
-            with torch.no_grad():
-                # run_baseline left the loss with this style target; score the network's output against it.
-                fast_objective = float(loss(run.output.to(device), content_t.to(device)).total)
+    run = _fast_pass(model, content_t)
+    fast_image, fast_seconds = (tensor_to_image(run.output), run.seconds) if run is not None else (None, None)
+    result, fast_objective = _baseline_and_fast_objective(content_t, style_t, device, iterations,
+                                                          run.output if run is not None else None, progress)
     return CompareOutput(
         content_size=content_img.size,
         baseline_image=tensor_to_image(result.image),

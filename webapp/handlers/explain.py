@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -43,7 +44,10 @@ DEFAULT_INVARIANCE_SAMPLE = "chelsea"
 MAX_EXTRA_IMAGES = 12
 MAX_EVOLUTION_FRAMES = 8
 
-_NETWORKS: dict[tuple[str, tuple[str, ...]], LossNetwork] = {}
+# The loss networks built for recent layer choices, least recently used first: each holds its own VGG-16
+# convolutions (up to ~60 MB), so a visitor trying many layer sets must not grow memory without end.
+_NETWORKS: OrderedDict[tuple[str, tuple[str, ...]], LossNetwork] = OrderedDict()
+_NETWORKS_KEPT = 3
 _NETWORKS_LOCK = threading.Lock()
 # Deconvnet hooks sit on shared modules, so runs on the cached networks take turns.
 _RUN_LOCK = threading.Lock()
@@ -56,6 +60,9 @@ def loss_network(layers: Sequence[str]) -> LossNetwork:
     with _NETWORKS_LOCK:
         if key not in _NETWORKS:
             _NETWORKS[key] = LossNetwork(tuple(layers), weights).to(settings.device())
+            while len(_NETWORKS) > _NETWORKS_KEPT:
+                _NETWORKS.popitem(last=False)
+        _NETWORKS.move_to_end(key)
         return _NETWORKS[key]
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 from PIL import Image
 
@@ -212,6 +213,95 @@ def _curve_rows(losses: dict[str, float], step: int) -> list[dict[str, Any]]:
             for term, value in losses.items() if value and value > 0]
 
 
+@dataclass
+class _JobProgress:
+    """What a running job has seen of the trainer's events so far."""
+
+    curve: list[dict[str, Any]] = field(default_factory=list)  # grows by each step's rows; never rebuilt
+    preview: Image.Image | None = None
+    last_event: Any = None  # the trainer's latest ``TrainEvent``
+
+    def add(self, batch: list[Any]) -> None:
+        for event in batch:
+            if event.losses and not event.done and not event.cancelled:
+                self.curve += _curve_rows(event.losses, event.step)
+            if event.preview is not None:
+                self.preview = event.preview
+        self.last_event = batch[-1]
+
+
+def _job_head(config: StyleTrainConfig, name: str, identity: str, warning: Any) -> str:
+    """The status's first line, repeated on every update: what is trained, how, against which loss network."""
+    return (f"Training **{config.name}** as `local:{name}`: {config.iterations} steps at {config.image_size} px, "
+            f"batch {config.batch_size}" + (f", fine-tuning `{config.init}`" if config.init else "") +
+            f". Loss network `{identity}`." + (" ⚠️ Random-weight loss network: the style is learnt from "
+                                               "random features." if warning else ""))
+
+
+def _step_status(head: str, latest: Any) -> str:
+    per_step = latest.elapsed_s / latest.step if latest.step else None
+    eta = f", about {_duration(per_step * (latest.total - latest.step))} left" if per_step else ""
+    rate = f" · {per_step:.2f} s/step" if per_step else ""
+    return (f"{head}  \nStep {latest.step}/{latest.total}{rate}{eta}.  \n"
+            f"Losses: {_losses_text(latest.losses) or '…'}")
+
+
+def _training_steps(config: StyleTrainConfig, style: Image.Image, name: str, stop: threading.Event, head: str,
+                    seen: _JobProgress) -> Generator[TrainUpdate, None, Finished | None]:
+    """Run the trainer in a worker thread, yielding an update per batch of its events; returns its ``Finished``
+    (``None`` if it ended without one)."""
+    def run(report, flag) -> Path:
+        return train_style(config, progress=report, should_stop=flag, style_image=style)
+
+    for batch in run_in_background(run, stop, name=f"train-{name}"):
+        if isinstance(batch, Finished):
+            return batch
+        seen.add(batch)
+        latest = seen.last_event
+        yield TrainUpdate(latest.step, latest.total, _step_status(head, latest), dict(latest.losses), seen.preview,
+                          None, curve=list(seen.curve))
+    return None
+
+
+def _final_update(config: StyleTrainConfig, finished: Finished | None, seen: _JobProgress, stop: threading.Event,
+                  identity: str, started: float) -> TrainUpdate:
+    """The last update: the new model's id, card and loss figure (raises the trainer's error if it failed)."""
+    if finished is None or finished.error is not None:
+        raise finished.error if finished is not None else RuntimeError("the training job ended without a result")
+    folder = Path(finished.result)
+    final = seen.last_event
+    steps = final.step if final is not None else 0
+    cancelled = bool(stop.is_set() and steps < config.iterations)
+    model_id = f"local:{folder.name}"
+    card_path = folder / CARD_FILE
+    card = card_path.read_text(encoding="utf-8") if card_path.is_file() else None
+    if cancelled:
+        status = (f"Cancelled at step {steps} of {config.iterations}; the model so far is saved as `{model_id}` "
+                  f"and is in the Stylize gallery.")
+    else:
+        status = (f"Done: `{model_id}` ({steps} steps in {_duration(time.perf_counter() - started)}). "
+                  f"It is now in the Stylize gallery; publish it to the Hub below.")
+    if final is not None and final.losses:
+        status += f"  \nFinal losses: {_losses_text(final.losses)}. Loss network `{identity}`."
+    preview_final = final.preview if final is not None and final.preview is not None else seen.preview
+    return TrainUpdate(steps, config.iterations, status, dict(final.losses) if final else {}, preview_final,
+                       _figure(folder), done=True, cancelled=cancelled, model_id=model_id, card=card,
+                       curve=list(seen.curve))
+
+
+def _run_job(request: TrainRequest, stop: threading.Event, style: Image.Image) -> Iterator[TrainUpdate]:
+    """The job itself, once it holds the training slot; ``style`` is the decoded style image."""
+    name = unique_model_name(request.style_name or Path(request.style).stem)
+    config = build_config(request, name)
+    identity, warning = loss_network_status()
+    started = time.perf_counter()
+    head = _job_head(config, name, identity, warning)
+    yield TrainUpdate(0, config.iterations, head + "  \nPreparing (loss network, style targets, content images)…")
+    seen = _JobProgress()
+    finished = yield from _training_steps(config, style, name, stop, head, seen)
+    yield _final_update(config, finished, seen, stop, identity, started)
+
+
 def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterator[TrainUpdate]:
     """Train a style model for ``request``, yielding progress; the last update names the new model.
 
@@ -221,60 +311,11 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
     if stop.is_set():
         yield TrainUpdate(0, int(request.iterations), "Cancelled before it started.", done=True, cancelled=True)
         return
-    load_image(request.style)  # a bad upload fails here with the image reader's message
+    style = load_image(request.style)  # a bad upload fails here with the image reader's message; decoded once
     if not JOBS.slot.acquire(blocking=False):
         raise ValueError("Another training job is running in this app; only one runs at a time. Try again when it finishes.")
     try:
-        name = unique_model_name(request.style_name or Path(request.style).stem)
-        config = build_config(request, name)
-        identity, warning = loss_network_status()
-        started = time.perf_counter()
-        head = (f"Training **{config.name}** as `local:{name}`: {config.iterations} steps at {config.image_size} px, "
-                f"batch {config.batch_size}" + (f", fine-tuning `{config.init}`" if config.init else "") +
-                f". Loss network `{identity}`." + (" ⚠️ Random-weight loss network: the style is learnt from "
-                                                   "random features." if warning else ""))
-        yield TrainUpdate(0, config.iterations, head + "  \nPreparing (loss network, style targets, content images)…")
-        curve: list[dict[str, Any]] = []  # grows by each step's rows; never rebuilt
-        preview: Image.Image | None = None
-        last_event = None
-        finished = None
-        for batch in run_in_background(lambda report, flag: train_style(config, progress=report, should_stop=flag),
-                                       stop, name=f"train-{name}"):
-            if isinstance(batch, Finished):
-                finished = batch
-                break
-            for event in batch:
-                if event.losses and not event.done and not event.cancelled:
-                    curve += _curve_rows(event.losses, event.step)
-                if event.preview is not None:
-                    preview = event.preview
-            latest = last_event = batch[-1]
-            per_step = latest.elapsed_s / latest.step if latest.step else None
-            eta = f", about {_duration(per_step * (latest.total - latest.step))} left" if per_step else ""
-            rate = f" · {per_step:.2f} s/step" if per_step else ""
-            status = (f"{head}  \nStep {latest.step}/{latest.total}{rate}{eta}.  \n"
-                      f"Losses: {_losses_text(latest.losses) or '…'}")
-            yield TrainUpdate(latest.step, latest.total, status, dict(latest.losses), preview, None, curve=list(curve))
-        if finished is None or finished.error is not None:
-            raise finished.error if finished is not None else RuntimeError("the training job ended without a result")
-        folder = Path(finished.result)
-        final = last_event
-        steps = final.step if final is not None else 0
-        cancelled = bool(stop.is_set() and steps < config.iterations)
-        model_id = f"local:{folder.name}"
-        card_path = folder / CARD_FILE
-        card = card_path.read_text(encoding="utf-8") if card_path.is_file() else None
-        if cancelled:
-            status = (f"Cancelled at step {steps} of {config.iterations}; the model so far is saved as `{model_id}` "
-                      f"and is in the Stylize gallery.")
-        else:
-            status = (f"Done: `{model_id}` ({steps} steps in {_duration(time.perf_counter() - started)}). "
-                      f"It is now in the Stylize gallery; publish it to the Hub below.")
-        if final is not None and final.losses:
-            status += f"  \nFinal losses: {_losses_text(final.losses)}. Loss network `{identity}`."
-        preview_final = final.preview if final is not None and final.preview is not None else preview
-        yield TrainUpdate(steps, config.iterations, status, dict(final.losses) if final else {}, preview_final,
-                          _figure(folder), done=True, cancelled=cancelled, model_id=model_id, card=card, curve=list(curve))
+        yield from _run_job(request, stop, style)
     finally:
         JOBS.slot.release()
         JOBS.forget(job_id)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -72,83 +73,175 @@ def publish_event(model_id: str | None, repo_id: str, token: str, private: bool,
     return message, ""  # the token box is cleared, and never echoed
 
 
+@dataclass
+class _AdvancedOptions:
+    """The "Advanced options" accordion: the preset's numbers, the loss weights, the content source, the seed."""
+
+    iterations: gr.Number
+    size: gr.Slider
+    batch: gr.Slider
+    learning_rate: gr.Number
+    width: gr.Slider
+    content_weight: gr.Number
+    style_weight: gr.Number
+    tv_weight: gr.Number
+    content: gr.Textbox
+    preview_every: gr.Number
+    seed: gr.Number
+
+    def preset_numbers(self) -> list[gr.components.Component]:
+        """The boxes a preset fills in, in :func:`preset_event`'s order."""
+        return [self.iterations, self.size, self.batch, self.learning_rate, self.width, self.preview_every]
+
+
+@dataclass
+class _TrainInputs:
+    """The left column: the style, the job's options and the Train / Cancel buttons."""
+
+    style: gr.Image
+    name: gr.Textbox
+    preset: gr.Radio
+    init: gr.Dropdown
+    advanced: _AdvancedOptions
+    train_button: gr.Button
+    cancel_button: gr.Button
+    cancel_info: gr.Markdown
+
+
+@dataclass
+class _PublishControls:
+    """The "Publish to the Hugging Face Hub" group."""
+
+    model: gr.Dropdown
+    repo: gr.Textbox
+    token: gr.Textbox
+    private: gr.Checkbox
+    button: gr.Button
+    info: gr.Markdown
+
+
+@dataclass
+class _TrainOutputs:
+    """The right column: status, previews, the loss plots, the model card and publishing."""
+
+    status: gr.Markdown
+    preview: gr.Image
+    curve_plot: gr.LinePlot
+    plot: gr.Image
+    card: gr.Markdown
+    publish: _PublishControls
+
+
+def _intro_text() -> str:
+    return (
+        "Train a fast style network for your style image (Johnson et al. 2016, Sec. 4). One job runs at a "
+        "time; others wait in the queue with their position shown. Content images: "
+        + ("`$PERCEPTUAL_TRAIN_CONTENT`" if settings.train_content() else
+           "crops of the shipped gallery's licensed colour photos (set `PERCEPTUAL_TRAIN_CONTENT` to a folder or "
+           "a Hub dataset id for more)") + "."
+    )
+
+
+def _advanced_options(default: train_handlers.Preset) -> _AdvancedOptions:
+    with gr.Accordion("Advanced options", open=False):
+        iterations_input = gr.Number(default.iterations, label="Iterations", precision=0, minimum=1)
+        size_input = gr.Slider(32, 512, value=default.image_size, step=16, label="Training image size (px)")
+        batch_input = gr.Slider(1, 8, value=default.batch_size, step=1, label="Batch size")
+        lr_input = gr.Number(default.learning_rate, label="Learning rate (Adam)")
+        width_input = gr.Slider(0.25, 1.0, value=default.width, step=0.25,
+                                label="Network width (ignored when fine-tuning)")
+        content_weight_input = gr.Number(0, label="Content weight (0 = default for the loss network)")
+        style_weight_input = gr.Number(0, label="Style weight (0 = default)")
+        tv_weight_input = gr.Number(0, label="TV weight (0 = default)")
+        content_input = gr.Textbox(label="Content images: a folder or a Hub dataset id",
+                                   placeholder="empty = PERCEPTUAL_TRAIN_CONTENT or the bundled photos")
+        preview_input = gr.Number(default.preview_every, label="Preview every N steps", precision=0,
+                                  minimum=0)
+        seed_input = gr.Number(0, label="Seed", precision=0)
+    return _AdvancedOptions(iterations_input, size_input, batch_input, lr_input, width_input, content_weight_input,
+                            style_weight_input, tv_weight_input, content_input, preview_input, seed_input)
+
+
+def _train_inputs(default: train_handlers.Preset) -> _TrainInputs:
+    style_input = checked_image(label="Style image", sources=["upload", "clipboard"], elem_id="train-style")
+    gr.Examples([[str(p)] for p in samples.example_styles()], inputs=[style_input],
+                label="Example styles (generated)")
+    name_input = gr.Textbox(label="Style name", placeholder="defaults to the file name")
+    preset_input = gr.Radio([(p.label, key) for key, p in train_handlers.PRESETS.items()],
+                            value=train_handlers.DEFAULT_PRESET, label="Preset")
+    init_input = gr.Dropdown(label="Start from (fine-tune preset)", choices=[], allow_custom_value=True)
+    advanced = _advanced_options(default)
+    with gr.Row():
+        train_button = gr.Button("Train", variant="primary")
+        cancel_button = gr.Button("Cancel", variant="stop")
+    cancel_info = gr.Markdown()
+    return _TrainInputs(style_input, name_input, preset_input, init_input, advanced, train_button, cancel_button,
+                        cancel_info)
+
+
+def _publish_controls() -> _PublishControls:
+    with gr.Group():
+        gr.Markdown("**Publish to the Hugging Face Hub** (uploads the model folder with its card)")
+        publish_model_input = gr.Dropdown(label="Local model", choices=[], allow_custom_value=True)
+        repo_input = gr.Textbox(label="Repo id", placeholder="your-name/my-style")
+        token_input = gr.Textbox(label="Hugging Face token (write access; never stored or shown)",
+                                 type="password", placeholder="empty = HF_TOKEN, your login, or Sign in")
+        if on_space_with_oauth():
+            gr.LoginButton()
+        private_input = gr.Checkbox(label="Private repo")
+        publish_button = gr.Button("Publish")
+        publish_info = gr.Markdown()
+    return _PublishControls(publish_model_input, repo_input, token_input, private_input, publish_button,
+                            publish_info)
+
+
+def _train_outputs() -> _TrainOutputs:
+    status_output = gr.Markdown("Not started.", elem_id="train-status")
+    preview_output = gr.Image(label="Preview (fixed validation image)", format="png", interactive=False,
+                              height=300)
+    with gr.Row():
+        curve_plot = gr.LinePlot(x="step", y="log10 loss", color="term", label="Loss (live)",
+                                 x_title="step", y_title="log10 loss", elem_id="train-curve")
+        # The card's loss plot (matplotlib), for API clients; the page shows the live plot above.
+        plot_output = gr.Image(label="Loss", format="png", interactive=False, visible=False)
+    with gr.Accordion("Model card", open=False):
+        card_output = gr.Markdown()
+    publish = _publish_controls()
+    return _TrainOutputs(status_output, preview_output, curve_plot, plot_output, card_output, publish)
+
+
+def _wire_train_events(inputs: _TrainInputs, outputs: _TrainOutputs, job_state: gr.State,
+                       curve_state: gr.State):
+    """Connect the tab's events; returns the ``/train_style`` event (the app refreshes its pickers after it)."""
+    options, publish = inputs.advanced, outputs.publish
+    numbers = options.preset_numbers()
+    inputs.preset.change(preset_event, inputs.preset, numbers, api_visibility="private", queue=False)
+    train = inputs.train_button.click(
+        _new_job, None, job_state, api_visibility="private", queue=False,
+    ).then(
+        train_event,
+        [job_state, inputs.style, inputs.name, inputs.preset, inputs.init, *numbers[:5], options.content_weight,
+         options.style_weight, options.tv_weight, options.content, options.preview_every, options.seed],
+        [outputs.status, outputs.preview, outputs.plot, outputs.card, publish.model, curve_state],
+        api_name="train_style", concurrency_limit=1, concurrency_id="train",
+    )
+    curve_state.change(curve_frame, curve_state, outputs.curve_plot, api_visibility="private", queue=False)
+    inputs.cancel_button.click(cancel_event, job_state, inputs.cancel_info, api_visibility="private", queue=False)
+    publish.button.click(publish_event, [publish.model, publish.repo, publish.token, publish.private],
+                         [publish.info, publish.token], api_visibility="undocumented", concurrency_limit=1)
+    return train
 
 
 def train_tab() -> dict[str, Any]:
     default = train_handlers.PRESETS[train_handlers.DEFAULT_PRESET]
     with gr.Tab("Train a style", id="train"):
-        gr.Markdown(
-            "Train a fast style network for your style image (Johnson et al. 2016, Sec. 4). One job runs at a "
-            "time; others wait in the queue with their position shown. Content images: "
-            + ("`$PERCEPTUAL_TRAIN_CONTENT`" if settings.train_content() else
-               "crops of the shipped gallery's licensed colour photos (set `PERCEPTUAL_TRAIN_CONTENT` to a folder or "
-               "a Hub dataset id for more)") + "."
-        )
+        gr.Markdown(_intro_text())
         with gr.Row():
             with gr.Column(scale=2):
-                style_input = checked_image(label="Style image", sources=["upload", "clipboard"], elem_id="train-style")
-                gr.Examples([[str(p)] for p in samples.example_styles()], inputs=[style_input],
-                            label="Example styles (generated)")
-                name_input = gr.Textbox(label="Style name", placeholder="defaults to the file name")
-                preset_input = gr.Radio([(p.label, key) for key, p in train_handlers.PRESETS.items()],
-                                        value=train_handlers.DEFAULT_PRESET, label="Preset")
-                init_input = gr.Dropdown(label="Start from (fine-tune preset)", choices=[], allow_custom_value=True)
-                with gr.Accordion("Advanced options", open=False):
-                    iterations_input = gr.Number(default.iterations, label="Iterations", precision=0, minimum=1)
-                    size_input = gr.Slider(32, 512, value=default.image_size, step=16, label="Training image size (px)")
-                    batch_input = gr.Slider(1, 8, value=default.batch_size, step=1, label="Batch size")
-                    lr_input = gr.Number(default.learning_rate, label="Learning rate (Adam)")
-                    width_input = gr.Slider(0.25, 1.0, value=default.width, step=0.25,
-                                            label="Network width (ignored when fine-tuning)")
-                    content_weight_input = gr.Number(0, label="Content weight (0 = default for the loss network)")
-                    style_weight_input = gr.Number(0, label="Style weight (0 = default)")
-                    tv_weight_input = gr.Number(0, label="TV weight (0 = default)")
-                    content_input = gr.Textbox(label="Content images: a folder or a Hub dataset id",
-                                               placeholder="empty = PERCEPTUAL_TRAIN_CONTENT or the bundled photos")
-                    preview_input = gr.Number(default.preview_every, label="Preview every N steps", precision=0,
-                                              minimum=0)
-                    seed_input = gr.Number(0, label="Seed", precision=0)
-                with gr.Row():
-                    train_button = gr.Button("Train", variant="primary")
-                    cancel_button = gr.Button("Cancel", variant="stop")
-                cancel_info = gr.Markdown()
+                inputs = _train_inputs(default)
             with gr.Column(scale=3):
-                status_output = gr.Markdown("Not started.", elem_id="train-status")
-                preview_output = gr.Image(label="Preview (fixed validation image)", format="png", interactive=False,
-                                          height=300)
-                with gr.Row():
-                    curve_plot = gr.LinePlot(x="step", y="log10 loss", color="term", label="Loss (live)",
-                                             x_title="step", y_title="log10 loss", elem_id="train-curve")
-                    # The card's loss plot (matplotlib), for API clients; the page shows the live plot above.
-                    plot_output = gr.Image(label="Loss", format="png", interactive=False, visible=False)
-                with gr.Accordion("Model card", open=False):
-                    card_output = gr.Markdown()
-                with gr.Group():
-                    gr.Markdown("**Publish to the Hugging Face Hub** (uploads the model folder with its card)")
-                    publish_model_input = gr.Dropdown(label="Local model", choices=[], allow_custom_value=True)
-                    repo_input = gr.Textbox(label="Repo id", placeholder="your-name/my-style")
-                    token_input = gr.Textbox(label="Hugging Face token (write access; never stored or shown)",
-                                             type="password", placeholder="empty = HF_TOKEN, your login, or Sign in")
-                    if on_space_with_oauth():
-                        gr.LoginButton()
-                    private_input = gr.Checkbox(label="Private repo")
-                    publish_button = gr.Button("Publish")
-                    publish_info = gr.Markdown()
+                outputs = _train_outputs()
         job_state = gr.State(None)
         curve_state = gr.State([])  # not part of the /train_style API: it feeds the live plot only
-    numbers = [iterations_input, size_input, batch_input, lr_input, width_input, preview_input]
-    preset_input.change(preset_event, preset_input, numbers, api_visibility="private", queue=False)
-    train = train_button.click(
-        _new_job, None, job_state, api_visibility="private", queue=False,
-    ).then(
-        train_event,
-        [job_state, style_input, name_input, preset_input, init_input, *numbers[:5], content_weight_input,
-         style_weight_input, tv_weight_input, content_input, preview_input, seed_input],
-        [status_output, preview_output, plot_output, card_output, publish_model_input, curve_state],
-        api_name="train_style", concurrency_limit=1, concurrency_id="train",
-    )
-    curve_state.change(curve_frame, curve_state, curve_plot, api_visibility="private", queue=False)
-    cancel_button.click(cancel_event, job_state, cancel_info, api_visibility="private", queue=False)
-    publish_button.click(publish_event, [publish_model_input, repo_input, token_input, private_input],
-                         [publish_info, token_input], api_visibility="undocumented", concurrency_limit=1)
-    return {"init": init_input, "publish": publish_model_input, "train": train}
+    train = _wire_train_events(inputs, outputs, job_state, curve_state)
+    return {"init": inputs.init, "publish": outputs.publish.model, "train": train}

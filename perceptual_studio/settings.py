@@ -277,7 +277,17 @@ TORCH_COMPILE = _declare("PERCEPTUAL_TORCH_COMPILE", _bool, False,
                          "tens of seconds of compiling per model)")
 SERVER_NAME = _declare("GRADIO_SERVER_NAME", _str, "127.0.0.1",
                        "the address the app listens on (``0.0.0.0``: the network; a Space sets it)")
+PUBLIC = _declare("PERCEPTUAL_PUBLIC", functools.partial(_choice, choices=("auto", "on", "off")), "auto",
+                  "public mode for an app others reach: visitors' training content is never a server path, the "
+                  "server bounds every request and no message names a server path; ``auto``: on a Space or when "
+                  "the app listens beyond this machine")
+PUBLIC_MAX_ITERATIONS = _declare("PERCEPTUAL_PUBLIC_MAX_ITERATIONS", _at_least(1), 2000,
+                                 "in public mode, the most training steps one request may ask for")
+PUBLIC_HUB_CONTENT = _declare("PERCEPTUAL_PUBLIC_HUB_CONTENT", _bool, False,
+                              "in public mode, let visitors train on a Hugging Face dataset id they name")
 # Read here as well, set by others.
+GRADIO_SHARE = _declare("GRADIO_SHARE", _bool, False, "a public share link (then public mode is on under ``auto``)",
+                        set_by="Gradio's users")
 SPACE_ID = _declare("SPACE_ID", _str, None, "publishing then needs the visitor's own sign-in or typed token, and "
                     "Hub reads are anonymous unless the visitor signed in (the owner's ``HF_TOKEN`` is never used "
                     "for a visitor)", set_by="Hugging Face Spaces")
@@ -513,6 +523,25 @@ def mcp_server() -> bool:
 def server_name() -> str:
     """The address the app listens on."""
     return SERVER_NAME.get()
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def public_mode() -> bool:
+    """Whether the app serves others (``PERCEPTUAL_PUBLIC``; ``auto``: on a Space, or bound beyond loopback)."""
+    choice = PUBLIC.get()
+    if choice != "auto":
+        return choice == "on"
+    return running_on_space() or GRADIO_SHARE.get() or server_name() not in _LOOPBACK
+
+
+def public_max_iterations() -> int:
+    return PUBLIC_MAX_ITERATIONS.get()
+
+
+def public_hub_content() -> bool:
+    return PUBLIC_HUB_CONTENT.get()
 
 
 def malloc_arena_max() -> str | None:

@@ -188,3 +188,29 @@ def test_training_in_the_browser_shows_the_live_loss_plot(page, tmp_path) -> Non
     curve.locator("canvas, svg").first.wait_for(timeout=TIMEOUT_MS)
     page.screenshot(path=str(screenshots_dir() / "train-live-plot.png"), full_page=True)
     assert "12 steps" in page.locator("#train-status").inner_text()
+
+
+def test_a_hostile_model_card_renders_inert_in_a_real_browser(page, app_url) -> None:
+    """A model whose style name and card carry HTML (a tracking pixel, a phishing link, a Markdown image): shown in
+    the Models tab, it makes no element and no request of its own."""
+    from perceptual_studio.networks import StyleTransformNet
+    from perceptual_studio.registry import save_model
+
+    tracker = "http://127.0.0.1:9"  # nothing listens there; a request to it is what must not happen
+    hostile = f'<img src="{tracker}/pixel.gif"><a href="{tracker}/login">Click here</a>'
+    save_model(StyleTransformNet(width=0.25, num_residual=1), Path(app_url[1]["PERCEPTUAL_MODELS_DIR"]) / "hostile",
+               style=hostile, training={"loss_network": "vgg16:random(seed=0)"},
+               card_extra=f"![seen]({tracker}/markdown.png) {hostile}")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.get_by_role("tab", name="Models").click()
+    picker = page.get_by_label("Model card", exact=True).first
+    picker.fill("local:hostile")
+    picker.press("Enter")
+    page.get_by_text("local:hostile", exact=False).first.wait_for()
+    page.get_by_text("Click here", exact=False).first.wait_for()  # the card arrived, its HTML shown as text
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(screenshots_dir() / "hostile_card.png"), full_page=True)
+    found = page.evaluate(f"""() => [...document.querySelectorAll('img[src^="{tracker}"], a[href^="{tracker}"]')].map(e => e.outerHTML + " IN " + (e.closest("[id]") || {{}}).id + " / " + e.parentElement.outerHTML.slice(0, 200))""")
+    assert found == []
+    assert [url for url in requests if url.startswith(tracker)] == []

@@ -24,6 +24,19 @@ from .. import samples
 logger = logging.getLogger(__name__)
 
 _RELATIVE_IMAGE = re.compile(r"!\[[^\]]*\]\((?!https?://)[^)]*\)\s*")
+_ANY_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_URL_SCHEME = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*):\/\/")
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown from a card or a name others wrote, made inert before every visitor's page renders it: raw HTML
+    shown as text (no element, so no tracking pixel or injected link), images reduced to their alt text (no
+    request to anyone's server) and bare addresses left unlinked; a card's own Markdown links stay. Gradio's own
+    sanitiser keeps ``<img>`` and ``<a>``, so this comes first."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;")  # no "<", no tag; ">" still starts a quote
+    text = _ANY_IMAGE.sub(lambda m: f"[image: {m.group(1)}]" if m.group(1) else "[image]", text)
+    # No link either: a bare address would be turned into one (linkify), a Markdown link would hide where it goes.
+    return _URL_SCHEME.sub(lambda m: m.group(1) + "&#58;//", text)
 TABLE_HEADERS: list[str] = ["id", "source", "task", "style / scale", "loss network", "ready offline", "status"]
 THUMBNAIL_SIDE = 192
 
@@ -177,17 +190,18 @@ def model_card(model_id: str | None) -> tuple[str, Image.Image | None]:
     card = None
     if entry.path is not None and (Path(entry.path) / CARD_FILE).is_file():
         card = (Path(entry.path) / CARD_FILE).read_text(encoding="utf-8", errors="replace")
-    header = f"**{entry.id}** · {entry.source} · {_task_label(entry)} · loss network `{entry.loss_network or '?'}`"
+    header = (f"**{safe_markdown(entry.id)}** · {entry.source} · {_task_label(entry)} · loss network "
+              f"`{safe_markdown(entry.loss_network or '?')}`")
     header += f"\n\n*Loss network:* {describe_loss_network(entry.loss_network)}"
     if entry.error:
-        header += f"\n\n⚠️ {entry.error}"
+        header += f"\n\n⚠️ {safe_markdown(entry.error)}"
     if card is None:
         body = "No model card on disk (a Hub model that is not downloaded yet: pull it first)."
         if config:
             body += "\n\n```json\n" + json.dumps(config, indent=2)[:4000] + "\n```"
     else:
         # Relative image links in the card cannot be served from here; the thumbnail is shown beside it.
-        body = _RELATIVE_IMAGE.sub("", _strip_front_matter(card))
+        body = safe_markdown(_RELATIVE_IMAGE.sub("", _strip_front_matter(card)))
     return f"{header}\n\n{body}", thumbnail(entry)
 
 

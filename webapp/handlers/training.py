@@ -149,6 +149,31 @@ def _shared_fields() -> dict[str, type]:
     return {f.name: hints[f.name] for f in fields(StyleTrainConfig) if f.name in own}
 
 
+_HUB_DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+# A style name others will read in cards and pickers: letters (any script), digits, spaces and . _ ' -.
+_STYLE_NAME = re.compile(r"^[\w .'-]{1,60}$")
+
+
+def _check_public_request(request: TrainRequest) -> None:
+    """In public mode (``settings.public_mode``) the server bounds a training request itself: no server folder as
+    content (and no word on whether one exists), a Hub dataset only when the owner allows it, a step limit."""
+    if not settings.public_mode():
+        return
+    name = (request.style_name or "").strip()
+    if name and not _STYLE_NAME.match(name):
+        raise ValueError("A style name here is up to 60 letters, digits, spaces and . _ ' - (it is shown to "
+                         "everyone who uses this app).")
+    source = (request.content_source or "").strip()
+    if source and not (settings.public_hub_content() and _HUB_DATASET_ID.match(source)):
+        allowed = " or a Hugging Face dataset id (owner/name)" if settings.public_hub_content() else ""
+        raise ValueError("In this shared app, training uses the bundled licensed photos"
+                         f"{allowed}: leave the content field empty.")
+    limit = settings.public_max_iterations()
+    if int(request.iterations) > limit:
+        raise ValueError(f"{int(request.iterations)} training steps is more than this shared app runs for one "
+                         f"request (at most {limit}); train longer on your own machine (perceptual-train-style).")
+
+
 def build_config(request: TrainRequest, name: str) -> StyleTrainConfig:
     """The ``StyleTrainConfig`` for ``request``, writing the model as ``<models dir>/<name>``."""
     preset = preset_values(request.preset)
@@ -157,6 +182,7 @@ def build_config(request: TrainRequest, name: str) -> StyleTrainConfig:
         init = default_base_model()
     if preset.fine_tune and init is None:
         raise ValueError("The fine-tune preset starts from an existing style model: choose one (or use the starter preset).")
+    _check_public_request(request)
     values: dict[str, Any] = {name: kind(getattr(request, name)) if kind in (int, float) else getattr(request, name)
                               for name, kind in _shared_fields().items()}
     values.update({key: _optional_weight(getattr(request, key), label) for key, label in _OPTIONAL_WEIGHTS.items()})

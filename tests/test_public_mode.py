@@ -86,3 +86,28 @@ def test_cards_and_names_written_by_others_render_inert() -> None:
     assert "<img" not in safe and "<a " not in safe and "](http://tracker" not in safe
     assert "&lt;img" in safe and "[image: x]" in safe
     assert safe_markdown("> [!WARNING]\n> careful") == "> [!WARNING]\n> careful"  # a card's quotes stay quotes
+
+
+def test_heavy_requests_are_bounded_on_the_server(public, monkeypatch) -> None:
+    from perceptual_studio.webapp.handlers.explain import explain_top9
+    from perceptual_studio.webapp.handlers.style import blended_network
+
+    monkeypatch.delenv("PERCEPTUAL_MAX_OUTPUT_PIXELS", raising=False)
+    assert settings.max_output_pixels() == 2048 * 2048  # the public cap under the app's own 4096 x 4096
+    monkeypatch.setenv("PERCEPTUAL_PUBLIC", "off")
+    assert settings.max_output_pixels() == 4096 * 4096
+    monkeypatch.setenv("PERCEPTUAL_PUBLIC", "on")
+    with pytest.raises(ValueError, match="at most 8"):
+        explain_top9("relu1_2", channels=list(range(256)))
+    with pytest.raises(ValueError, match="at most 4 style models"):
+        blended_network([f"m{i}" for i in range(5)], [1] * 5)
+
+
+def test_a_huge_super_resolution_original_is_refused_before_any_network_runs(public, monkeypatch) -> None:
+    from perceptual_studio.pipelines import superres
+    from perceptual_studio.webapp.handlers.superres import super_resolve
+
+    monkeypatch.setattr(superres, "infer", lambda *a, **k: pytest.fail("a network ran"))
+    huge = Image.new("RGB", (4000, 4000), (90, 120, 150))  # a 2 KB PNG as an upload
+    with pytest.raises(Exception, match="above this app's limit of 4.2 megapixels"):
+        super_resolve(huge, "original", 4)

@@ -97,6 +97,13 @@ def parse_channels(channels: Sequence[int | float | str] | str | None) -> list[i
     return list(dict.fromkeys(parsed))
 
 
+def _check_map_count(count: int) -> None:
+    """In public mode, a bound on the maps one request projects (each is a pass down to the pixels)."""
+    limit = settings.public_max_feature_maps()
+    if settings.public_mode() and count > limit:
+        raise ValueError(f"{count} feature maps is more than this shared app projects at once (at most {limit}).")
+
+
 def _as_image(item: Any) -> ImageSource:
     # gr.Gallery hands over (image, caption) pairs; gr.File hands over objects with a .name path.
     if isinstance(item, (tuple, list)) and item:
@@ -151,6 +158,7 @@ def explain_top9(
     if layer not in LAYER_NAMES:
         raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(EXPLAIN_LAYERS)}")
     wanted = parse_channels(channels)
+    _check_map_count(len(wanted) if wanted else int(n_channels))
     extras = [item for item in (extra_images or []) if item is not None]
     if len(extras) > MAX_EXTRA_IMAGES:
         raise ValueError(f"at most {MAX_EXTRA_IMAGES} extra images, got {len(extras)}")

@@ -28,6 +28,8 @@ from .common import identity_note
 
 logger = logging.getLogger(__name__)
 
+MAX_BLEND_PARTS = 4  # the page offers two to four; the server holds every caller to it
+
 NETWORK_CHOICES: dict[str, str] = {
     "auto": "Auto: the fast variant on a CPU, the paper-size network on a GPU",
     "fast": "Fast variant (a smaller network trained to stand in for the paper-size one)",
@@ -91,6 +93,8 @@ def _model_id(model_id: str | None) -> str | None:
 def blended_network(model_ids: Sequence[str], weights: Sequence[float]) -> StylePipeline:
     """The pipeline of style models ``model_ids`` mixed with ``weights`` (its ``network`` and ``parts``)."""
     ids = [str(model_id).strip() for model_id in model_ids]
+    if len(ids) > MAX_BLEND_PARTS:
+        raise ValueError(f"A blend mixes at most {MAX_BLEND_PARTS} style models, got {len(ids)}.")
     normalise_blend_weights(ids, weights)  # one weight per model, checked before pairing them
     return StylePipeline.blend(list(zip(ids, weights)), device=settings.device())
 

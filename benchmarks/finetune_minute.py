@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="finetune-minute-"))
     os.environ.update({settings.DATA_DIR.name: str(work), settings.CACHE_DIR.name: str(cache),
                        settings.HF_HUB_OFFLINE.name: "1"})
+    from perceptual_studio.pipelines.training import ensure_default_content
     from perceptual_studio.webapp import samples
     from perceptual_studio.webapp.handlers import training
 
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {training.DEFAULT_BASE_MODEL} is not in this registry (a fresh clone ships it in "
                          f"registry/builtin)\n")
         return 1
-    samples.ensure_default_content()  # written once per machine; not part of a job's time
+    ensure_default_content()  # written once per machine; not part of a job's time
     samples.example_photos()
     load_before = loadavg()
     runs = _run_jobs(style_path, base, args.budget, args.skip_scratch)

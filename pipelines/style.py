@@ -335,7 +335,7 @@ class StylePipeline:
         from perceptual_studio.registry.writing import save_model
 
         mixed = ", ".join(f"`{part.model_id}` {part.weight:.2f}" for part in self.parts)
-        return save_model(self.network.cpu() if self.device.type != "cpu" else self.network, folder,
+        return save_model(self.network, folder,  # save_model copies the tensors to the CPU itself
                           style=" + ".join(p.style or p.model_id for p in self.parts),
                           card_extra=f"A blend by network interpolation of {mixed}.")
 

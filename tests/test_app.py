@@ -508,7 +508,9 @@ def test_default_training_content_is_made_offline(tmp_path, monkeypatch) -> None
 
     monkeypatch.delenv(samples.TRAIN_CONTENT_ENV, raising=False)
     monkeypatch.setenv("PERCEPTUAL_DATA_DIR", str(tmp_path / "fresh"))
-    folder = Path(samples.training_content_source())
+    from perceptual_studio.pipelines.training import default_training_content
+
+    folder = Path(default_training_content())
     images = sorted(folder.glob("*.jpg"))
     assert len(images) >= 20 and (folder / "SOURCES.md").is_file()
     assert all(max(Image.open(p).size) <= 512 for p in images)

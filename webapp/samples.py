@@ -1,4 +1,4 @@
-"""Images the app ships without committing any: example photos, example styles and a small training set.
+"""Images the app ships without committing any: example photos and example styles.
 
 Everything is made on first use under ``settings.data_dir()`` and reused afterwards.
 
@@ -6,10 +6,7 @@ Everything is made on first use under ``settings.data_dir()`` and reused afterwa
   one's source and licence.
 * Example style images are drawn by ``imaging.generated_styles`` from a seed: generated, so free of any licence.
 
-The default training content (``PERCEPTUAL_TRAIN_CONTENT`` unset) is the shipped gallery's: 448 random crops
-of seven colour-rich photos whose licences ``imaging.sample_photos`` records (``train/shipped/gallery.toml``). Enough
-for a quick fine-tune or starter style on a fresh, offline machine, not for the paper's recipe (COCO 2014,
-80k images: point ``PERCEPTUAL_TRAIN_CONTENT`` at a folder or a Hub dataset id).
+The default training content is the library's (``pipelines.training.default_training_content``).
 """
 from __future__ import annotations
 
@@ -23,7 +20,6 @@ from perceptual_studio import settings
 from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
 from perceptual_studio.imaging.io import load_image
 from perceptual_studio.imaging.sample_photos import load_sample_photo
-from perceptual_studio.pipelines import training as _training
 
 logger = logging.getLogger(__name__)
 
@@ -96,20 +92,6 @@ def example_styles() -> list[Path]:
             if not path.is_file():
                 GENERATED_STYLES[name]().save(path)
     return paths
-
-
-def default_content_dir() -> Path:
-    return _training.default_content_dir()
-
-
-def ensure_default_content() -> Path:
-    """The shipped gallery's training content, written on first use (``pipelines.training``); its folder."""
-    return _training.ensure_default_content()
-
-
-def training_content_source() -> str:
-    """``PERCEPTUAL_TRAIN_CONTENT`` (a folder or a Hub dataset id) if set, else the bundled set's folder."""
-    return _training.default_training_content()
 
 
 def placeholder_thumbnail(label: str, size: int = 192) -> Image.Image:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from perceptual_studio import settings
 from perceptual_studio.imaging import load_image
-from perceptual_studio.pipelines.training import DEFAULT_BASE_MODEL, RECIPES, Recipe
+from perceptual_studio.pipelines.training import DEFAULT_BASE_MODEL, RECIPES, Recipe, default_training_content
 from perceptual_studio.pipelines.training import DEFAULT_RECIPE as DEFAULT_PRESET
 from perceptual_studio.registry import RegistryError, describe, publish
 from perceptual_studio.registry.schema import CARD_FILE, LOSS_CURVE_FILE
@@ -189,7 +189,7 @@ def build_config(request: TrainRequest, name: str) -> StyleTrainConfig:
     return StyleTrainConfig(
         **values,
         out=name,
-        content=(request.content_source or "").strip() or samples.training_content_source(),
+        content=(request.content_source or "").strip() or default_training_content(),
         style_name=(request.style_name or "").strip() or None,
         init=init if preset.fine_tune else None,
         checkpoint_every=max(50, int(request.iterations) // 4),

@@ -291,6 +291,21 @@ PUBLIC_MAX_FEATURE_MAPS = _declare("PERCEPTUAL_PUBLIC_MAX_FEATURE_MAPS", _at_lea
                                    "in public mode, the most feature maps one Explain request projects")
 PUBLIC_HUB_CONTENT = _declare("PERCEPTUAL_PUBLIC_HUB_CONTENT", _bool, False,
                               "in public mode, let visitors train on a Hugging Face dataset id they name")
+PUBLIC_WAITING_PER_CLIENT = _declare("PERCEPTUAL_PUBLIC_WAITING_PER_CLIENT", _at_least(1), 4,
+                                     "in public mode, the most requests one client (address) may have waiting in "
+                                     "the queue; more are refused with a message")
+PUBLIC_HEAVY_PER_CLIENT = _declare("PERCEPTUAL_PUBLIC_HEAVY_PER_CLIENT", _at_least(1), 1,
+                                   "in public mode, the heavy jobs (training, the baseline, Explain, "
+                                   "super-resolution) one client may have running or waiting at a time")
+PUBLIC_HEAVY_WAITING = _declare("PERCEPTUAL_PUBLIC_HEAVY_WAITING", _at_least(1), 8,
+                                "in public mode, the heavy jobs of one kind that may wait in the queue, so "
+                                "light requests always find room")
+PUBLIC_MAX_TRAIN_SECONDS = _declare("PERCEPTUAL_PUBLIC_MAX_TRAIN_SECONDS", _at_least(1), 900,
+                                    "in public mode, the longest one training request runs: then it stops and "
+                                    "keeps what it learnt, as Cancel does")
+PUBLIC_MAX_VISITOR_MODELS = _declare("PERCEPTUAL_PUBLIC_MAX_VISITOR_MODELS", _at_least(1), 30,
+                                     "in public mode, the most models visitors' trainings keep on disk; the "
+                                     "oldest go first (the owner's own models are never touched)")
 # Read here as well, set by others.
 GRADIO_SHARE = _declare("GRADIO_SHARE", _bool, False, "a public share link (then public mode is on under ``auto``)",
                         set_by="Gradio's users")
@@ -553,6 +568,26 @@ def public_max_feature_maps() -> int:
 
 def public_hub_content() -> bool:
     return PUBLIC_HUB_CONTENT.get()
+
+
+def public_waiting_per_client() -> int:
+    return PUBLIC_WAITING_PER_CLIENT.get()
+
+
+def public_heavy_per_client() -> int:
+    return PUBLIC_HEAVY_PER_CLIENT.get()
+
+
+def public_heavy_waiting() -> int:
+    return PUBLIC_HEAVY_WAITING.get()
+
+
+def public_max_train_seconds() -> int:
+    return PUBLIC_MAX_TRAIN_SECONDS.get()
+
+
+def public_max_visitor_models() -> int:
+    return PUBLIC_MAX_VISITOR_MODELS.get()
 
 
 def malloc_arena_max() -> str | None:

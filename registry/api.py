@@ -209,13 +209,14 @@ def _is_local_model(folder: Path) -> bool:
 
 
 def resolve_model_id(model_id: str) -> str:
-    """The canonical id (``local:x``, ``hub:o/n`` or ``cache:o/n``); a bare name must match exactly one model."""
+    """The canonical id (``local:x``, ``hub:o/n`` or ``cache:o/n``); a bare name must match exactly one model,
+    except that a shipped model's name always means the shipped model: no folder anyone adds can shadow it."""
     source, name = parse_model_id(model_id)
     if source is not None:
         return f"{source}:{name}"
-    candidates = [f"local:{name}"] if _is_local_model(settings.models_dir() / name) else []
     if name in builtin_folders(settings.builtin_models_dir()):
-        candidates.append(f"builtin:{name}")
+        return f"builtin:{name}"
+    candidates = [f"local:{name}"] if _is_local_model(settings.models_dir() / name) else []
     cache = hub_mod.cache_dir()
     if cache.is_dir():  # cached repos are folders named models--<owner>--<name>; no need to scan their files
         for folder in sorted(cache.glob(f"models--*--{glob.escape(name)}")):
@@ -230,6 +231,14 @@ def resolve_model_id(model_id: str) -> str:
             f"what is available (Hub models are addressed as owner/name)"
         )
     raise AmbiguousModelIdError(f"{name!r} is ambiguous: it could be {', '.join(candidates)}; use one of these ids")
+
+
+def reserved_model_names() -> set[str]:
+    """Names a new local model never takes: the shipped models' (which a bare id always means) and the zoo
+    importer's folders (which it recognises by their record, so a model of that name would only be reported)."""
+    from .onnx_zoo import ZOO_STYLES  # the importer pulls in onnx reading; only needed here
+
+    return set(builtin_folders(settings.builtin_models_dir())) | {z.folder_name for z in ZOO_STYLES.values()}
 
 
 _variants: dict[tuple, dict[str, str]] = {}

@@ -10,6 +10,7 @@ from torch import nn
 
 from perceptual_studio import settings
 
+from . import int8_weights
 from .checks import _build, validate_folder
 from .errors import ModelFormatError
 from .schema import WEIGHTS_FILE, ModelConfig
@@ -45,17 +46,22 @@ def load_model_folder(folder: str | os.PathLike, device: torch.device | str | No
 
     Returns the network in eval mode on ``device`` (default ``settings.device()``) with its parsed config.
     """
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
-
 
     folder = Path(folder)
     name = name or folder.name
     config = validate_folder(folder, name=name)
     try:
         state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+        with safe_open(str(folder / WEIGHTS_FILE), "pt") as handle:
+            metadata = handle.metadata()
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ModelFormatError(f"{name}: {WEIGHTS_FILE} could not be read: {exc}") from None
+    if int8_weights.is_int8(metadata):  # 8-bit storage (registry/int8_weights.py): back to float32 first
+        state = int8_weights.dequantize(state, metadata, name)
+    elif any(t.dtype == torch.int8 for t in state.values()):
+        raise ModelFormatError(f"{name}: {WEIGHTS_FILE} holds int8 tensors without their scales")
     model = _build(config, name)
     try:
         model.load_state_dict(state, strict=True)

@@ -47,6 +47,7 @@ from .schema import (
                      STYLE_IMAGE_FILE,
                      WEIGHTS_FILE,
                      ModelConfig,
+                     StyleImageCredit,
                      TrainingRecord,
                      is_our_config,
                      max_weights_bytes,
@@ -56,7 +57,8 @@ from .writing import save_model
 __all__ = [
     "CARD_FILE", "CONFIG_FILE", "DEFAULT_MAX_WEIGHTS_MB", "EVOLUTION_FILE", "FORMAT_NAME", "FORMAT_VERSION",
     "LOSS_CURVE_FILE", "MAX_CARD_BYTES", "MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MODEL_FILES", "PICKLE_SUFFIXES",
-    "PREVIEW_FILE", "SR_LOSSES", "STYLE_IMAGE_FILE", "WEIGHTS_FILE", "LoadedModel", "ModelConfig", "TrainingRecord",
+    "PREVIEW_FILE", "SR_LOSSES", "STYLE_IMAGE_FILE", "WEIGHTS_FILE", "LoadedModel", "ModelConfig", "StyleImageCredit",
+    "TrainingRecord",
     "is_our_config", "load_model_folder", "max_weights_bytes", "read_config", "read_safetensors_header",
     "refuse_pickles_message", "save_model", "validate_folder",
 ]

@@ -9,10 +9,12 @@ repo, file, commit and sha256, the licence as published, the style's artwork as 
 network pytorch/examples trains with. The file's graph is never run (only its shape arithmetic is evaluated,
 by onnx's reference evaluator), so onnxruntime is not needed.
 
-Re-importing a zoo style whose folder exists is skipped (no download) unless ``overwrite`` is set.
+Re-importing a zoo style already imported is skipped (no download) unless ``overwrite`` is set; a folder of that
+name that holds another model (its record names no import from the zoo) is reported, never served as the zoo's.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from perceptual_studio.networks.vgg_oxford import sha256_of
 from . import hub as hub_mod
 from .errors import RegistryError
 from .onnx_graph import OnnxTransformer, read_onnx_transformer
-from .schema import max_weights_bytes
+from .schema import CONFIG_FILE, max_weights_bytes
 from .writing import save_model
 
 logger = logging.getLogger(__name__)
@@ -185,6 +187,16 @@ def import_zoo_style(style: str, *, token: str | None = None, overwrite: bool = 
     return folder
 
 
+def is_zoo_import(folder: Path, zoo: ZooStyle) -> bool:
+    """Whether ``folder`` holds this importer's conversion of ``zoo`` (its recorded origin and source file), not
+    merely a model of the same name."""
+    try:
+        training = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("training") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return training.get("origin") == ZOO_ORIGIN and training.get("imported_from") == f"{zoo.repo_id}/{zoo.filename}"
+
+
 def zoo_style(style: str) -> ZooStyle:
     """The zoo style called ``style`` (its Hub spelling; ``rain_princess`` and ``pointillism`` are accepted)."""
     key = style.strip().lower().replace("_", "-").replace(" ", "-")
@@ -204,14 +216,19 @@ def import_zoo_styles(styles: Sequence[str] | None = None, *, token: str | None 
     """
     keys = dict.fromkeys(zoo_style(s).key for s in (styles or list(ZOO_STYLES)))  # in order, once each
     chosen = [ZOO_STYLES[key] for key in keys]
-    if any(overwrite or not (settings.models_dir() / z.folder_name).exists() for z in chosen):
+    if any(overwrite or not is_zoo_import(settings.models_dir() / z.folder_name, z) for z in chosen):
         hub_mod.require_hub()
     results: list[ZooImport] = []
     for index, zoo in enumerate(chosen):
         if progress is not None:
             progress(index / len(chosen), f"{zoo.repo_id}: downloading and converting")
-        if (settings.models_dir() / zoo.folder_name).exists() and not overwrite:
+        folder = settings.models_dir() / zoo.folder_name
+        if is_zoo_import(folder, zoo) and not overwrite:
             results.append(ZooImport(zoo.key, zoo.model_id, "skipped", f"{zoo.model_id} already exists"))
+            continue
+        if folder.exists() and not overwrite:  # a model of that name that is not this importer's: never served as it
+            results.append(ZooImport(zoo.key, zoo.model_id, "failed", f"{zoo.model_id} is another model, not the "
+                                     f"zoo's {zoo.style} (its record names no import from {zoo.repo_id})"))
             continue
         try:
             import_zoo_style(zoo.key, token=token, overwrite=overwrite)

@@ -15,7 +15,9 @@ from perceptual_studio.networks.architectures import TASKS
 from .errors import ModelFormatError
 
 FORMAT_NAME = "perceptual-studio"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # written for float weights
+# The newest format this registry reads: 2 marks int8-stored weights (registry/int8_weights.py).
+MAX_FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
@@ -43,6 +45,42 @@ SR_LOSSES: tuple[str, ...] = ("feature", "pixel")
 def max_weights_bytes() -> int:
     """The largest ``model.safetensors`` accepted: ``PERCEPTUAL_MAX_MODEL_MB`` (MiB), default 512."""
     return int(settings.max_model_mb() * (1 << 20))
+
+
+# The longest text of a style image's credit field (a Hub model's config is a visitor's text).
+MAX_CREDIT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class StyleImageCredit:
+    """Where a style model's style image comes from (a painting of the licensed image corpus), shown beside the
+    model in the gallery and the Models tab: ``training.style_image`` in ``config.json``."""
+
+    title: str
+    artist: str
+    year: str | None
+    licence: str  # SPDX id or expression
+    source: str  # the package, its version and the file inside it
+
+    @property
+    def caption(self) -> str:
+        """"The Great Wave off Kanagawa, Katsushika Hokusai, 1823-1829"."""
+        return ", ".join(part for part in (self.title, self.artist, self.year) if part)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "StyleImageCredit":
+        if not isinstance(data, dict):
+            raise ModelFormatError("training.style_image must be an object (title, artist, year, licence, source)")
+        values = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            if f.name == "year" and value is None:
+                values[f.name] = None
+                continue
+            if not isinstance(value, str) or not value.strip() or len(value) > MAX_CREDIT_CHARS:
+                raise ModelFormatError(f"training.style_image.{f.name} must be a text of 1-{MAX_CREDIT_CHARS} characters")
+            values[f.name] = value.strip()
+        return cls(**values)
 
 
 @dataclass
@@ -84,6 +122,8 @@ class TrainingRecord:
     # train/distill.py, then trained with its objective, train.style --variant-of); its objective (layers,
     # weights, style size) is that model's, recorded here too, and it is judged by it.
     variant_of: str | None = None
+    # A style model trained on a credited image (a corpus painting): what it is and its licence.
+    style_image: StyleImageCredit | None = None
     # Anything else the trainer recorded (kept verbatim, written back at the top level of "training").
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -93,6 +133,10 @@ class TrainingRecord:
 
     def to_dict(self) -> dict[str, Any]:
         known = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        if self.style_image is None:
+            known.pop("style_image")  # absent rather than null: the configs written before it stay byte-identical
+        else:
+            known["style_image"] = asdict(self.style_image)
         return {**self.extra, **known}
 
     @classmethod
@@ -113,6 +157,8 @@ class TrainingRecord:
             raise ModelFormatError(f"training.blur_sigma must be a number, got {known['blur_sigma']!r}")
         if known.get("variant_of") is not None and not isinstance(known["variant_of"], str):
             raise ModelFormatError(f"training.variant_of must be a model id, got {known['variant_of']!r}")
+        if known.get("style_image") is not None:
+            known["style_image"] = StyleImageCredit.from_dict(known["style_image"])
         known.setdefault("loss_network", "unknown")
         return cls(**known, extra=data)
 
@@ -156,10 +202,10 @@ class ModelConfig:
             raise ModelFormatError("config.json must hold a JSON object")
 
         version = data.get("format_version", FORMAT_VERSION)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not isinstance(version, int) or version > MAX_FORMAT_VERSION:
             raise ModelFormatError(
                 f"config.json has format_version {version!r}; this version of the registry reads up to "
-                f"{FORMAT_VERSION}: update perceptual-studio"
+                f"{MAX_FORMAT_VERSION}: update perceptual-studio"
             )
         architecture, task = data.get("architecture"), data.get("task")
         if not isinstance(architecture, str) or not _NAME.match(architecture):

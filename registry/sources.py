@@ -23,6 +23,7 @@ from .model_format import (
     STYLE_IMAGE_FILE,
     WEIGHTS_FILE,
     ModelConfig,
+    StyleImageCredit,
     is_our_config,
     validate_folder,
 )
@@ -48,6 +49,7 @@ class ModelEntry:
     error: str | None = None  # why it cannot be loaded; None when it checks out
     sr_loss: str | None = None  # super-resolution: "pixel" or "feature" (the training record's), None if unknown
     variant_of: str | None = None  # a fast variant: the id of the style model it stands in for
+    style_credit: StyleImageCredit | None = None  # a painting's title, artist, year and licence, when recorded
 
     @property
     def label(self) -> str:
@@ -58,6 +60,11 @@ class ModelEntry:
     @property
     def random_loss_network(self) -> bool:
         return bool(self.loss_network and self.loss_network.startswith("vgg16:random"))
+
+
+def _listing_order(entry: ModelEntry) -> tuple[bool, str]:
+    """Within a source, the styles of credited paintings first (the gallery opens on them), then by id."""
+    return entry.style_credit is None, entry.id
 
 
 def _thumbnail(folder: Path) -> Path | None:
@@ -80,6 +87,7 @@ def _entry_from_folder(folder: Path, *, id: str, source: str, repo_id: str | Non
         loss_network=config.training.loss_network if config else None, thumbnail=_thumbnail(folder), error=error,
         sr_loss=config.training.sr_loss if config else None,
         variant_of=config.training.variant_of if config else None,
+        style_credit=config.training.style_image if config else None,
     )
 
 
@@ -125,9 +133,10 @@ def builtin_folders(root: Path) -> dict[str, Path]:
 
 
 def list_builtin(root: Path) -> list[ModelEntry]:
-    """The models shipped with the project: read-only, always offline."""
-    return [_entry_from_folder(folder, id=f"builtin:{name}", source="builtin")
-            for name, folder in builtin_folders(root).items()]
+    """The models shipped with the project: read-only, always offline; the paintings' styles first."""
+    entries = [_entry_from_folder(folder, id=f"builtin:{name}", source="builtin")
+               for name, folder in builtin_folders(root).items()]
+    return sorted(entries, key=_listing_order)
 
 
 def _read_cached_config(snapshot: Path) -> dict | None:
@@ -195,4 +204,4 @@ def merge(local: list[ModelEntry], hub: list[ModelEntry], cache: list[ModelEntry
         merged.append(entry)
     merged += cached.values()
     order = {s: i for i, s in enumerate(SOURCES)}
-    return sorted(merged, key=lambda e: (order[e.source], e.id))
+    return sorted(merged, key=lambda e: (order[e.source], *_listing_order(e)))

@@ -32,6 +32,11 @@ def test_builtin_models_are_listed_first_and_load_offline(builtin, env, monkeypa
     loaded = api.load_model("builtin:mini", "cpu")
     assert loaded.model_id == "builtin:mini" and loaded.config.style == "mini"
     assert api.resolve_model_id("mini") == "builtin:mini"  # a bare name finds a shipped model too
+    api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), "mini", style="squatter")
+    assert api.resolve_model_id("mini") == "builtin:mini"  # ... and no folder of that name shadows it
+    from perceptual_studio.webapp.handlers.training import unique_model_name
+
+    assert unique_model_name("mini") == "mini-2" and unique_model_name("zoo-candy") == "zoo-candy-2"
     assert api.describe("builtin:mini")[0].source == "builtin"
 
 
@@ -46,21 +51,24 @@ SHIPPED = Path(__file__).resolve().parents[1] / "registry" / "builtin"
 
 
 def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_preview(monkeypatch, tmp_path):
-    """The gallery in the repository (train/shipped/gallery.toml): each model loads from the built-in source, was trained
-    against the paper's loss network, and still draws the preview stored beside it (its gallery thumbnail)."""
+    """The gallery in the repository (train/shipped/paintings.toml, gallery.toml): each model loads from the built-in
+    source, was trained against the paper's loss network, still draws the preview stored beside it (its gallery
+    thumbnail, one fixed held-out photo for all), and a painting's model names the painting and its licence."""
     from perceptual_studio.imaging.io import image_to_tensor, load_image, resize_to_max_side
     from perceptual_studio.imaging.metrics import psnr_y
     from perceptual_studio.networks.inference import infer
-    from perceptual_studio.train.shipped.gallery import read_manifest, preview_photo
+    from perceptual_studio.train.shipped.gallery import preview_photo, read_gallery
 
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
     api.clear_memory_cache()
     shipped = [e for e in api.list_models(source="builtin").entries if e.task == "style-transfer"]
-    manifest = read_manifest()
+    manifests = read_gallery()
     assert shipped, "no style model is shipped in registry/builtin"
-    assert {e.id.split(":", 1)[1] for e in shipped} <= {n for s in manifest.styles for n in (s.name, manifest.fast.name(s.name))}
+    paintings = {n: s for m in manifests for s in m.styles if s.painting for n in (s.name, m.fast.name(s.name))}
+    assert {e.id.split(":", 1)[1] for e in shipped} <= {n for m in manifests for s in m.styles
+                                                         for n in (s.name, m.fast.name(s.name))}
     photo_path = tmp_path / "preview.jpg"
-    preview_photo(manifest).save(photo_path, quality=93)  # as the gallery command saves it
+    preview_photo().save(photo_path, quality=93)  # as the gallery command saves it
     x = image_to_tensor(resize_to_max_side(load_image(photo_path), 256))  # train.style's --preview-size default
     for entry in shipped:
         assert entry.error is None and entry.loss_network == "vgg16:imagenet-caffe", entry
@@ -71,6 +79,12 @@ def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_previ
         out = infer(model.network, x).output
         stored = load_image(entry.path / "preview.jpg")
         assert psnr_y(out, stored) > 30.0, entry.id
+        name = entry.id.split(":", 1)[1]
+        credit = model.config.training.style_image
+        assert (credit is not None) == (name in paintings), entry.id
+        if credit is not None:  # the painting, its artist and licence, on the card and in the record
+            assert f"*{credit.title}* by {credit.artist}" in card and credit.licence in card, entry.id
+            assert credit.source.startswith(paintings[name].painting.split("/", 1)[0]), entry.id
 
 
 def test_every_shipped_style_stylizes_a_1024_px_photo_all_over(monkeypatch, tmp_path):

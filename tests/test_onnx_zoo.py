@@ -176,6 +176,17 @@ def test_zoo_style_imports_through_the_hub_and_matches_onnxruntime(zoo_hub, env,
     assert again[0].status == "skipped" and "local:zoo-candy" in again[0].message
     assert import_zoo_styles(["candy"], overwrite=True)[0].status == "imported"
 
+    # A model merely named like a zoo import (a visitor's "zoo-candy") is reported, never served as the zoo's.
+    import shutil
+
+    from perceptual_studio import networks
+    from perceptual_studio.registry import save_model
+
+    shutil.rmtree(folder)
+    save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), folder, style="candy")
+    squatted = import_zoo_styles(["candy"])[0]
+    assert squatted.status == "failed" and "another model, not the zoo's candy" in squatted.message
+
 
 def test_zoo_cli(zoo_hub, env, capsys):
     from perceptual_studio.registry.__main__ import ZOO_STYLE_NAMES, main

@@ -42,6 +42,10 @@ def test_public_messages_name_no_server_path_and_stay_short(public) -> None:
     kept = "Model hub:alice/mosaic cannot be used: http://127.0.0.1:1/api/models failed"
     assert user_message(ValueError(kept)) == kept  # ids and URLs are not paths
     assert len(user_message(ValueError("x" * 5000))) <= 400
+    # Nor a setting of the server: a hint naming one is dropped, a bare name said in general terms.
+    assert user_message(ValueError("the file is over the 512 MiB limit (PERCEPTUAL_MAX_MODEL_MB raises it)")) == (
+        "the file is over the 512 MiB limit")
+    assert user_message(ValueError("no token: set HF_TOKEN")) == "no token: set a server setting"
 
 
 def test_local_messages_keep_their_detail(monkeypatch) -> None:
@@ -111,3 +115,117 @@ def test_a_huge_super_resolution_original_is_refused_before_any_network_runs(pub
     huge = Image.new("RGB", (4000, 4000), (90, 120, 150))  # a 2 KB PNG as an upload
     with pytest.raises(Exception, match="above this app's limit of 4.2 megapixels"):
         super_resolve(huge, "original", 4)
+
+
+# ------------------------------------------------------------------------------------------------ fair queue
+
+
+class _Request:
+    def __init__(self, host: str, forwarded: str | None = None) -> None:
+        self.client = type("Client", (), {"host": host})()
+        self.headers = {"x-forwarded-for": forwarded} if forwarded else {}
+
+
+class _Event:
+    def __init__(self, kind: str, host: str) -> None:
+        self.concurrency_id, self.request = kind, _Request(host)
+
+
+def _fake_demo(waiting: list, running: list):
+    """What fair_queue reads of a Gradio app: its functions by index and its queue's waiting and running events."""
+    from types import SimpleNamespace
+
+    admitted = []
+
+    async def push(body, request, username):
+        admitted.append(body.fn_index)
+        return True, "event-id", "success"
+
+    queues = {kind: SimpleNamespace(queue=[e for e in waiting if e.concurrency_id == kind]) for kind in
+              {e.concurrency_id for e in waiting}}
+    fns = {0: SimpleNamespace(concurrency_id="train", name="train_event"),
+           1: SimpleNamespace(concurrency_id="fast", name="stylize_event")}
+    queue = SimpleNamespace(push=push, event_queue_per_concurrency_id=queues, active_jobs=[running or None, None])
+    return SimpleNamespace(_queue=queue, fns=fns), admitted
+
+
+def _join(demo, fn_index: int, host: str):
+    import asyncio
+    from types import SimpleNamespace
+
+    return asyncio.run(demo._queue.push(SimpleNamespace(fn_index=fn_index), _Request(host), None))
+
+
+def test_one_client_cannot_fill_the_queue_or_hold_two_heavy_jobs(public, monkeypatch) -> None:
+    from perceptual_studio.webapp import fair_queue
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    # A flood of stylizes from one address (each with a made-up session): the fifth is refused, another
+    # visitor still joins.
+    demo, admitted = _fake_demo([_Event("fast", "10.0.0.1") for _ in range(4)], [])
+    fair_queue.install(demo)
+    ok, message, state = _join(demo, 1, "10.0.0.1")
+    assert (ok, state) == (False, "queue_full") and "You already have 4 requests waiting" in message
+    assert _join(demo, 1, "10.0.0.2")[0] and admitted == [1]
+    # A second heavy job while the first trains: refused; a light one from the same visitor is not.
+    demo, admitted = _fake_demo([], [_Event("train", "10.0.0.1")])
+    fair_queue.install(demo)
+    ok, message, _ = _join(demo, 0, "10.0.0.1")
+    assert not ok and "already have a heavy job" in message
+    assert _join(demo, 1, "10.0.0.1")[0] and _join(demo, 0, "10.0.0.3")[0]
+    # Heavy jobs of one kind, each from another address, stop at PERCEPTUAL_PUBLIC_HEAVY_WAITING.
+    monkeypatch.setenv("PERCEPTUAL_PUBLIC_HEAVY_WAITING", "3")
+    demo, _ = _fake_demo([_Event("train", f"10.1.0.{i}") for i in range(3)], [])
+    fair_queue.install(demo)
+    assert "Too many jobs of this kind" in _join(demo, 0, "10.2.0.1")[1] and _join(demo, 1, "10.2.0.1")[0]
+
+
+def test_on_a_space_the_client_is_the_forwarded_address(monkeypatch) -> None:
+    from perceptual_studio.webapp.fair_queue import client_of
+
+    monkeypatch.setenv("SPACE_ID", "owner/space")
+    assert client_of(_Request("10.9.9.9", "203.0.113.7, 10.9.9.9")) == "203.0.113.7"
+    monkeypatch.delenv("SPACE_ID")
+    assert client_of(_Request("10.9.9.9", "203.0.113.7")) == "10.9.9.9"  # elsewhere the header is anyone's
+
+
+def test_the_public_app_installs_the_fair_queue_and_light_requests_skip_the_queue(public, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PERCEPTUAL_DATA_DIR", str(tmp_path))
+    from perceptual_studio.webapp.ui import build_demo
+
+    demo = build_demo()
+    assert demo._queue.push.__name__ == "fair_push"
+    by_name = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
+    assert by_name["list_models"].queue is False
+    assert by_name["super_resolve"].concurrency_id == "sr" and by_name["stylize"].concurrency_id == "fast"
+    monkeypatch.setenv("PERCEPTUAL_PUBLIC", "off")
+    assert build_demo()._queue.push.__name__ != "fair_push"  # a local run keeps Gradio's own queue
+
+
+def test_a_public_training_stops_at_its_time_limit_and_keeps_the_model(public, tmp_path, monkeypatch) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), np.uint8)).save(content / f"{i}.png")
+    monkeypatch.setenv("PERCEPTUAL_TRAIN_CONTENT", str(content))
+    monkeypatch.setenv("PERCEPTUAL_LOSS_NETWORK", "random")
+    monkeypatch.setenv("PERCEPTUAL_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("PERCEPTUAL_PUBLIC_MAX_TRAIN_SECONDS", "2")
+    request = training.TrainRequest(style=str(_request(tmp_path).style), style_name="slow", preset="starter",
+                                    iterations=2000, image_size=32, batch_size=1, width=0.25, preview_every=0)
+    update = None
+    for update in training.train_style_job(request, training.new_job_id()):
+        if update.done:
+            break
+    assert update.done and update.cancelled and 0 < update.step < 2000
+    assert "this shared app gives one training 2 s" in update.status and update.model_id == "local:slow"
+
+    # It kept its model and dropped its run folder; beyond the cap the oldest visitor model goes, never the owner's.
+    models, runs = tmp_path / "models", settings.runs_dir()
+    assert (models / "slow" / "model.safetensors").is_file() and not (runs / "slow").exists()
+    monkeypatch.setenv("PERCEPTUAL_PUBLIC_MAX_VISITOR_MODELS", "1")
+    (models / "owners-own").mkdir()
+    (models / "owners-own" / "config.json").write_text("{}")
+    request = training.TrainRequest(**{**request.__dict__, "style_name": "next", "iterations": 2})
+    assert training.run_training(request).model_id == "local:next"
+    assert sorted(p.name for p in models.iterdir()) == ["next", "owners-own"]

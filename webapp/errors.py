@@ -53,13 +53,19 @@ MAX_PUBLIC_MESSAGE = 400
 # An absolute POSIX path (not the path part of a URL, nor the "/" of an owner/name id): from "/" to a delimiter.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"(),;:]+")
 _HOME_PATH = re.compile(r"(?<![\w/])~/[^\s'\"(),;:]*")
+# The server's settings are the owner's business: a hint naming one is dropped, a bare name becomes "a setting".
+_SETTING = r"\b(?:PERCEPTUAL|HF|GRADIO|HUGGING_FACE)_[A-Z0-9_]+\b"
+_SETTING_HINT = re.compile(r"\s*\((?=[^()]*" + _SETTING + r")[^()]*\)")
+_SETTING_NAME = re.compile(_SETTING)
 
 
 def _for_the_public(message: str) -> str:
-    """``message`` with every server path reduced to its last part, and no longer than a sentence or two."""
+    """``message`` with every server path reduced to its last part, no setting named, and no longer than a sentence
+    or two."""
     def last_part(match: re.Match) -> str:
         name = match.group(0).rstrip("/.").rpartition("/")[2]
         return f"…/{name}" if name else "…"
 
     message = _HOME_PATH.sub(last_part, _ABSOLUTE_PATH.sub(last_part, message))
+    message = _SETTING_NAME.sub("a server setting", _SETTING_HINT.sub("", message))
     return message if len(message) <= MAX_PUBLIC_MESSAGE else message[: MAX_PUBLIC_MESSAGE - 1] + "…"

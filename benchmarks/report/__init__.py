@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="section 3's evaluation sets: held-out (offline), set5, set14, bsd100 or a Hub dataset id "
                              "(default: held-out)")
     parser.add_argument("--corpus", type=Path, help="the image corpus folder (default: <data dir>/corpus)")
+    parser.add_argument("--gallery-photos", type=int, metavar="N",
+                        help="section 6: held-out photos per gallery manifest (0: all; default: the profile's)")
+    parser.add_argument("--gallery-lbfgs", type=int, nargs="+", metavar="ITERATIONS",
+                        help="section 6: the L-BFGS checkpoints (default: the profile's, 50 100 300)")
+    parser.add_argument("--gallery-manifests", nargs="+", metavar="FILE",
+                        help="section 6: score only these manifests of train/shipped (paintings.toml, gallery.toml)")
     parser.add_argument("--work-dir", type=Path, help="training data, runs and models (default: a temporary folder)")
     return parser.parse_args(argv)
 
@@ -79,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     profile = PROFILES[name]
     if args.sr_datasets:
         profile = replace(profile, sr_datasets=tuple(args.sr_datasets))
+    if args.gallery_photos is not None:
+        profile = replace(profile, gallery_photos=args.gallery_photos)
+    if args.gallery_lbfgs:
+        profile = replace(profile, gallery_lbfgs=tuple(sorted(args.gallery_lbfgs)))
+    if args.gallery_manifests:
+        profile = replace(profile, gallery_manifests=tuple(args.gallery_manifests))
     out = args.out or ROOT / "reports" / f"{name}-{device.replace(':', '')}"
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="report-"))
     from perceptual_studio.imaging.corpus.manifest import default_corpus_dir

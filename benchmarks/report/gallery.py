@@ -1,11 +1,13 @@
 """Section 6: the shipped style gallery against the optimisation baseline (paper Sec. 4.1, Fig. 5).
 
-For every shipped style model (``registry/builtin/styles``, listed in ``train/shipped/gallery.toml``), on the photos the
-manifest holds out from training: the network's value of the objective it was trained on against the
-baseline's after 50, 100 and 300 L-BFGS iterations started from the content image, and a contact sheet per
-style (content | style | baseline | network). The objective is rebuilt from the model's own training record
-(layers, per-layer style weights, content/style/TV weights) and its style image is redrawn from the
-manifest's generator and seed, so both methods minimise exactly what the network was trained on.
+For every shipped style model (``registry/builtin/styles``, listed in ``train/shipped/paintings.toml`` and
+``gallery.toml``), on the photos its manifest holds out from training (the paintings: the image corpus's held-out
+photos, ``gallery_photos`` of them evenly spaced; the patterns: the manifest's two): the network's value of the
+objective it was trained on against the baseline's after 50, 100 and 300 L-BFGS iterations started from the
+content image, and a contact sheet per style (content | style | baseline | network). The objective is rebuilt
+from the model's own training record (layers, per-layer style weights, content/style/TV weights) and its style
+image is made again as the manifest makes it (the corpus's painting, or the generator and seed), so both methods
+minimise exactly what the network was trained on.
 """
 from __future__ import annotations
 
@@ -54,28 +56,26 @@ class _ShippedStyle:
     name: str
     model: Any
     record: Any  # the model's training record
-    style_image: Any  # the PIL image the manifest's generator drew
+    style_image: Any  # the PIL image the manifest trains on (a painting, or its generator's pattern)
     style: Any  # that image as the training loaded it (tensor)
     loss: Any  # the objective rebuilt from the record
 
 
-def _load_style(spec, root: Path, weights, work: Path, device: str) -> _ShippedStyle:
-    """Load a shipped model, redraw its style image into ``work`` and rebuild its training objective."""
-    from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
+def _load_style(spec, manifest, root: Path, weights, work: Path, device: str) -> _ShippedStyle:
+    """Load a shipped model, make its style image again in ``work`` and rebuild its training objective."""
+    from perceptual_studio.imaging.io import load_image
     from perceptual_studio.losses import PerceptualLoss
     from perceptual_studio.registry import load_model_folder
+    from perceptual_studio.train.shipped.gallery import style_image
     from perceptual_studio.train.shipped.style_eval import objective_config
     from perceptual_studio.train.style import load_style_image
 
     model = load_model_folder(root / spec.name, device)
     record = model.config.training
-    style_path = work / "gallery-styles" / f"{spec.name}.png"
-    style_path.parent.mkdir(parents=True, exist_ok=True)
-    style_image = GENERATED_STYLES[spec.name](seed=spec.seed)
-    style_image.save(style_path)
+    style_path = style_image(spec, work / "gallery-styles", manifest.content.corpus)
     style = load_style_image(str(style_path), int(record.extra.get("style_size") or record.image_size))
     loss = PerceptualLoss(objective_config(record, weights), weights=weights).to(device)
-    return _ShippedStyle(spec.name, model, record, style_image, style, loss)
+    return _ShippedStyle(spec.name, model, record, load_image(style_path), style, loss)
 
 
 def _score_photo(shipped: _ShippedStyle, photo_name: str, photo, checkpoints, device: str) -> tuple[dict, Any, Any]:
@@ -123,42 +123,66 @@ def _score_style(shipped: _ShippedStyle, photos: dict, checkpoints, device: str,
     return rows, sheet
 
 
-def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dict:
-    from perceptual_studio import settings
+def _held_out_photos(manifest, profile: Profile) -> dict:
+    """The manifest's held-out photos the section scores on: at most ``gallery_photos``, evenly spaced."""
     from perceptual_studio.imaging.io import resize_to_max_side
-    from perceptual_studio.imaging.sample_photos import load_sample_photo
-    from perceptual_studio.train.shipped.gallery import read_manifest
+    from perceptual_studio.train.shipped.gallery import PREVIEW_PHOTO, content_photos
+
+    held_out = list(content_photos(manifest.content, preview=PREVIEW_PHOTO).held_out.items())
+    count = min(profile.gallery_photos or len(held_out), len(held_out))
+    chosen = [held_out[round(i * (len(held_out) - 1) / max(1, count - 1))] for i in range(count)] if count > 1 else held_out[:1]
+    return {name: resize_to_max_side(load(), profile.gallery_side) for name, load in dict(chosen).items()}
+
+
+def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dict:
+    from dataclasses import replace
+
+    from perceptual_studio import settings
+    from perceptual_studio.imaging.corpus import CorpusError
+    from perceptual_studio.train.shipped.gallery import read_gallery
     from perceptual_studio.train.run import loss_network_weights
 
-    manifest = read_manifest()
     root = settings.builtin_models_dir() / "styles"
-    specs = [s for s in manifest.styles if (root / s.name).is_dir()][: profile.gallery_styles or None]
-    if not specs:
-        raise RuntimeError(f"no shipped style models in {root}")
     with Quiet():
         weights = loss_network_weights(None)
-    photos = {name: resize_to_max_side(load_sample_photo(name), profile.gallery_side)
-              for name in manifest.content.held_out}
     checkpoints = profile.gallery_lbfgs
-    rows, sheets = [], {}
-    for spec in specs:
-        shipped = _load_style(spec, root, weights, work, device)
-        style_rows, sheet = _score_style(shipped, photos, checkpoints, device, out, profile)
-        rows += style_rows
-        sheets[spec.name] = sheet
+    rows, sheets, photo_sets, skipped = [], {}, {}, []
+    for manifest in read_gallery():
+        if profile.gallery_manifests and manifest.source.name not in profile.gallery_manifests:
+            continue
+        manifest = replace(manifest, content=replace(manifest.content, corpus=profile.corpus))
+        specs = [s for s in manifest.styles if (root / s.name).is_dir()][: profile.gallery_styles or None]
+        if not specs:
+            continue
+        try:
+            photos = _held_out_photos(manifest, profile)
+        except CorpusError as exc:  # the paintings' held-out photos are the corpus's
+            skipped.append(f"{manifest.source.name}: {exc}")
+            continue
+        photo_sets[manifest.source.name] = list(photos)
+        for spec in specs:
+            shipped = _load_style(spec, manifest, root, weights, work, device)
+            style_rows, sheet = _score_style(shipped, photos, checkpoints, device, out, profile)
+            rows += style_rows
+            sheets[spec.name] = sheet
+    if not rows:
+        raise RuntimeError(f"no shipped style model could be scored ({'; '.join(skipped) or 'none in ' + str(root)})")
     return {"rows": rows, "sheets": sheets, "checkpoints": list(checkpoints), "loss_network": weights.identity,
-            "side": profile.gallery_side, "photos": list(manifest.content.held_out)}
+            "side": profile.gallery_side, "photo_sets": photo_sets, "skipped": skipped}
 
 
 def markdown_gallery(data: dict, profile: Profile) -> list[str]:
     checkpoints = data["checkpoints"]
     head = " | ".join(f"L-BFGS {n}" for n in checkpoints)
+    photo_sets = data.get("photo_sets") or {"gallery.toml": data.get("photos", [])}  # older results.json
+    held_out = "; ".join(f"`{name}`: {', '.join(photos)}" for name, photos in photo_sets.items())
     lines = [
-        f"Every shipped style model (`registry/builtin/styles`, `train/shipped/gallery.toml`) on the photos the manifest "
-        f"holds out from training ({', '.join(data['photos'])}), longer side {data['side']} px. Objective: the one "
+        f"Every shipped style model (`registry/builtin/styles`, `train/shipped/paintings.toml` and `gallery.toml`) on "
+        f"photos its manifest holds out from training ({held_out}), longer side {data['side']} px. Objective: the one "
         f"each model was trained on (from its record), loss network `{data['loss_network']}`. Baseline: SciPy "
         f"L-BFGS-B in [0, 1] from the content image (baseline/gatys.py); lower is better.",
         "",
+        *[f"⚠️ Not scored: {reason}" for reason in data.get("skipped", [])],
         f"| style | photo | size | network | {head} | L-BFGS iterations to match | network: content · style · TV |",
         "|---|---|---|---:|" + "---:|" * len(checkpoints) + "---:|---|",
     ]

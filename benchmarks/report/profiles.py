@@ -61,6 +61,10 @@ class Profile:
     gallery_side: int = 256
     gallery_lbfgs: tuple[int, ...] = (50, 100, 300)
     gallery_styles: int = 0
+    # ... and held-out photos per manifest (0 = all; the paintings' corpus holds out 22, each costs every style
+    # its 300 L-BFGS iterations).
+    gallery_photos: int = 4
+    gallery_manifests: tuple[str, ...] = ()  # file names in train/shipped; empty: all of them
     # 3. Evaluation datasets: "held-out" (the SR manifest's photos, offline) and/or set5, set14, bsd100 or any Hub
     # dataset id (--sr-datasets).
     sr_datasets: tuple[str, ...] = ("held-out",)
@@ -83,7 +87,7 @@ PROFILES = {
         sr_eval_images=2, sr_eval_max_side=128,
         inference_sizes=(64,), inference_repeats=2, sr_low=32, inference_batch=2, inference_memory=False,
         large_image=None, throughput_size=64, throughput_steps=1, throughput_warmup=1, fit_steps=3,
-        gallery_side=48, gallery_lbfgs=(2, 4, 8), gallery_styles=1,
+        gallery_side=48, gallery_lbfgs=(2, 4, 8), gallery_styles=1, gallery_photos=1,
     ),
     "cpu": Profile(
         name="cpu", table1_sizes=(128, 256), table1_iterations=5, table1_device_iterations=5, table1_repeats=5,

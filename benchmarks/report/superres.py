@@ -67,7 +67,8 @@ def dataset_images(name: str, profile: Profile, work: Path) -> tuple[list, str]:
     from perceptual_studio.imaging.corpus import read_corpus
     from perceptual_studio.imaging.io import load_image
     from perceptual_studio.train.data import find_images, resolve_image_source, usable_images
-    from perceptual_studio.train.shipped.sr_gallery import corpus_attribution, photo_file_name, read_manifest
+    from perceptual_studio.train.shipped.corpus_photos import corpus_attribution, photo_file_name
+    from perceptual_studio.train.shipped.sr_gallery import read_manifest
 
     if name == "held-out":
         corpus = read_corpus(profile.corpus)  # CorpusError (a RuntimeError) says how to build it
@@ -155,7 +156,7 @@ def _crop_grids(models: dict, manifest, datasets: dict[str, tuple[list, str]], s
                 device: str, out: Path, profile: Profile) -> list[str]:
     """Crop grids of the first dataset's grid photos at one scale; their file names in ``out``."""
     first = dict(next(iter(datasets.values()))[0])
-    from perceptual_studio.train.shipped.sr_gallery import photo_file_name
+    from perceptual_studio.train.shipped.corpus_photos import photo_file_name
 
     # The preview photo (fur and eyes), then a close-up of fur and a textured monument, when present.
     names = [photo_file_name(manifest.photos.preview), *GRID_PHOTOS]

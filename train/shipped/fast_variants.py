@@ -43,6 +43,9 @@ class FastSpec:
     objective_iterations: int  # then each style's own objective (train.style), from its distilled student
     # train.distill options (CLI names without the dashes): width, num-residual, image-size, lr...
     options: dict[str, Any] = field(default_factory=dict)
+    # Where every student starts (a shipped fast variant: "builtin:stained-glass-fast"); None: the first style's
+    # student trains from scratch and the others start from it.
+    init: str | None = None
 
     def name(self, style: str) -> str:
         """The shipped fast variant of ``style``."""
@@ -59,10 +62,11 @@ def read_fast_spec(raw: dict[str, Any]) -> FastSpec | None:
         return None
     options = dict(raw["fast"])
     return FastSpec(str(options.pop("suffix", "-fast")), int(options.pop("scratch-iterations")),
-                    int(options.pop("finetune-iterations")), int(options.pop("objective-iterations")), options)
+                    int(options.pop("finetune-iterations")), int(options.pop("objective-iterations")), options,
+                    options.pop("init", None))
 
 
-def distill_command(style: str, seed: int, *, spec: FastSpec, first_style: str, teacher: str, init: str | None,
+def distill_command(style: str, seed: int, *, spec: FastSpec, first_style: str | None, teacher: str, init: str | None,
                     content: Path, preview: Path, out: Path, run_dir: Path, extra: list[str]) -> list[str]:
     """``python -m train.distill`` for the student of ``style``'s fast variant (resumable); ``init``: the first
     style's student."""
@@ -96,7 +100,7 @@ def evaluate_fast_variant(fast_folder: Path, teacher_folder: Path, style_image: 
 
 
 def fast_card_section(evaluation: ObjectiveEvaluation, spec: FastSpec, teacher_id: str, photos: str,
-                      objective_iterations: int) -> str:
+                      objective_iterations: int, manifest_file: str = "gallery.toml") -> str:
     """What a shipped fast variant's card adds: how it was made and its objective against its teacher's."""
     excess = evaluation.excess(NETWORK_LABELS[1], NETWORK_LABELS[0])
     verdict = "within" if excess <= MAX_OBJECTIVE_EXCESS else "NOT within"
@@ -105,8 +109,10 @@ def fast_card_section(evaluation: ObjectiveEvaluation, spec: FastSpec, teacher_i
         "", FAST_HEADING, "",
         f"The app runs this network instead of `{teacher_id}` on a CPU (the Network choice of the Stylize tab, "
         f"`--network` of `python -m webapp.cli stylize`). Made in two steps: distilled from `{teacher_id}` "
-        f"(`python -m train.distill`: per-pixel error to its output; {spec.scratch_iterations} steps for the "
-        f"gallery's first style, {spec.finetune_iterations} from that style's student for the others; {options}), "
+        f"(`python -m train.distill`: per-pixel error to its output; " + (
+            f"{spec.finetune_iterations} steps from `{spec.init}`" if spec.init else
+            f"{spec.scratch_iterations} steps for the gallery's first style, {spec.finetune_iterations} from that "
+            "style's student for the others") + f"; {options}), "
         f"then trained for {objective_iterations} steps with `{teacher_id}`'s own objective (the run above).",
         "",
         f"Its objective (the teacher's: loss network `{evaluation.loss_network}`) on held-out photos at "
@@ -114,5 +120,6 @@ def fast_card_section(evaluation: ObjectiveEvaluation, spec: FastSpec, teacher_i
         f"{MAX_OBJECTIVE_EXCESS:.0%} the gallery allows.", "",
         evaluation.markdown(), "",
         "Held-out photos:", "", photos, "",
-        "Reproduce: `python -m train.shipped.gallery` (resumable; `train/shipped/gallery.toml`, table `[fast]`).", "",
+        f"Reproduce: `python -m train.shipped.gallery --manifest train/shipped/{manifest_file}` (resumable; its "
+        "table `[fast]`).", "",
     ])

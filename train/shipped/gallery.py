@@ -1,5 +1,7 @@
-"""Reproduce the shipped style gallery from its manifest (``train/shipped/gallery.toml``), resumably.
+"""Reproduce the shipped style gallery from its manifests, resumably: the paintings (``train/shipped/paintings.toml``,
+trained on the licensed corpus's photos) and the generated patterns (``train/shipped/gallery.toml``).
 
+    python -m train.shipped.gallery --manifest train/shipped/paintings.toml   # the paintings (needs the corpus)
     python -m train.shipped.gallery                 # build the content set and style images, then train what is missing
     python -m train.shipped.gallery --only mosaic   # one style (its ``init`` model must exist already)
     python -m train.shipped.gallery --plan          # print what would run
@@ -24,9 +26,13 @@ import numpy as np
 from PIL import Image
 
 from perceptual_studio import settings
+from perceptual_studio.imaging.corpus import CorpusError, read_corpus
 from perceptual_studio.imaging.generated_styles import GENERATED_STYLES
 from perceptual_studio.imaging.sample_photos import SamplePhotoUnavailable, attribution, load_sample_photo
-from perceptual_studio.registry.schema import CARD_FILE, CONFIG_FILE
+from perceptual_studio.registry.schema import CARD_FILE, CONFIG_FILE, StyleImageCredit
+
+from . import paintings
+from .content_photos import CORPUS, SAMPLE_PHOTOS, ContentPhotos, ContentSpec, content_photos
 
 from .fast_variants import (
     FAST_HEADING,
@@ -43,32 +49,34 @@ from .shipping import (
     manifest_command_line,
     option_flags,
     read_recipes,
+    INT8_SENTENCE,
     read_with_recipe,
+    redraw_preview,
     run_training,
-    store_half_precision,
+    store_int8,
 )
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = Path(__file__).with_name("gallery.toml")
+PAINTINGS_MANIFEST = Path(__file__).with_name("paintings.toml")
+MANIFESTS = (PAINTINGS_MANIFEST, MANIFEST)  # the whole shipped gallery, in the order it is shown
 BUILTIN_STYLES = Path(__file__).resolve().parents[2] / "registry" / "builtin" / "styles"
-
-
-@dataclass(frozen=True)
-class ContentSpec:
-    photos: tuple[str, ...]
-    held_out: tuple[str, ...]
-    crops_per_photo: int
-    crop_size: int
-    seed: int
+# The one photo every shipped style's preview (its gallery thumbnail) shows: held out by every manifest (and by
+# the corpus's split), and bundled with scikit-image, so CI reproduces each preview without the corpus.
+PREVIEW_PHOTO = "astronaut"
 
 
 @dataclass(frozen=True)
 class StyleSpec:
     name: str
-    seed: int
     iterations: int
-    init: str | None = None
+    seed: int = 0  # of the training, and of a generated style image
+    init: str | None = None  # a style of the same manifest, or a shipped model ("builtin:stained-glass")
+    painting: str | None = None  # the corpus id of the painting it is trained on; else a generated pattern
+    title: str | None = None  # the painting's title and year where the corpus names only its file
+    year: str | None = None
+    crop_border: int = 0  # pixels cut from every side of the painting (a scan's frame)
     # train.style options for this style only (CLI names without the dashes), over the manifest's [train].
     options: dict[str, Any] = field(default_factory=dict)
     # Its fast variant's objective steps, when not the [fast] table's.
@@ -83,6 +91,7 @@ class Manifest:
     source: Path = field(default=MANIFEST)
     recipes: dict[str, Recipe] = field(default_factory=dict)
     fast: FastSpec | None = None  # how each style's fast variant is distilled (train/shipped/fast_variants.py)
+    work_dir_name: str = "gallery"  # its content, style images and runs: <data dir>/<this>
 
     def with_recipe(self, name: str) -> "Manifest":
         """The manifest as ``recipe`` trains it (its options and iteration counts)."""
@@ -95,21 +104,36 @@ class Manifest:
 def read_manifest(path: Path = MANIFEST) -> Manifest:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     content = raw["content"]
-    known = {"name", "seed", "iterations", "init", "fast-objective-iterations"}
+    known = {"name", "seed", "iterations", "init", "fast-objective-iterations", "painting", "title", "year",
+             "crop-border"}
     styles = tuple(StyleSpec(**{k.replace("-", "_"): v for k, v in entry.items() if k in known},
                              options={k: v for k, v in entry.items() if k not in known}) for entry in raw["style"])
     names = {s.name for s in styles}
     for spec in styles:
-        if spec.name not in GENERATED_STYLES:
-            raise ValueError(f"{path}: style {spec.name!r} has no generator in imaging/generated_styles.py")
-        if spec.init is not None and spec.init not in names:
+        if spec.painting is None and spec.name not in GENERATED_STYLES:
+            raise ValueError(f"{path}: style {spec.name!r} names no painting and has no generator in "
+                             "imaging/generated_styles.py")
+        if spec.init is not None and spec.init not in names and not spec.init.startswith("builtin:"):
             raise ValueError(f"{path}: style {spec.name!r} starts from unknown style {spec.init!r}")
-    return Manifest(ContentSpec(tuple(content["photos"]), tuple(content["held_out"]), int(content["crops_per_photo"]),
-                                int(content["crop_size"]), int(content["seed"])),
-                    dict(raw.get("train", {})), styles, path, read_recipes(raw), read_fast_spec(raw))
+    source = content.get("source", SAMPLE_PHOTOS)
+    if source not in (SAMPLE_PHOTOS, CORPUS):
+        raise ValueError(f"{path}: [content] source must be {SAMPLE_PHOTOS!r} or {CORPUS!r}, got {source!r}")
+    held_out = tuple(content.get("held_out", ()))
+    if source == SAMPLE_PHOTOS and PREVIEW_PHOTO not in held_out:
+        raise ValueError(f"{path}: the preview photo {PREVIEW_PHOTO!r} must be held out")
+    return Manifest(ContentSpec(tuple(content.get("photos", ())), held_out, int(content["crops_per_photo"]),
+                                int(content["crop_size"]), int(content["seed"]), source),
+                    dict(raw.get("train", {})), styles, path, read_recipes(raw), read_fast_spec(raw),
+                    str(raw.get("work-dir", "gallery")))
 
 
-def build_content(spec: ContentSpec, folder: Path, *, skip_missing: bool = False) -> Path:
+def read_gallery() -> list[Manifest]:
+    """Every manifest of the shipped gallery, the paintings first."""
+    return [read_manifest(path) for path in MANIFESTS]
+
+
+def build_content(spec: ContentSpec, folder: Path, *, skip_missing: bool = False,
+                  photos: ContentPhotos | None = None) -> Path:
     """Random multi-scale crops (with flips) of the manifest's photos; written once, with a SOURCES.md.
 
     ``skip_missing``: leave out photos whose optional package is not installed (scikit-learn's two, for the
@@ -117,78 +141,124 @@ def build_content(spec: ContentSpec, folder: Path, *, skip_missing: bool = False
     marker = folder / "SOURCES.md"
     if marker.is_file():
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
     overlap = set(spec.photos) & set(spec.held_out)
     if overlap:
         raise ValueError(f"photos both trained on and held out: {sorted(overlap)}")
+    photos = photos or content_photos(spec, preview=PREVIEW_PHOTO)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
     used = []
-    for name in spec.photos:
+    for name, load in photos.train.items():
         try:
-            photo = load_sample_photo(name)
+            photo = load()
         except SamplePhotoUnavailable as exc:
             if not skip_missing:
                 raise
             logger.warning("training content: sample photo %s left out (%s)", name, exc)
             continue
         used.append(name)
-        shorter = min(photo.size)
-        for k in range(spec.crops_per_photo):
-            side = int(shorter * rng.uniform(0.35, 1.0))
-            left = int(rng.integers(0, photo.width - side + 1))
-            top = int(rng.integers(0, photo.height - side + 1))
-            crop = photo.crop((left, top, left + side, top + side)).resize((spec.crop_size, spec.crop_size),
-                                                                         Image.Resampling.LANCZOS)
-            if rng.random() < 0.5:
-                crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            crop.save(folder / f"{name}-{k:03d}.jpg", quality=93)
+        _write_crops(photo, name, spec, rng, folder)
+    credits = photos.train_credits if spec.source == CORPUS else [attribution(tuple(used))]  # the ones found
     marker.write_text(
         "# Gallery training content\n\n"
         f"{spec.crops_per_photo} random square crops (35-100% of the shorter side, half of them mirrored, resized to "
-        f"{spec.crop_size} px, seed {spec.seed}) of each of these photos:\n\n{attribution(tuple(used))}\n\n"
-        f"Held out (never trained on):\n\n{attribution(spec.held_out)}\n", encoding="utf-8")
+        f"{spec.crop_size} px, seed {spec.seed}) of each of these photos:\n\n" + "\n".join(credits) + "\n\n"
+        f"Held out (never trained on):\n\n{photos.held_out_credits}\n", encoding="utf-8")
     return folder
 
 
-def preview_photo(manifest: Manifest) -> Image.Image:
-    """The one fixed, held-out photo every style's preview (its gallery thumbnail) shows."""
-    photo = load_sample_photo(manifest.content.held_out[0])
+def _write_crops(photo: Image.Image, name: str, spec: ContentSpec, rng: np.random.Generator, folder: Path) -> None:
+    shorter = min(photo.size)
+    for k in range(spec.crops_per_photo):
+        side = int(shorter * rng.uniform(0.35, 1.0))
+        left = int(rng.integers(0, photo.width - side + 1))
+        top = int(rng.integers(0, photo.height - side + 1))
+        crop = photo.crop((left, top, left + side, top + side)).resize((spec.crop_size, spec.crop_size),
+                                                                     Image.Resampling.LANCZOS)
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        crop.save(folder / f"{name}-{k:03d}.jpg", quality=93)
+
+
+def preview_photo() -> Image.Image:
+    """The one fixed, held-out photo every shipped style's preview (its gallery thumbnail) shows."""
+    photo = load_sample_photo(PREVIEW_PHOTO)
     photo.thumbnail((384, 384), Image.Resampling.LANCZOS)
     return photo
 
 
-def style_image(spec: StyleSpec, folder: Path) -> Path:
+def style_image(spec: StyleSpec, folder: Path, corpus_dir: Path | None = None) -> Path:
+    """The style's image in ``folder``: its painting from the corpus, or its generated pattern (written once)."""
     path = folder / f"{spec.name}.png"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        GENERATED_STYLES[spec.name](seed=spec.seed).save(path)
+        if spec.painting is not None:
+            corpus = read_corpus(corpus_dir)
+            paintings.write_style_image(paintings.painting_of(corpus, spec.painting), corpus, path,
+                                        crop_border=spec.crop_border)
+        else:
+            GENERATED_STYLES[spec.name](seed=spec.seed).save(path)
     return path
 
 
 GALLERY_HEADING = "## In the shipped gallery"
 
 
+def _style_lines(spec: StyleSpec, corpus_dir: Path | None) -> list[str]:
+    if spec.painting is None:
+        return [f"Style image: drawn by `imaging/generated_styles.py` (`{spec.name}`, seed {spec.seed}; no licence "
+                "needed)."]
+    corpus = read_corpus(corpus_dir)
+    painting = paintings.painting_of(corpus, spec.painting)
+    return paintings.credit_lines(painting, style_credit(spec, corpus_dir), corpus)
+
+
+def style_credit(spec: StyleSpec, corpus_dir: Path | None = None) -> StyleImageCredit | None:
+    """A painting style's credit; None for a generated pattern."""
+    if spec.painting is None:
+        return None
+    return paintings.credit(paintings.painting_of(read_corpus(corpus_dir), spec.painting), title=spec.title,
+                            year=spec.year)
+
+
 def gallery_card_section(spec: StyleSpec, manifest: Manifest) -> str:
-    """What a shipped model's card adds: its manifest entry, its training photos and licences, the command."""
+    """What a shipped model's card adds: its style image and licence, its manifest entry, its training photos and
+    their licences, the command."""
     content = manifest.content
-    start = f"fine-tuned from `builtin:{spec.init}`" if spec.init else "trained from scratch"
+    photos = content_photos(content, preview=PREVIEW_PHOTO)
+    start = f"fine-tuned from `{_init_id(spec.init)}`" if spec.init else "trained from scratch"
     options = ", ".join(f"`--{k} {v}`" for k, v in {**manifest.train_options, **spec.options}.items())
     return "\n".join([
-        "", GALLERY_HEADING, "",
-        f"Style image: drawn by `imaging/generated_styles.py` (`{spec.name}`, seed {spec.seed}; no licence needed). "
+        "", GALLERY_HEADING, "", *_style_lines(spec, content.corpus), "",
         f"{start.capitalize()}, {spec.iterations} iterations, with {options}.",
         "",
-        f"Content: {content.crops_per_photo} random crops (35-100% of the shorter side, half mirrored, "
-        f"{content.crop_size} px, seed {content.seed}) of each of these photos:", "", attribution(content.photos), "",
-        "Never trained on (the preview and quality figures use them):", "", attribution(content.held_out), "",
-        "The weights are stored in float16 (half the size); they load into float32.", "",
-        "Reproduce the whole gallery: `python -m train.shipped.gallery` (resumable; `train/shipped/gallery.toml`).", "",
+        *_content_lines(content, photos),
+        "Never trained on (the preview and quality figures use them):", "", photos.held_out_credits, "",
+        INT8_SENTENCE, "",
+        f"Reproduce it: `python -m train.shipped.gallery --manifest train/shipped/{manifest.source.name}` (resumable).", "",
     ])
 
 
+def _content_lines(content: ContentSpec, photos: ContentPhotos) -> list[str]:
+    crops = (f"{content.crops_per_photo} random crops (35-100% of the shorter side, half mirrored, {content.crop_size} "
+             f"px, seed {content.seed})")
+    if content.source == CORPUS:  # the corpus lists every photo; the card says how many and under which licences
+        return [*photos.train_credits, "", f"The crops: {content.crops_per_photo} per photo, 35-100% of the shorter "
+                f"side, half mirrored, {content.crop_size} px, seed {content.seed}.", ""]
+    return [f"Content: {crops} of each of these photos:", "", *photos.train_credits, ""]
+
+
+def _init_id(init: str) -> str:
+    return init if init.startswith("builtin:") else f"builtin:{init}"
+
+
 def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
-    """A finished gallery style made fit to ship (:func:`make_shippable`). True if it changed anything."""
-    return make_shippable(folder, GALLERY_HEADING, gallery_card_section(spec, manifest), BUILTIN_STYLES)
+    """A finished gallery style made fit to ship (:func:`make_shippable`, and a painting's credit in its record).
+    True if it changed anything."""
+    credit = style_credit(spec, manifest.content.corpus)
+    recorded = credit is not None and paintings.record_credit(folder, credit)
+    return make_shippable(folder, GALLERY_HEADING, gallery_card_section(spec, manifest), BUILTIN_STYLES,
+                          int8=True) or recorded
 
 
 def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles: Path, work_dir: Path,
@@ -197,12 +267,16 @@ def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles:
     """``python -m train.style`` for ``spec`` (resumable). ``name``, ``iterations`` and ``init`` (a model id or
     folder) replace the style's own, for a fast variant trained with the style's objective."""
     name = name or spec.name
-    command = [sys.executable, "-m", "perceptual_studio.train.style", "--style", str(style_image(spec, styles)),
+    command = [sys.executable, "-m", "perceptual_studio.train.style", "--style",
+               str(style_image(spec, styles, manifest.content.corpus)),
                "--content", str(content), "--style-name", spec.name, "--out", str(models_root / name),
                "--run-dir", str(work_dir / runs / name), "--iterations", str(iterations or spec.iterations),
                "--seed", str(spec.seed), "--preview-image", str(work_dir / "preview.jpg"), "--resume", "--quiet"]
     if init is None and spec.init:  # the shipped model's id, so the card names it rather than a folder here
-        init = f"builtin:{spec.init}" if models_root.resolve() == BUILTIN_STYLES.resolve() else str(models_root / spec.init)
+        if spec.init.startswith("builtin:"):  # a shipped model outside this manifest
+            init = spec.init
+        else:
+            init = f"builtin:{spec.init}" if models_root.resolve() == BUILTIN_STYLES.resolve() else str(models_root / spec.init)
     if init is not None:
         command += ["--init", init]
     return command + option_flags({**manifest.train_options, **spec.options}) + extra
@@ -214,13 +288,20 @@ def main(argv: list[str] | None = None) -> int:
         work_dir="gallery", item="style",
         recipe_help="train with a [recipe.NAME] of the manifest (e.g. paper, for a GPU); its runs go to "
                     "<work dir>/runs-NAME")
+    parser.add_argument("--redraw-previews", action="store_true",
+                        help="redraw every finished model's preview.jpg on the preview photo, then exit")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="the image corpus of a manifest trained on it (default: <data dir>/corpus)")
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     manifest = read_with_recipe(read_manifest, args.manifest, args.recipe, "gallery")
     if manifest is None:
         return 2
-    work_dir = args.work_dir or settings.data_dir() / "gallery"
+    manifest = replace(manifest, content=replace(manifest.content, corpus=args.corpus))
+    work_dir = args.work_dir or settings.data_dir() / manifest.work_dir_name
     content, preview = work_dir / "content", work_dir / "preview.jpg"
+    if args.redraw_previews:
+        return redraw_previews(manifest, args.models_root, work_dir)
     if not args.plan:  # a plan only names the folders
         try:
             build_content(manifest.content, content)
@@ -228,23 +309,33 @@ def main(argv: list[str] | None = None) -> int:
             logger.error("the gallery's training photos need an optional package (%s): pip install -e '.[gallery]'",
                          exc)
             return 2
+        except CorpusError as exc:
+            logger.error("%s", exc)
+            return 2
         if not preview.is_file():
-            preview_photo(manifest).save(preview, quality=93)
-    stages = style_stages(manifest, args.models_root, work_dir, extra, args.recipe)
+            preview_photo().save(preview, quality=93)
+    try:
+        stages = style_stages(manifest, args.models_root, work_dir, extra, args.recipe)
+    except CorpusError as exc:  # a painting's style image comes from the corpus
+        logger.error("%s", exc)
+        return 2
     models = list(dict.fromkeys(stage.model for stage in stages))
     unknown = sorted(set(args.only or ()) - set(models))
     if unknown:
         logger.error("no model %s in %s (have: %s)", ", ".join(unknown), args.manifest, ", ".join(models))
         return 2
+    return run_stages([s for s in stages if not args.only or s.model in args.only], plan=args.plan)
+
+
+def run_stages(stages: list["Stage"], *, plan: bool) -> int:
+    """Print (``plan``) or run each stage in order, skipping (and finalizing) finished ones; 0, or 1 on a failure."""
     for stage in stages:
-        if args.only and stage.model not in args.only:
-            continue
-        if args.plan:
+        if plan:
             sys.stdout.write(" ".join(stage.command) + "\n")  # the plan is this command's output
             continue
         if is_finished(stage.folder.name, stage.iterations, stage.folder.parent):
             if stage.finalize(stage.folder):
-                logger.info("%s: made ready to ship (float16 weights, card section, builtin id)", stage.name)
+                logger.info("%s: made ready to ship (compact weights, card section, builtin id)", stage.name)
             logger.info("%s: finished (%d iterations), skipped", stage.name, stage.iterations)
             continue
         missing = [str(folder) for folder in stage.needs if not (folder / CONFIG_FILE).is_file()]
@@ -255,6 +346,19 @@ def main(argv: list[str] | None = None) -> int:
         if not run_training(stage.name, stage.command):
             return 1
         stage.finalize(stage.folder)
+    return 0
+
+
+def redraw_previews(manifest: Manifest, models_root: Path, work_dir: Path) -> int:
+    """After the preview photo changed: every finished model's thumbnail drawn anew from its shipped weights."""
+    preview = work_dir / "preview.jpg"
+    preview.parent.mkdir(parents=True, exist_ok=True)
+    preview_photo().save(preview, quality=93)
+    names = [n for spec in manifest.styles for n in (spec.name, manifest.fast.name(spec.name) if manifest.fast else None) if n]
+    for folder in (models_root / name for name in names):
+        if (folder / CONFIG_FILE).is_file():
+            redraw_preview(folder, preview)
+            logger.info("%s: preview redrawn", folder.name)
     return 0
 
 
@@ -284,7 +388,7 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
     content, preview, styles = work_dir / "content", work_dir / "preview.jpg", work_dir / "styles"
     runs = work_dir / (f"runs-{recipe}" if recipe else "runs")
     stages = [Stage(spec.name, spec.name, spec.iterations, models_root / spec.name,
-                    (models_root / spec.init,) if spec.init else (),
+                    (_init_folder(spec.init, models_root),) if spec.init else (),
                     train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir,
                                   models_root=models_root, extra=extra, runs=runs.name),
                     lambda folder, spec=spec: finalize_shipped(folder, spec, manifest))
@@ -292,7 +396,8 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
     fast = manifest.fast
     if fast is None:
         return stages
-    first = next(spec.name for spec in manifest.styles if not spec.init)
+    # The students start from the first style's (trained from scratch), or all from the [fast] table's init.
+    first = None if fast.init else next(spec.name for spec in manifest.styles if not spec.init)
     shipped = models_root.resolve() == BUILTIN_STYLES.resolve()
     students = work_dir / (f"students-{recipe}" if recipe else "students")
 
@@ -301,13 +406,14 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
 
     for spec in manifest.styles:
         name, student = fast.name(spec.name), students / fast.student_name(spec.name)
-        first_student = students / fast.student_name(first)
+        first_student = fast.init or str(_shown_path(students / fast.student_name(first)))
+        first_folder = _init_folder(fast.init, models_root) if fast.init else students / fast.student_name(first)
         stages.append(Stage(
             fast.student_name(spec.name), name,
             fast.scratch_iterations if spec.name == first else fast.finetune_iterations, student,
-            (models_root / spec.name,) if spec.name == first else (models_root / spec.name, first_student),
+            (models_root / spec.name,) if spec.name == first else (models_root / spec.name, first_folder),
             distill_command(spec.name, spec.seed, spec=fast, first_style=first, teacher=model_id(spec.name),
-                            init=str(_shown_path(first_student)), content=content, preview=preview,
+                            init=first_student, content=content, preview=preview,
                             out=_shown_path(student), run_dir=runs / fast.student_name(spec.name), extra=extra),
             _nothing_to_finalize))
         objective = spec.fast_objective_iterations or fast.objective_iterations
@@ -318,6 +424,13 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
                           iterations=objective, init=str(_shown_path(student))),
             lambda folder, spec=spec: finalize_fast(folder, spec, manifest, models_root, styles)))
     return stages
+
+
+def _init_folder(init: str, models_root: Path) -> Path:
+    """The folder a stage starting from ``init`` (a style of the manifest, a shipped id or a folder) needs."""
+    if init.startswith("builtin:"):
+        return BUILTIN_STYLES / init.split(":", 1)[1]
+    return models_root / init
 
 
 def _shown_path(folder: Path) -> Path:
@@ -334,14 +447,19 @@ def finalize_fast(folder: Path, spec: StyleSpec, manifest: Manifest, models_root
     the result), then :func:`make_shippable`. True if it changed anything."""
     card = folder / CARD_FILE
     section = ""
-    changed = store_half_precision(folder)  # first, so the card's figures are the shipped weights'
+    changed = store_int8(folder)  # first, so the card's figures are the shipped weights'
+    credit = style_credit(spec, manifest.content.corpus)
+    if credit is not None:
+        changed = paintings.record_credit(folder, credit) or changed
     if not card.is_file() or FAST_HEADING not in card.read_text(encoding="utf-8"):
-        photos = {name: load_sample_photo(name) for name in manifest.content.held_out}
-        evaluation = evaluate_fast_variant(folder, models_root / spec.name, style_image(spec, styles), photos)
+        photos = content_photos(manifest.content, preview=PREVIEW_PHOTO)
+        evaluation = evaluate_fast_variant(folder, models_root / spec.name, style_image(spec, styles, manifest.content.corpus),
+                                           photos.load_held_out())
         teacher = f"builtin:{spec.name}" if models_root.resolve() == BUILTIN_STYLES.resolve() else spec.name
-        section = fast_card_section(evaluation, manifest.fast, teacher, attribution(manifest.content.held_out),
-                                    spec.fast_objective_iterations or manifest.fast.objective_iterations)
-    return make_shippable(folder, FAST_HEADING, section, BUILTIN_STYLES) or changed
+        section = fast_card_section(evaluation, manifest.fast, teacher, photos.held_out_credits,
+                                    spec.fast_objective_iterations or manifest.fast.objective_iterations,
+                                    manifest.source.name)
+    return make_shippable(folder, FAST_HEADING, section, BUILTIN_STYLES, int8=True) or changed
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import os
 import shutil
 import sys
 import tomllib
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from perceptual_studio import settings
 from perceptual_studio.imaging.corpus import HELD_OUT, PHOTO, TRAIN, Corpus, CorpusError, CorpusImage, read_corpus
 from perceptual_studio.registry.schema import CONFIG_FILE
 
+from .corpus_photos import corpus_attribution, photo_file_name, trained_on_lines
 from .shipping import (
     LOG_FILE,
     Recipe,
@@ -122,16 +122,6 @@ def read_manifest(path: Path = MANIFEST) -> SRManifest:
     return SRManifest(spec, dict(raw.get("train", {})), models, path, read_recipes(raw))
 
 
-def photo_file_name(image_id: str) -> str:
-    """The file a corpus photo becomes in the training folders (what cards and the evaluation name it by):
-    ``gcompris-qt-data/erase/goat`` -> ``erase-goat.png``."""
-    return image_id.split("/", 1)[-1].replace("/", "-") + ".png"
-
-
-def corpus_attribution(images: list[CorpusImage]) -> str:
-    return "\n".join(f"- `{photo_file_name(i.id)}`: {i.attribution}" for i in images)
-
-
 def write_photos(spec: PhotoSpec, corpus: Corpus, folder: Path) -> tuple[Path, Path]:
     """The training and held-out photos of the corpus as files (``folder/train``, ``folder/held-out``; links to
     the corpus's files where the file system allows) with a SOURCES.md; rewritten when the corpus changes."""
@@ -158,14 +148,9 @@ def write_photos(spec: PhotoSpec, corpus: Corpus, folder: Path) -> tuple[Path, P
 
 def corpus_lines(photos: PhotoSpec, corpus: Corpus) -> list[str]:
     """The card's account of the photos: how many, their licences, the corpus that holds them, the held-out list."""
-    train, held_out = photos.train(corpus), photos.held_out(corpus)
-    licences = Counter(i.licence for i in train)
-    packages = ", ".join(f"`{name}` {entry['version']}" for name, entry in corpus.packages.items())
+    held_out = photos.held_out(corpus)
     return [
-        f"Trained on random patches of {len(train)} photos of the licensed image corpus (Debian packages {packages}, "
-        "plus scikit-image's and matplotlib's photos; corpus manifest sha256 "
-        f"`{corpus.digest}`; rebuild it with `python -m imaging.corpus build`, which lists every photo's author, "
-        "source and licence). Their licences: " + ", ".join(f"{k} ({v})" for k, v in licences.most_common()) + ".",
+        *trained_on_lines(corpus, photos.train(corpus), "random patches of"),
         "", f"Never trained on: the corpus's {len(held_out)} held-out photos (split by source photo; the evaluation "
         "above and the preview use them):", "", corpus_attribution(held_out), ""]
 

@@ -7,17 +7,17 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from perceptual_studio import settings
 from perceptual_studio.networks.vgg import describe_loss_network
 from perceptual_studio.registry import RegistryError, describe, list_models, pull
 from perceptual_studio.registry.onnx_zoo import ZOO_STYLES, import_zoo_styles
-from perceptual_studio.registry.schema import CARD_FILE
+from perceptual_studio.registry.schema import CARD_FILE, STYLE_IMAGE_FILE
 
 from .. import samples
 
@@ -39,6 +39,7 @@ def safe_markdown(text: str) -> str:
     return _URL_SCHEME.sub(lambda m: m.group(1) + "&#58;//", text)
 TABLE_HEADERS: list[str] = ["id", "source", "task", "style / scale", "loss network", "ready offline", "status"]
 THUMBNAIL_SIDE = 192
+INSET_SHARE = 0.4  # the style image inset in a thumbnail: at most this share of its side
 
 
 @dataclass
@@ -111,22 +112,44 @@ def sr_choices(listing: ModelListing, scale: int) -> tuple[list[str], str | None
 
 
 def thumbnail(entry: Any) -> Image.Image:
-    """The model's result on its preview photo (the shipped gallery: one fixed photo for every style), else its
-    style image, small; a labelled tile when it has neither or it cannot be read."""
+    """The model's result on its preview photo (the shipped gallery: one fixed photo for every style) with its
+    style image (the painting) inset in a corner, else its style image alone, small; a labelled tile when it has
+    neither or they cannot be read."""
     path = getattr(entry, "thumbnail", None)  # registry.sources: preview.jpg, else style.jpg
     if path is not None:
         try:
-            with Image.open(path) as image:
-                picture = image.convert("RGB")
-            picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            picture = _small(path, THUMBNAIL_SIDE)
+            style = Path(path).with_name(STYLE_IMAGE_FILE)
+            if style != Path(path) and style.is_file():
+                picture = _with_inset(picture, _small(style, int(THUMBNAIL_SIDE * INSET_SHARE)))
             return picture
         except OSError as exc:
             logger.warning("cannot read the thumbnail of %s: %s", entry.id, exc)
     return samples.placeholder_thumbnail(entry.label, THUMBNAIL_SIDE)
 
 
+def _small(path: Path, side: int) -> Image.Image:
+    with Image.open(path) as image:
+        picture = image.convert("RGB")
+    picture.thumbnail((side, side))
+    return picture
+
+
+def _with_inset(picture: Image.Image, inset: Image.Image, margin: int = 4) -> Image.Image:
+    """``inset`` in ``picture``'s lower right corner, in a white frame (seen against any style's colours)."""
+    framed = ImageOps.expand(inset, border=2, fill="white")
+    picture.paste(framed, (picture.width - framed.width - margin, picture.height - framed.height - margin))
+    return picture
+
+
+def style_title(entry: Any) -> str:
+    """What a picker calls a style: the painting and its artist where the model credits one, else its name."""
+    credit = getattr(entry, "style_credit", None)
+    return f"{credit.title}, {credit.artist}" if credit is not None else entry.label
+
+
 def gallery_caption(entry: Any) -> str:
-    return f"{entry.label} · {entry.source} · {entry.loss_network or 'loss network not recorded'}"
+    return f"{style_title(entry)} · {entry.source} · {entry.loss_network or 'loss network not recorded'}"
 
 
 def style_gallery(listing: ModelListing) -> list[tuple[Image.Image, str]]:
@@ -143,6 +166,9 @@ def table_rows(listing: ModelListing) -> list[list[str]]:
     rows = []
     for e in listing.entries:
         label = e.label if e.task else "?"
+        credit = getattr(e, "style_credit", None)
+        if credit is not None:
+            label += f" ({credit.caption})"
         if e.task == "super-resolution":
             label += f" ({e.sr_loss} loss)" if e.sr_loss else ""
         rows.append([e.id, e.source, _task_label(e), label, e.loss_network or "?",
@@ -159,6 +185,7 @@ def records(listing: ModelListing) -> list[dict[str, Any]]:
             "loss_network": e.loss_network, "loss_network_description": describe_loss_network(e.loss_network),
             "ready_offline": e.ready_offline, "error": e.error,
             "sr_loss": e.sr_loss if e.task == "super-resolution" else None,
+            "style_image": asdict(e.style_credit) if getattr(e, "style_credit", None) is not None else None,
         })
     return out
 

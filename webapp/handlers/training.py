@@ -25,12 +25,12 @@ from perceptual_studio import settings
 from perceptual_studio.imaging import load_image
 from perceptual_studio.pipelines.training import DEFAULT_BASE_MODEL, RECIPES, Recipe, default_training_content
 from perceptual_studio.pipelines.training import DEFAULT_RECIPE as DEFAULT_PRESET
-from perceptual_studio.registry import RegistryError, describe, publish
+from perceptual_studio.registry import RegistryError, describe, publish, reserved_model_names
 from perceptual_studio.registry.schema import CARD_FILE, LOSS_CURVE_FILE
 from perceptual_studio.train.config import StyleTrainConfig
 from perceptual_studio.train.style import train_style
 
-from .. import samples
+from .. import samples, visitor_models
 from ..jobs import Finished, JobBoard, run_in_background
 from .common import loss_network_status
 
@@ -117,10 +117,12 @@ def _preset_key(preset: str) -> str:
 
 
 def unique_model_name(wanted: str) -> str:
-    """``wanted`` as a folder name, suffixed -2, -3... so no model or run folder is overwritten."""
+    """``wanted`` as a folder name, suffixed -2, -3... so no model or run folder is overwritten, and never the
+    name of a shipped model or of a zoo import (a bare id then names one model, and the zoo importer its own)."""
     base = _NAME_CHARS.sub("-", wanted).strip("-._")[:60] or "style"
+    reserved = reserved_model_names()
     name, n = base, 1
-    while (settings.models_dir() / name).exists() or (settings.runs_dir() / name).exists():
+    while name in reserved or (settings.models_dir() / name).exists() or (settings.runs_dir() / name).exists():
         n += 1
         name = f"{base}-{n}"
     return name
@@ -246,6 +248,7 @@ class _JobProgress:
     curve: list[dict[str, Any]] = field(default_factory=list)  # grows by each step's rows; never rebuilt
     preview: Image.Image | None = None
     last_event: Any = None  # the trainer's latest ``TrainEvent``
+    timed_out: bool = False  # stopped by public mode's time limit, not by the visitor
 
     def add(self, batch: list[Any]) -> None:
         for event in batch:
@@ -279,13 +282,26 @@ def _training_steps(config: StyleTrainConfig, style: Image.Image, name: str, sto
     def run(report, flag) -> Path:
         return train_style(config, progress=report, should_stop=flag, style_image=style)
 
-    for batch in run_in_background(run, stop, name=f"train-{name}"):
-        if isinstance(batch, Finished):
-            return batch
-        seen.add(batch)
-        latest = seen.last_event
-        yield TrainUpdate(latest.step, latest.total, _step_status(head, latest), dict(latest.losses), seen.preview,
-                          None, curve=list(seen.curve))
+    def time_is_up() -> None:
+        seen.timed_out = True
+        stop.set()
+
+    # In a shared app no request holds a core for longer than the limit; the model so far is kept.
+    timer = threading.Timer(settings.public_max_train_seconds(), time_is_up) if settings.public_mode() else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        for batch in run_in_background(run, stop, name=f"train-{name}"):
+            if isinstance(batch, Finished):
+                return batch
+            seen.add(batch)
+            latest = seen.last_event
+            yield TrainUpdate(latest.step, latest.total, _step_status(head, latest), dict(latest.losses),
+                              seen.preview, None, curve=list(seen.curve))
+    finally:
+        if timer is not None:
+            timer.cancel()
     return None
 
 
@@ -301,7 +317,11 @@ def _final_update(config: StyleTrainConfig, finished: Finished | None, seen: _Jo
     model_id = f"local:{folder.name}"
     card_path = folder / CARD_FILE
     card = card_path.read_text(encoding="utf-8") if card_path.is_file() else None
-    if cancelled:
+    if cancelled and seen.timed_out:
+        status = (f"Stopped at step {steps} of {config.iterations}: this shared app gives one training "
+                  f"{_duration(settings.public_max_train_seconds())}. The model so far is saved as `{model_id}` "
+                  f"and is in the Stylize gallery.")
+    elif cancelled:
         status = (f"Cancelled at step {steps} of {config.iterations}; the model so far is saved as `{model_id}` "
                   f"and is in the Stylize gallery.")
     else:
@@ -325,7 +345,9 @@ def _run_job(request: TrainRequest, stop: threading.Event, style: Image.Image) -
     yield TrainUpdate(0, config.iterations, head + "  \nPreparing (loss network, style targets, content images)…")
     seen = _JobProgress()
     finished = yield from _training_steps(config, style, name, stop, head, seen)
-    yield _final_update(config, finished, seen, stop, identity, started)
+    last = _final_update(config, finished, seen, stop, identity, started)
+    visitor_models.after_training(name)  # public mode: the run folder goes, and the oldest visitor models beyond the cap
+    yield last
 
 
 def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterator[TrainUpdate]:

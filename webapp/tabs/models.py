@@ -60,7 +60,7 @@ def _keep(current: str | None, choices: list[str]) -> str | None:
 
 
 def _style_dropdown_choices(listing) -> list[tuple[str, str]]:
-    return [(f"{e.label} · {e.id}", e.id) for e in listing.style_models()]
+    return [(f"{models_handlers.style_title(e)} · {e.id}", e.id) for e in listing.style_models()]
 
 
 def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | None, pixel_pick: str | None,
@@ -123,9 +123,9 @@ def models_tab() -> dict[str, Any]:
         zoo_button = gr.Button("Import the classic styles (ONNX model zoo)")
         zoo_info = gr.Markdown()
     listing_outputs = [table_output, json_output, notices_output]
-    refresh = refresh_button.click(list_models_event, None, listing_outputs, api_name="list_models",
-                                   concurrency_limit=None)
-    card_input.change(model_card_event, card_input, [card_output, card_thumb], api_visibility="private")
+    # Light: listings and cards never queue (so they never wait behind a visitor's heavy job).
+    refresh = refresh_button.click(list_models_event, None, listing_outputs, api_name="list_models", queue=False)
+    card_input.change(model_card_event, card_input, [card_output, card_thumb], api_visibility="private", queue=False)
     pull = pull_button.click(pull_event, pull_input, pull_info, api_name="pull_model", concurrency_limit=1)
     import_zoo = zoo_button.click(import_zoo_event, None, zoo_info, api_name="import_zoo_styles", concurrency_limit=1)
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import gradio as gr
 
-from perceptual_studio import settings
 from perceptual_studio.webapp import handlers, samples
 from perceptual_studio.webapp.components import checked_image
 from perceptual_studio.webapp.events import event, progress_callback, user_errors
@@ -98,7 +97,8 @@ def superres_tab() -> dict[str, Any]:
         [image_input, mode_input, scale_input, pixel_input, feature_input, blend_input, left_input, right_input,
          crop_x, crop_y, match_input],
         [slider_output, gallery_output, zoom_output, sr_info, images_state],
-        api_name="super_resolve", concurrency_limit=settings.concurrency(), concurrency_id="fast",
+        # Its own pool: an x8 result of a large photo takes a core for many seconds; stylizes must not wait on it.
+        api_name="super_resolve", concurrency_limit=1, concurrency_id="sr",
     )
     for control in (left_input, right_input, crop_x, crop_y):
         control.change(sr_views_event, [images_state, left_input, right_input, crop_x, crop_y],

@@ -1,0 +1,194 @@
+"""The painting styles of the gallery: their manifest, training content drawn from the corpus's train split only,
+the painting's credit in the model's record, card and pickers, and the gallery's order and thumbnails."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from perceptual_studio import networks
+from perceptual_studio.imaging.corpus import HELD_OUT, PAINTING, PHOTO, TRAIN, CorpusImage
+from perceptual_studio.imaging.corpus.manifest import write_manifest
+from perceptual_studio.registry import api
+from perceptual_studio.registry.errors import ModelFormatError
+from perceptual_studio.registry.schema import StyleImageCredit, TrainingRecord
+
+
+def _image(seed: int, size=(320, 280)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def _record(folder: Path, image_id: str, kind: str, split: str, image: Image.Image, **fields) -> CorpusImage:
+    file = f"images/{image_id.replace('/', '__')}.png"
+    (folder / file).parent.mkdir(parents=True, exist_ok=True)
+    image.save(folder / file)
+    values = dict(id=image_id, kind=kind, title=image_id.rsplit("/", 1)[-1], author="Someone", year=None,
+                  licence="CC0-1.0", attribution=f"{image_id} by Someone, CC0-1.0", source_url=None,
+                  package=image_id.split("/", 1)[0], package_version="1.0", package_path=f"data/{image_id}",
+                  group=image_id, split=split, file=file, width=image.width, height=image.height,
+                  sha256=hashlib.sha256((folder / file).read_bytes()).hexdigest())
+    return CorpusImage(**{**values, **fields})
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A small corpus: two train photos, two held out (one of them the gallery's preview photo), one painting
+    with a black frame."""
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
+
+    folder = tmp_path / "corpus"
+    framed = Image.new("RGB", (300, 240), "black")
+    framed.paste(_image(9, (280, 220)), (10, 10))
+    images = [
+        _record(folder, "pkg/photos/train-a", PHOTO, TRAIN, _image(1)),
+        _record(folder, "pkg/photos/train-b", PHOTO, TRAIN, _image(2)),
+        _record(folder, "pkg/photos/held-c", PHOTO, HELD_OUT, _image(3)),
+        _record(folder, "scikit-image/astronaut", PHOTO, HELD_OUT, load_sample_photo("astronaut")),
+        _record(folder, "pkg/paintings/the-wave", PAINTING, TRAIN, framed, title="The Wave", author="A. Painter",
+                year="1830", licence="GPL-3.0-or-later"),
+    ]
+    write_manifest(folder, images, [], {"pkg": {"version": "1.0", "sha256": "0" * 64}})
+    return folder
+
+
+def _manifest_file(tmp_path: Path) -> Path:
+    path = tmp_path / "paintings.toml"
+    path.write_text('''work-dir = "paintings"
+[content]
+source = "corpus"
+crops_per_photo = 3
+crop_size = 96
+seed = 0
+[train]
+image-size = 64
+[[style]]
+name = "the-wave"
+painting = "pkg/paintings/the-wave"
+title = "The Great Wave"
+crop-border = 10
+init = "builtin:stained-glass"
+iterations = 5
+style-weight = 1.0
+[fast]
+init = "builtin:stained-glass-fast"
+scratch-iterations = 4
+finetune-iterations = 3
+objective-iterations = 2
+width = 0.375
+''', encoding="utf-8")
+    return path
+
+
+def test_the_shipped_painting_manifest_names_the_paintings_the_gallery_promises():
+    from perceptual_studio.train.shipped.gallery import PAINTINGS_MANIFEST, read_gallery, read_manifest
+
+    manifest = read_manifest(PAINTINGS_MANIFEST)
+    assert manifest.content.source == "corpus" and manifest.work_dir_name == "paintings"
+    paintings = {s.painting for s in manifest.styles}
+    assert len(paintings) == len(manifest.styles) >= 8 and None not in paintings
+    for promised in ("katsushika-hokusai-the-great-wave-off-kanagawa", "opencv-doc/starry_night",
+                     "wassily-kandinsky-composition-viii", "gcompris-qt-data/details/"):
+        assert any(promised in p for p in paintings), promised
+    assert len({s.options.get("style-weight") for s in manifest.styles}) > 1  # chosen per painting
+    assert [m.source for m in read_gallery()][0] == PAINTINGS_MANIFEST  # the paintings come first
+
+
+def test_painting_content_comes_from_the_corpus_train_split_only_and_the_plan_starts_from_shipped_models(
+        corpus, tmp_path, capsys):
+    from perceptual_studio.train.shipped.gallery import main
+
+    manifest, work, models = _manifest_file(tmp_path), tmp_path / "work", tmp_path / "models"
+    assert main(["--manifest", str(manifest), "--plan", "--corpus", str(corpus), "--work-dir", str(work),
+                 "--models-root", str(models)]) == 0
+    commands = [c.split() for c in capsys.readouterr().out.strip().splitlines()]
+    style, distill, objective = commands
+    assert style[style.index("--init") + 1] == "builtin:stained-glass" and "--style-weight" in style
+    assert distill[distill.index("--init") + 1] == "builtin:stained-glass-fast"
+    assert distill[distill.index("--iterations") + 1] == "3"  # every student fine-tunes from the shipped one
+    assert objective[objective.index("--variant-of") + 1] == str(models / "the-wave")
+    # The style image is the painting less its frame.
+    painted = Image.open(style[style.index("--style") + 1])
+    assert painted.size == (280, 220) and np.asarray(painted).reshape(-1, 3).mean(0).min() > 60
+
+    from dataclasses import replace
+
+    from perceptual_studio.train.shipped.gallery import build_content, read_manifest
+    spec = replace(read_manifest(manifest).content, corpus=corpus)
+    folder = build_content(spec, tmp_path / "content")
+    assert sorted({p.name.rsplit("-", 1)[0] for p in folder.glob("*.jpg")}) == ["photos-train-a", "photos-train-b"]
+    sources = (folder / "SOURCES.md").read_text(encoding="utf-8")
+    assert "random crops of 2 photos of the licensed image corpus" in sources and "held-c" in sources.split("Held out")[1]
+
+
+def test_a_painting_manifest_without_a_corpus_says_how_to_build_one(tmp_path, caplog):
+    from perceptual_studio.train.shipped.gallery import main
+
+    assert main(["--manifest", str(_manifest_file(tmp_path)), "--corpus", str(tmp_path / "none"),
+                 "--work-dir", str(tmp_path / "w"), "--models-root", str(tmp_path / "m")]) == 2
+    assert "python -m imaging.corpus build" in caplog.text and not (tmp_path / "m").exists()
+
+
+def test_a_finished_painting_style_records_its_credit_and_its_card_names_the_painting(corpus, tmp_path, env):
+    from dataclasses import replace
+
+    from perceptual_studio.train.shipped.gallery import finalize_shipped, read_manifest
+
+    manifest = read_manifest(_manifest_file(tmp_path))
+    manifest = replace(manifest, content=replace(manifest.content, corpus=corpus))
+    folder = tmp_path / "models" / "the-wave"
+    api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), folder, style="the-wave",
+                   training={"loss_network": "vgg16:imagenet-caffe"})
+    assert finalize_shipped(folder, manifest.styles[0], manifest)
+    credit = api.load_model(str(folder), "cpu").config.training.style_image
+    assert credit == StyleImageCredit("The Great Wave", "A. Painter", "1830", "GPL-3.0-or-later",
+                                      "pkg 1.0: data/pkg/paintings/the-wave")
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert "*The Great Wave* by A. Painter (1830), GPL-3.0-or-later" in card and "trained on that one image" in card
+    assert "names this painting only \"The Wave\"" in card  # the title given in the manifest is said to be so
+    assert not finalize_shipped(folder, manifest.styles[0], manifest)  # idempotent
+
+
+def test_a_credit_round_trips_through_the_record_and_a_bad_one_is_refused():
+    credit = {"title": "Starry Night", "artist": "Vincent van Gogh", "year": "1889", "licence": "CC0-1.0",
+              "source": "pkg 1.0: a.png"}
+    record = TrainingRecord.from_dict({"loss_network": "vgg16:imagenet-caffe", "style_image": credit})
+    assert record.style_image.caption == "Starry Night, Vincent van Gogh, 1889"
+    assert record.to_dict()["style_image"] == credit
+    assert "style_image" not in TrainingRecord.from_dict({"loss_network": "x"}).to_dict()
+    for bad in ("a painting", {**credit, "title": "x" * 301}, {**credit, "artist": 3}, {**credit, "licence": " "}):
+        with pytest.raises(ModelFormatError, match="style_image"):
+            TrainingRecord.from_dict({"style_image": bad})
+
+
+def test_credited_paintings_come_first_with_their_title_and_the_painting_inset_in_the_thumbnail(tmp_path, env,
+                                                                                               monkeypatch):
+    from perceptual_studio.webapp.handlers import models as handlers
+
+    root = tmp_path / "builtin"
+    torch.manual_seed(0)
+    credit = {"title": "The Wave", "artist": "A. Painter", "year": None, "licence": "CC0-1.0", "source": "pkg 1.0"}
+    for name, style_credit in (("aaa-pattern", None), ("zzz-painting", credit)):
+        training = {"loss_network": "vgg16:imagenet-caffe", **({"style_image": style_credit} if style_credit else {})}
+        api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), root / "styles" / name,
+                       style=name, training=training, style_image=Image.new("RGB", (90, 60), (255, 0, 0)),
+                       preview=Image.new("RGB", (256, 256), (0, 0, 255)))
+    monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(root))
+    api.clear_memory_cache()
+    listing = handlers.ModelListing(api.list_models(source="builtin").entries)
+    painting, pattern = listing.style_models()
+    assert (painting.id, pattern.id) == ("builtin:zzz-painting", "builtin:aaa-pattern")
+    assert handlers.gallery_caption(painting).startswith("The Wave, A. Painter · builtin")
+    assert handlers.gallery_caption(pattern).startswith("aaa-pattern · builtin")
+    assert "zzz-painting (The Wave, A. Painter)" in handlers.table_rows(listing)[0][3]
+    assert handlers.records(listing)[0]["style_image"]["title"] == "The Wave"
+    picture = np.asarray(handlers.thumbnail(painting)).astype(int)
+    assert picture.shape[:2] == (192, 192)
+    assert np.abs(picture[-20, -20] - [255, 0, 0]).max() < 40  # the style image, inset in the corner
+    assert np.abs(picture[20, 20] - [0, 0, 255]).max() < 40  # the stylized photo around it
+    assert json.loads((root / "styles" / "zzz-painting" / "config.json").read_text())["training"]["style_image"]

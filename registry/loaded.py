@@ -47,14 +47,13 @@ def load_model_folder(folder: str | os.PathLike, device: torch.device | str | No
     Returns the network in eval mode on ``device`` (default ``settings.device()``) with its parsed config.
     """
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     folder = Path(folder)
     name = name or folder.name
     config = validate_folder(folder, name=name)
     try:
-        state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
-        with safe_open(str(folder / WEIGHTS_FILE), "pt") as handle:
+        with safe_open(str(folder / WEIGHTS_FILE), "pt", device="cpu") as handle:  # one read: tensors and metadata
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
             metadata = handle.metadata()
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ModelFormatError(f"{name}: {WEIGHTS_FILE} could not be read: {exc}") from None

@@ -130,8 +130,9 @@ def _held_out_photos(manifest, profile: Profile) -> dict:
 
     held_out = list(content_photos(manifest.content, preview=PREVIEW_PHOTO).held_out.items())
     count = min(profile.gallery_photos or len(held_out), len(held_out))
-    chosen = [held_out[round(i * (len(held_out) - 1) / max(1, count - 1))] for i in range(count)] if count > 1 else held_out[:1]
-    return {name: resize_to_max_side(load(), profile.gallery_side) for name, load in dict(chosen).items()}
+    step = (len(held_out) - 1) / max(1, count - 1)  # the first and the last, and evenly between
+    chosen = dict(held_out[round(i * step)] for i in range(count))
+    return {name: resize_to_max_side(load(), profile.gallery_side) for name, load in chosen.items()}
 
 
 def section_gallery(profile: Profile, device: str, work: Path, out: Path) -> dict:

@@ -291,6 +291,9 @@ PUBLIC_MAX_FEATURE_MAPS = _declare("PERCEPTUAL_PUBLIC_MAX_FEATURE_MAPS", _at_lea
                                    "in public mode, the most feature maps one Explain request projects")
 PUBLIC_HUB_CONTENT = _declare("PERCEPTUAL_PUBLIC_HUB_CONTENT", _bool, False,
                               "in public mode, let visitors train on a Hugging Face dataset id they name")
+PUBLIC_MAX_HUB_CONTENT_BYTES = _declare("PERCEPTUAL_PUBLIC_MAX_HUB_CONTENT_BYTES", _size, "256mb",
+                                        "in public mode, the largest Hub dataset (its image files) a visitor may "
+                                        "train on, where PERCEPTUAL_PUBLIC_HUB_CONTENT allows one")
 PUBLIC_WAITING_PER_CLIENT = _declare("PERCEPTUAL_PUBLIC_WAITING_PER_CLIENT", _at_least(1), 4,
                                      "in public mode, the most requests one client (address) may have waiting in "
                                      "the queue; more are refused with a message")
@@ -306,6 +309,29 @@ PUBLIC_MAX_TRAIN_SECONDS = _declare("PERCEPTUAL_PUBLIC_MAX_TRAIN_SECONDS", _at_l
 PUBLIC_MAX_VISITOR_MODELS = _declare("PERCEPTUAL_PUBLIC_MAX_VISITOR_MODELS", _at_least(1), 30,
                                      "in public mode, the most models visitors' trainings keep on disk; the "
                                      "oldest go first (the owner's own models are never touched)")
+PUBLIC_MODELS_PER_VISITOR = _declare("PERCEPTUAL_PUBLIC_MODELS_PER_VISITOR", _at_least(1), 3,
+                                     "in public mode, the most models one visitor's trainings keep; their oldest "
+                                     "goes first")
+PUBLIC_VISITOR_MODEL_HOURS = _declare("PERCEPTUAL_PUBLIC_VISITOR_MODEL_HOURS", _positive, 24.0,
+                                      "in public mode, how long a visitor's model stays unless its owner publishes it")
+PUBLIC_MAX_CONTENT_IMAGES = _declare("PERCEPTUAL_PUBLIC_MAX_CONTENT_IMAGES", _at_least(1), 16,
+                                     "in public mode, the most content photos a visitor may upload with one training "
+                                     "request")
+PUBLIC_MAX_CONTENT_BYTES = _declare("PERCEPTUAL_PUBLIC_MAX_CONTENT_BYTES", _size, "32mb",
+                                    "in public mode, the most bytes of content photos one training request uploads")
+PUBLIC_MAX_UPLOAD_REQUEST = _declare("PERCEPTUAL_PUBLIC_MAX_UPLOAD_REQUEST", _size, "64mb",
+                                     "in public mode, the largest upload request (all its files together)")
+PUBLIC_UPLOAD_BYTES_PER_HOUR = _declare("PERCEPTUAL_PUBLIC_UPLOAD_BYTES_PER_HOUR", _size, "256mb",
+                                        "in public mode, what one client (address) may upload in an hour")
+PUBLIC_UPLOAD_TOTAL_PER_HOUR = _declare("PERCEPTUAL_PUBLIC_UPLOAD_TOTAL_PER_HOUR", _size, "2gb",
+                                        "in public mode, what all clients together may upload in an hour")
+PUBLIC_MAX_BASELINE_ITERATIONS = _declare("PERCEPTUAL_PUBLIC_MAX_BASELINE_ITERATIONS", _at_least(1), 300,
+                                          "in public mode, the most L-BFGS iterations one baseline request runs")
+PUBLIC_MAX_BASELINE_SIDE = _declare("PERCEPTUAL_PUBLIC_MAX_BASELINE_SIDE", _at_least(32), 512,
+                                    "in public mode, the largest image side the baseline optimises")
+PUBLIC_MAX_REQUEST_SECONDS = _declare("PERCEPTUAL_PUBLIC_MAX_REQUEST_SECONDS", _at_least(1), 300,
+                                      "in public mode, the longest a super-resolution, Explain or baseline request "
+                                      "runs before it stops with a message")
 # Read here as well, set by others.
 GRADIO_SHARE = _declare("GRADIO_SHARE", _bool, False, "a public share link (then public mode is on under ``auto``)",
                         set_by="Gradio's users")
@@ -570,6 +596,10 @@ def public_hub_content() -> bool:
     return PUBLIC_HUB_CONTENT.get()
 
 
+def public_max_hub_content_bytes() -> int:
+    return PUBLIC_MAX_HUB_CONTENT_BYTES.get()
+
+
 def public_waiting_per_client() -> int:
     return PUBLIC_WAITING_PER_CLIENT.get()
 
@@ -588,6 +618,46 @@ def public_max_train_seconds() -> int:
 
 def public_max_visitor_models() -> int:
     return PUBLIC_MAX_VISITOR_MODELS.get()
+
+
+def public_models_per_visitor() -> int:
+    return PUBLIC_MODELS_PER_VISITOR.get()
+
+
+def public_visitor_model_hours() -> float:
+    return PUBLIC_VISITOR_MODEL_HOURS.get()
+
+
+def public_max_content_images() -> int:
+    return PUBLIC_MAX_CONTENT_IMAGES.get()
+
+
+def public_max_content_bytes() -> int:
+    return PUBLIC_MAX_CONTENT_BYTES.get()
+
+
+def public_max_upload_request() -> int:
+    return PUBLIC_MAX_UPLOAD_REQUEST.get()
+
+
+def public_upload_bytes_per_hour() -> int:
+    return PUBLIC_UPLOAD_BYTES_PER_HOUR.get()
+
+
+def public_upload_total_per_hour() -> int:
+    return PUBLIC_UPLOAD_TOTAL_PER_HOUR.get()
+
+
+def public_max_baseline_iterations() -> int:
+    return PUBLIC_MAX_BASELINE_ITERATIONS.get()
+
+
+def public_max_baseline_side() -> int:
+    return PUBLIC_MAX_BASELINE_SIDE.get()
+
+
+def public_max_request_seconds() -> int:
+    return PUBLIC_MAX_REQUEST_SECONDS.get()
 
 
 def malloc_arena_max() -> str | None:

@@ -30,14 +30,35 @@ def load_task_model(model: ModelRef | None, task: str, device: torch.device, *, 
     try:
         loaded = load_model(model if not isinstance(model, str) else model.strip(), device, token=token)
     except RegistryError as exc:
-        raise ValueError(f"Model {model} cannot be used: {exc}") from None
+        raise unusable(model, exc) from None
     check_task(loaded.config.task, task, str(model))
     return loaded
+
+
+def unusable(model: ModelRef, exc: Exception) -> ValueError:
+    """"Model X cannot be used: why", naming a long id (or path) by its start alone."""
+    shown = str(model) if len(str(model)) <= 80 else str(model)[:60] + "…"
+    return ValueError(f"Model {shown} cannot be used: {exc}")
 
 
 def check_task(actual: str | None, task: str, model: str) -> None:
     if actual != task:
         raise ValueError(f"{model} is a {TASK_LABELS.get(actual, actual)} model, not a {TASK_LABELS[task]} one.")
+
+
+# Architecture options that carry no weights (the SR network's lattice filter): models that differ only in these
+# still blend, and the blend takes the larger value (``weight_free_options``).
+WEIGHT_FREE_ARGS: frozenset[str] = frozenset({"degrid"})
+
+
+def _weighted_args(model: LoadedModel) -> dict:
+    return {k: v for k, v in model.config.architecture_args.items() if k not in WEIGHT_FREE_ARGS}
+
+
+def weight_free_options(models: Sequence[LoadedModel]) -> dict[str, int]:
+    """The weight-free options a blend of ``models`` runs with: the largest each of them asks for (a grid one part
+    removes stays removed in the blend)."""
+    return {name: max(int(m.config.architecture_args.get(name, 0) or 0) for m in models) for name in WEIGHT_FREE_ARGS}
 
 
 def check_same_architecture(models: Sequence[LoadedModel]) -> None:
@@ -51,8 +72,8 @@ def check_same_architecture(models: Sequence[LoadedModel]) -> None:
         a, b = first.config, other.config
         if a.architecture != b.architecture:
             differs = f"`{first.label}` is a {a.architecture} network, `{other.label}` a {b.architecture} one"
-        elif a.architecture_args != b.architecture_args:
-            args_a, args_b = a.architecture_args, b.architecture_args
+        elif _weighted_args(first) != _weighted_args(other):
+            args_a, args_b = _weighted_args(first), _weighted_args(other)
             names = sorted(name for name in set(args_a) | set(args_b) if args_a.get(name) != args_b.get(name))
             args = ", ".join(f"{name} {args_a.get(name, '(default)')} vs {args_b.get(name, '(default)')}"
                              for name in names)

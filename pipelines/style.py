@@ -50,6 +50,7 @@ from .common import (
     load_task_model,
     resize_longest,
     resolve_device,
+    unusable,
 )
 
 TASK = "style-transfer"
@@ -162,7 +163,7 @@ def choose_network(model: ModelRef | None, network: str = "auto", device: torch.
     try:
         canonical, config = read_config(model if not isinstance(model, str) else model.strip())
     except RegistryError as exc:
-        raise ValueError(f"Model {model} cannot be used: {exc}") from None
+        raise unusable(model, exc) from None
     check_task(config.task, TASK, str(model))
     requested_id = canonical or str(model)
     teacher = config.training.variant_of

@@ -37,7 +37,7 @@ from perceptual_studio.networks.interpolate import interpolate_networks
 from perceptual_studio.registry import LoadedModel
 from perceptual_studio.registry.api import ModelRef
 
-from .common import check_output_size, check_same_architecture, load_task_model, resolve_device
+from .common import check_output_size, check_same_architecture, load_task_model, resolve_device, weight_free_options
 
 TASK = "super-resolution"
 SCALES: tuple[int, ...] = (4, 8)
@@ -90,7 +90,11 @@ def interpolate_models(pixel: LoadedModel, feature: LoadedModel, alpha: float) -
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"the blend must be between 0 and 1, got {alpha}")
     check_same_architecture([pixel, feature])
-    return interpolate_networks([pixel.network, feature.network], [1.0 - alpha, alpha])
+    blend = interpolate_networks([pixel.network, feature.network], [1.0 - alpha, alpha])
+    window = weight_free_options([pixel, feature])["degrid"]
+    if window and getattr(blend, "degrid", window) != window:
+        blend.set_degrid(window)  # the feature model's lattice filter (weight-free) stays on in every blend
+    return blend
 
 
 def parse_scale(scale: int | str) -> int:

@@ -168,7 +168,13 @@ def list_models(task: str | None = None, source: str | None = None, *, token: st
 # ------------------------------------------------------------------------------------------------ ids
 
 
+MAX_NAME_LENGTH = 200  # a folder name every filesystem takes (most allow 255 bytes)
+
+
 def _check_local_name(name: str) -> str:
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidModelIdError(f"invalid local model name ({len(name)} characters): a model name is at most "
+                                  f"{MAX_NAME_LENGTH} characters")
     if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\\0"):
         raise InvalidModelIdError(f"invalid local model name {name!r}: expected a folder name in the models folder")
     return name

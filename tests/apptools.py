@@ -69,23 +69,29 @@ def app_env_values(root: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def app_environment(root: Path, *, models: bool = True) -> Iterator[dict[str, str]]:
-    """Set the app's environment (restored afterwards), with training content and, optionally, the test models."""
-    env = app_env_values(root)
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
+def environment(values: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Set these environment variables, restored afterwards (for fixtures wider than a test's monkeypatch)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
-        for i in range(2):
-            photo(Path(env["PERCEPTUAL_TRAIN_CONTENT"]) / f"c{i}.png", (40, 36), seed=10 + i)
-        if models:
-            save_test_models(Path(env["PERCEPTUAL_MODELS_DIR"]), photo(root / "style.png", (40, 40), seed=3))
-        yield env
+        yield values
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def app_environment(root: Path, *, models: bool = True) -> Iterator[dict[str, str]]:
+    """Set the app's environment (restored afterwards), with training content and, optionally, the test models."""
+    with environment(app_env_values(root)) as env:
+        for i in range(2):
+            photo(Path(env["PERCEPTUAL_TRAIN_CONTENT"]) / f"c{i}.png", (40, 36), seed=10 + i)
+        if models:
+            save_test_models(Path(env["PERCEPTUAL_MODELS_DIR"]), photo(root / "style.png", (40, 40), seed=3))
+        yield env
 
 
 @contextlib.contextmanager

@@ -1,6 +1,8 @@
 """Every registered architecture: shapes (odd sizes too), no NaN, gradients reach every parameter, modes."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -145,6 +147,37 @@ def test_train_and_eval_modes() -> None:
 def test_style_net_rejects_bad_options(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         StyleTransformNet(**kwargs)
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_the_lattice_filter_removes_a_grid_and_keeps_detail(scale: int) -> None:
+    """degrid: a pattern repeating every ``scale`` pixels is removed whole, noise (no preferred phase) and a
+    smooth ramp are kept, and a filtered network is a filtered copy of the unfiltered one."""
+    from perceptual_studio.networks.sr import lattice_pattern
+
+    grid = torch.zeros(1, 3, 8 * scale, 8 * scale)
+    grid[..., ::scale, 1::scale] = 1.0
+    grid -= grid.mean()
+    assert torch.allclose(lattice_pattern(grid, scale, 5), grid, atol=1e-6)
+    noise = torch.randn(1, 3, 32 * scale, 32 * scale, generator=torch.Generator().manual_seed(0))
+    assert lattice_pattern(noise, scale, 9).pow(2).mean() < 0.03 * noise.pow(2).mean()
+    ramp = torch.linspace(0, 1, 16 * scale).expand(1, 3, 16 * scale, 16 * scale).contiguous()
+    assert lattice_pattern(ramp, scale, 3).abs().max() < 0.05  # a ramp differs across phases only by its slope
+    torch.manual_seed(0)
+    plain = SuperResolutionNet(scale=scale, channels=8, num_residual=1, norm="none", upsample="shuffle",
+                               residual="bicubic")
+    torch.nn.init.normal_(plain.tail[0].conv.weight, std=0.05)  # a trained tail, not the zero start
+    filtered = copy.deepcopy(plain)
+    filtered.set_degrid(9)
+    assert filtered.config["degrid"] == 9 and "degrid" not in plain.config
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        base = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+        difference = plain.train()(x) - base
+        expected = (base + difference - lattice_pattern(difference, scale, 9)).clamp(0, 1)
+        assert torch.allclose(filtered.eval()(x), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="degrid"):
+        SuperResolutionNet(scale=scale, degrid=-1)
 
 
 def test_sr_rejects_bad_scale() -> None:

@@ -63,18 +63,33 @@ def _request(tmp_path, **fields) -> training.TrainRequest:
 def test_a_visitor_cannot_name_training_content_and_learns_nothing_about_the_disk(public, tmp_path, source) -> None:
     with pytest.raises(ValueError) as refused:
         training.build_config(_request(tmp_path, content_source=source), "x")
-    assert str(refused.value) == ("In this shared app, training uses the bundled licensed photos: leave the content "
-                                  "field empty.")
+    assert str(refused.value) == ("In this shared app, training uses the bundled licensed photos, or photos you "
+                                  "upload: leave the content field empty.")
 
 
-def test_a_hub_dataset_is_allowed_only_when_the_owner_says_so(public, tmp_path, monkeypatch) -> None:
+def test_a_hub_dataset_is_allowed_only_when_the_owner_says_so_and_within_its_cap(public, tmp_path, monkeypatch) -> None:
+    from fakehub import FakeHub, hub_env
+
     monkeypatch.setenv("PERCEPTUAL_PUBLIC_HUB_CONTENT", "1")
-    assert training.build_config(_request(tmp_path, content_source="owner/dataset"), "x").content == "owner/dataset"
+    monkeypatch.setenv("PERCEPTUAL_PUBLIC_MAX_HUB_CONTENT_BYTES", "100kb")
+    with FakeHub(tmp_path / "hub") as hub, hub_env(hub.url, cache_dir=tmp_path / "cache"):
+        hub.add_file("owner/small", "a.png", b"\x89PNG" + b"\1" * 50_000, repo_type="dataset")
+        hub.add_file("owner/small", "notes.txt", b"x" * 200_000, repo_type="dataset")  # not an image: not counted
+        hub.add_file("owner/big", "b/c.png", b"\x89PNG" + b"\1" * 200_000, repo_type="dataset")
+        assert training.build_config(_request(tmp_path, content_source="owner/small"), "x").content == "owner/small"
+        with pytest.raises(ValueError, match=r"holds 0 MiB of images, more than this shared app downloads"):
+            training.build_config(_request(tmp_path, content_source="owner/big"), "x")
+    with pytest.raises(ValueError, match="cannot be reached"):  # measured before any download, or refused
+        training.build_config(_request(tmp_path, content_source="owner/small"), "x")
     with pytest.raises(ValueError, match="dataset id"):
         training.build_config(_request(tmp_path, content_source="/etc"), "x")
 
 
 def test_the_server_bounds_training_steps_and_style_names(public, tmp_path, monkeypatch) -> None:
+    with pytest.raises(ValueError, match="training image size here is 32 to 512 px, not 4096"):
+        training.build_config(_request(tmp_path, image_size=4096), "x")
+    with pytest.raises(ValueError, match="batch size here is 1 to 8, not 64"):
+        training.build_config(_request(tmp_path, batch_size=64), "x")
     monkeypatch.setenv("PERCEPTUAL_PUBLIC_MAX_ITERATIONS", "500")
     with pytest.raises(ValueError, match="at most 500"):
         training.build_config(_request(tmp_path, iterations=10**9), "x")
@@ -164,20 +179,31 @@ def test_one_client_cannot_fill_the_queue_or_hold_two_heavy_jobs(public, monkeyp
     # visitor still joins.
     demo, admitted = _fake_demo([_Event("fast", "10.0.0.1") for _ in range(4)], [])
     fair_queue.install(demo)
-    ok, message, state = _join(demo, 1, "10.0.0.1")
-    assert (ok, state) == (False, "queue_full") and "You already have 4 requests waiting" in message
+    ok, detail, state = _join(demo, 1, "10.0.0.1")
+    # Answered as Gradio's validation refusal (HTTP 422), which the page and gradio_client both show as written.
+    assert (ok, state) == (False, "validator_error") and detail[0]["is_valid"] is False
+    assert "You already have 4 requests waiting" in detail[0]["message"]
     assert _join(demo, 1, "10.0.0.2")[0] and admitted == [1]
     # A second heavy job while the first trains: refused; a light one from the same visitor is not.
     demo, admitted = _fake_demo([], [_Event("train", "10.0.0.1")])
     fair_queue.install(demo)
-    ok, message, _ = _join(demo, 0, "10.0.0.1")
-    assert not ok and "already have a heavy job" in message
+    ok, detail, _ = _join(demo, 0, "10.0.0.1")
+    assert not ok and "already have a heavy job" in detail[0]["message"]
     assert _join(demo, 1, "10.0.0.1")[0] and _join(demo, 0, "10.0.0.3")[0]
     # Heavy jobs of one kind, each from another address, stop at PERCEPTUAL_PUBLIC_HEAVY_WAITING.
     monkeypatch.setenv("PERCEPTUAL_PUBLIC_HEAVY_WAITING", "3")
     demo, _ = _fake_demo([_Event("train", f"10.1.0.{i}") for i in range(3)], [])
     fair_queue.install(demo)
-    assert "Too many jobs of this kind" in _join(demo, 0, "10.2.0.1")[1] and _join(demo, 1, "10.2.0.1")[0]
+    assert "Too many jobs of this kind" in _join(demo, 0, "10.2.0.1")[1][0]["message"] and _join(demo, 1, "10.2.0.1")[0]
+
+
+def test_waiting_requests_take_turns_by_client(public, monkeypatch) -> None:
+    from perceptual_studio.webapp.fair_queue import interleave
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    flood = [_Event("fast", "10.0.0.1") for _ in range(4)]
+    late = _Event("fast", "10.0.0.2")
+    assert interleave(flood + [late]) == [flood[0], late, *flood[1:]]  # the newcomer runs second, not fifth
 
 
 def test_on_a_space_the_client_is_the_forwarded_address(monkeypatch) -> None:

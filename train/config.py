@@ -269,6 +269,9 @@ class SRTrainConfig(TrainConfigBase):
     residual: str = field(default="none", metadata=option(
         "bicubic: learn only the difference to a bicubic upscale (networks/sr.py); none: the paper's network",
         choices=SR_RESIDUALS))
+    degrid: int = field(default=0, metadata=option(
+        "remove the part of the output locked to the upsampling lattice, averaged over this many input pixels "
+        "(networks/sr.py lattice_pattern; 0: off, or as the --init model has it)"))
     eval_data: str | None = field(default=None, metadata=option(
         "held-out evaluation images, e.g. Set5 (default: the last --holdout images of --data)"))
     holdout: int = field(default=5, metadata=option("images of --data held out for evaluation"))
@@ -300,6 +303,8 @@ class SRTrainConfig(TrainConfigBase):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         _positive(self, "channels")
+        if self.degrid < 0:
+            raise ConfigError(f"--degrid must be >= 0 (0: off), got {self.degrid}")
         if self.num_residual < 0 or self.holdout < 0:
             raise ConfigError("--num-residual and --holdout must be >= 0")
         _choice("--norm", self.norm, NORMS)

@@ -82,6 +82,25 @@ def _download_hub_dataset(repo_id: str, what: str, patterns: list[str]) -> Path:
     return Path(folder)
 
 
+def hub_dataset_image_bytes(repo_id: str, patterns: list[str] | None = None) -> int:
+    """What downloading Hub dataset ``repo_id``'s image files would fetch, in bytes, from its file metadata (no
+    file is downloaded). Raises :class:`DataError` when the Hub cannot answer for it."""
+    from fnmatch import fnmatch
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    reachable, reason = hub_probe.probe_hub()
+    if not reachable:
+        raise DataError(f"the Hugging Face Hub cannot be reached ({reason}), so the dataset {repo_id} cannot be used")
+    try:
+        info = HfApi().dataset_info(repo_id, files_metadata=True)
+    except HfHubHTTPError as exc:
+        raise DataError(f"the dataset {repo_id} cannot be read from the Hub ({str(exc).splitlines()[0]})") from None
+    wanted = patterns or HUB_IMAGE_PATTERNS
+    return sum(s.size or 0 for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in wanted))
+
+
 def find_images(root: str | Path) -> list[Path]:
     """Image files under ``root``, recursively, sorted by path; hidden files and folders are skipped."""
     root = Path(root)

@@ -91,9 +91,13 @@ class SuperResolutionTask:
         model, architecture, architecture_args = start_model(
             config, self.task,
             lambda: SuperResolutionNet(config.scale, config.channels, config.num_residual, config.norm, config.upsample,
-                               config.residual))
+                               config.residual, config.degrid))
         if architecture_args.get("scale") != config.scale:
             raise ConfigError(f"--init {config.init} is a x{architecture_args.get('scale')} model, not x{config.scale}")
+        if config.degrid and architecture_args.get("degrid", 0) != config.degrid:
+            model.set_degrid(config.degrid)  # weight-free: it can be switched on for the model fine-tuned from
+            architecture_args = dict(model.config)
+            logger.info("lattice filter on (degrid %d) for the network fine-tuned from %s", config.degrid, config.init)
         return TaskSetup(
             model=model.to(device), architecture=architecture, architecture_args=architecture_args,
             loss=PerceptualLoss(loss_config, weights=weights).to(device),

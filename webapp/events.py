@@ -12,6 +12,8 @@ import gradio as gr
 from perceptual_studio import settings
 from perceptual_studio.webapp.errors import user_message
 from perceptual_studio.webapp.gpu import gpu
+from perceptual_studio.webapp.malloc_arenas import release_free_memory
+from perceptual_studio.webapp.request_context import request_guard
 
 logger = logging.getLogger(__name__)
 
@@ -42,22 +44,53 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def event(gpu_seconds: int | None = None) -> Callable[[Callable], Callable]:
-    """``user_errors``, plus ZeroGPU for ``gpu_seconds`` when the event runs networks."""
+def event(gpu_seconds: int | None = None, *, heavy: bool = False) -> Callable[[Callable], Callable]:
+    """``user_errors``, plus ZeroGPU for ``gpu_seconds`` when the event runs networks; ``heavy``: the event frees
+    hundreds of MB when it ends, which go back to the system (``release_free_memory``)."""
     def decorate(fn: Callable) -> Callable:
         inner = gpu(duration=gpu_seconds)(fn) if gpu_seconds else fn
-        return user_errors(inner)
+        return user_errors(_then_release_memory(inner) if heavy else inner)
 
     return decorate
 
 
+def _then_release_memory(fn: Callable) -> Callable:
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator_wrapper(*args: Any, **kwargs: Any):
+            try:
+                yield from fn(*args, **kwargs)
+            finally:
+                release_free_memory()
+
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_free_memory()
+
+    return wrapper
+
+
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
-    return lambda fraction, text: progress(fraction, desc=text)
+    """A handler's ``progress(fraction, text)``: drives ``gr.Progress`` and, in public mode, stops abandoned or
+    overlong work at its next step (``request_context.request_guard``)."""
+    check = request_guard()
+
+    def report(fraction: float, text: str) -> None:
+        check()
+        progress(fraction, desc=text)
+
+    return report
 
 
 def progress_callback_kw(progress: gr.Progress) -> Callable[..., None]:
     """explain's handlers call ``progress(fraction, desc=...)``, as gr.Progress itself does."""
-    return lambda fraction, desc=None, **_: progress(fraction, desc=desc)
+    report = progress_callback(progress)
+    return lambda fraction, desc=None, **_: report(fraction, desc or "")
 
 
 def visitor_token(oauth_token: gr.OAuthToken | None) -> str | None:

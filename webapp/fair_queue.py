@@ -1,12 +1,14 @@
 """Fair sharing of Gradio's queue in public mode. Gradio keeps one queue for every event, so a flood of joins from
-one client, or a pile of heavy jobs, would fill it for every visitor ("Queue is full"). Before an event joins, this
+one client, or a pile of heavy jobs, would fill it for every visitor ("Queue is full"), and one client's waiting
+requests would all run before another visitor's first. Before an event joins, this
 refuses it, with a message, when its client already has ``PERCEPTUAL_PUBLIC_WAITING_PER_CLIENT`` requests waiting,
 when it is heavy and its client already has ``PERCEPTUAL_PUBLIC_HEAVY_PER_CLIENT`` heavy jobs running or waiting,
-or when ``PERCEPTUAL_PUBLIC_HEAVY_WAITING`` jobs of its kind already wait. Light requests (listings, cards) do not
-queue at all (``queue=False``), so they never wait behind anyone.
+or when ``PERCEPTUAL_PUBLIC_HEAVY_WAITING`` jobs of its kind already wait; and it keeps each group's waiting events
+in round-robin order of their clients (:func:`interleave`). Light requests (listings, cards) do not queue at all
+(``queue=False``), so they never wait behind anyone.
 
 It wraps ``Queue.push``, the one place Gradio admits an event (``gradio/queueing.py``; its ``(ok, message,
-state)`` answer is what ``/queue/join`` returns, a refusal as HTTP 503 with the message).
+state)`` answer is what ``/queue/join`` returns; a refusal is HTTP 422 with the sentence, :func:`refusal_detail`).
 """
 from __future__ import annotations
 
@@ -66,8 +68,29 @@ def refusal(kind: str | None, client: str, waiting: Iterable[Any], running: Iter
     return None
 
 
+def interleave(events: list[Any]) -> list[Any]:
+    """Waiting events in round-robin order of their clients: every client's first waiting event before anyone's
+    second, and so on, each in arrival order. Gradio runs a group's events first come, first served, so without
+    this one client's waiting requests would all run before another visitor's first."""
+    turns: dict[str, int] = {}
+    ranked = []
+    for position, event in enumerate(events):
+        client = client_of(event.request)
+        ranked.append((turns.get(client, 0), position, event))
+        turns[client] = turns.get(client, 0) + 1
+    return [event for _, _, event in sorted(ranked, key=lambda r: r[:2])]
+
+
+def refusal_detail(reason: str) -> list[dict[str, Any]]:
+    """A refusal as Gradio's validation answer (HTTP 422): the one refusal both of Gradio's clients show as it is,
+    the page under the request's first input and gradio_client as ``ValidationError``; a "queue full" answer
+    (503) would reach them as a generic "busy, try again"."""
+    return [{"__type__": "validate", "is_valid": False, "message": reason, "parameter_name": "this request"}]
+
+
 def install(demo: Any) -> None:
-    """Admit events to ``demo``'s queue (after ``demo.queue()``) only within :class:`Limits` (public mode)."""
+    """Admit events to ``demo``'s queue (after ``demo.queue()``) only within :class:`Limits`, and keep each group's
+    waiting events in :func:`interleave` order (public mode)."""
     queue = demo._queue
     push = queue.push
 
@@ -79,8 +102,12 @@ def install(demo: Any) -> None:
             reason = refusal(fn.concurrency_id, client_of(request), waiting, running, Limits.from_settings())
             if reason is not None:
                 logger.info("queue: refused %s from a client (%s)", fn.name, reason.split(".")[0])
-                return False, reason, "queue_full"
-        return await push(body, request, username)
+                return False, refusal_detail(reason), "validator_error"
+        answer = await push(body, request, username)
+        group = queue.event_queue_per_concurrency_id.get(fn.concurrency_id) if fn is not None else None
+        if answer[0] and group is not None:
+            group.queue[:] = interleave(group.queue)
+        return answer
 
     queue.push = fair_push
 

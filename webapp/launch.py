@@ -9,7 +9,8 @@ import logging
 import os
 
 from perceptual_studio import settings
-from perceptual_studio.webapp.malloc_arenas import limit_malloc_arenas
+from perceptual_studio.webapp import visitor_models
+from perceptual_studio.webapp.malloc_arenas import limit_malloc_arenas, start_releasing
 from perceptual_studio.webapp.ui import build_demo, launch_kwargs
 
 
@@ -19,6 +20,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     limit_malloc_arenas()  # before Gradio starts its worker threads
     demo = build_demo()
+    start_releasing()  # freed request memory goes back to the system, so the server returns to its size
+    if settings.public_mode():  # visitors' models past their time go, whether or not anyone trains
+        visitor_models.start_sweeping()
     demo.launch(server_name=settings.server_name(), **launch_kwargs())
 
 

@@ -5,12 +5,19 @@ a worker thread, and image tensors of a few MB are freed in one arena and reques
 fragments and the resident size creeps up with each burst of visitors. Two arenas, as ``MALLOC_ARENA_MAX=2``
 would set before start-up, keep it level at a negligible cost in lock contention (the heavy work runs inside
 torch, not malloc). It must run before the worker threads start.
+
+A heavy request (a 2048 px super-resolution, the baseline at 512 px) frees hundreds of MB of activations that
+glibc keeps in its heaps for reuse; :func:`release_free_memory` hands them back to the system after it (measured:
+1709 -> 1412 MB after one of each), so the server's size returns to its level once the heavy work is done; and
+:func:`start_releasing` does the same every few seconds for whatever else ran (a trim takes 2 ms on an idle heap,
+20-40 ms after a 1024 px stylize, so it runs in its own thread rather than after every request).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import logging
+import threading
 
 from perceptual_studio import settings
 
@@ -34,3 +41,26 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     if applied:
         logger.debug("malloc arenas capped at %d", arenas)
     return applied
+
+
+def release_free_memory() -> bool:
+    """Return the free memory at the top of glibc's heaps to the system (``malloc_trim(0)``); False elsewhere."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+def start_releasing(every_s: float = 15.0) -> threading.Thread:
+    """Call :func:`release_free_memory` every ``every_s`` seconds in a daemon thread (the app's)."""
+    def loop() -> None:
+        while True:
+            threading.Event().wait(every_s)
+            release_free_memory()
+
+    thread = threading.Thread(target=loop, name="release-free-memory", daemon=True)
+    thread.start()
+    return thread

@@ -21,7 +21,7 @@ import gradio as gr
 
 from perceptual_studio import settings
 from perceptual_studio.networks.vgg import CAFFE_IDENTITY, describe_loss_network
-from perceptual_studio.webapp import atomic_cache, fair_queue, handlers, samples
+from perceptual_studio.webapp import atomic_cache, fair_queue, handlers, samples, upload_quota
 from perceptual_studio.webapp.tabs.explain import explain_available, explain_tab
 from perceptual_studio.webapp.tabs.models import models_tab, refresh_pickers, refresh_pickers_fresh
 from perceptual_studio.webapp.tabs.stylize import compare_tab, stylize_tab
@@ -89,7 +89,10 @@ def build_demo() -> gr.Blocks:
 def launch_kwargs() -> dict[str, Any]:
     """What ``app.py`` and the tests pass to ``launch``: the upload cap, and the examples folder as the only
     extra folder Gradio may serve from (the data folder also holds models and runs, which it must not)."""
+    public = settings.public_mode()
     return {"max_file_size": settings.max_upload_bytes(),
             "allowed_paths": [str(samples.examples_dir())],
+            # Public mode: uploads bounded per request, per client and in all (webapp/upload_quota.py).
+            **({"app_kwargs": {"middleware": upload_quota.middleware()}} if public else {}),
             # PERCEPTUAL_MCP_SERVER: passed only when on, since Gradio's MCP server needs the gradio[mcp] extra.
             **({"mcp_server": True} if settings.mcp_server() else {})}

@@ -27,7 +27,7 @@ from typing import Any
 
 from perceptual_studio import settings
 from perceptual_studio.imaging.corpus import HELD_OUT, PHOTO, TRAIN, Corpus, CorpusError, CorpusImage, read_corpus
-from perceptual_studio.registry.schema import CONFIG_FILE
+from perceptual_studio.registry.schema import CARD_FILE, CONFIG_FILE
 
 from .corpus_photos import corpus_attribution, photo_file_name, trained_on_lines
 from .shipping import (
@@ -183,9 +183,25 @@ def shipped_card_section(spec: SRModelSpec, manifest: SRManifest, corpus: Corpus
     ])
 
 
-def finalize_shipped(folder: Path, spec: SRModelSpec, manifest: SRManifest, corpus: Corpus) -> bool:
-    """A finished SR model made fit to ship (``train.shipped.shipping.make_shippable``). True if it changed anything."""
-    return make_shippable(folder, SHIPPED_HEADING, shipped_card_section(spec, manifest, corpus), BUILTIN_SR)
+def finalize_shipped(folder: Path, spec: SRModelSpec, manifest: SRManifest, corpus: Corpus, stages: Path) -> bool:
+    """A finished SR model made fit to ship (``train.shipped.shipping.make_shippable``), a stage it started from
+    named as ``stage:NAME`` rather than by a folder of the machine that trained it. True if it changed anything."""
+    renamed = name_stages(folder, stages, [m.name for m in manifest.models if not m.shipped])
+    return make_shippable(folder, SHIPPED_HEADING, shipped_card_section(spec, manifest, corpus), BUILTIN_SR) or renamed
+
+
+def name_stages(folder: Path, stages: Path, names: list[str]) -> bool:
+    """Replace ``stages/NAME`` with ``stage:NAME`` in the model's card and config. True if changed."""
+    changed = False
+    for file in (folder / CARD_FILE, folder / CONFIG_FILE):
+        text = file.read_text(encoding="utf-8") if file.is_file() else ""
+        renamed = text
+        for name in names:
+            renamed = renamed.replace(str(stages.resolve() / name), f"stage:{name}")
+        if renamed != text:
+            file.write_text(renamed, encoding="utf-8")
+            changed = True
+    return changed
 
 
 def recipe_folders(work_dir: Path, recipe: str | None) -> tuple[Path, Path]:
@@ -257,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         folder = model_folder(spec, args.models_root, stages)
         if is_finished(folder.name, spec.iterations, folder.parent):
-            if spec.shipped and finalize_shipped(folder, spec, manifest, corpus):
+            if spec.shipped and finalize_shipped(folder, spec, manifest, corpus, stages):
                 logger.info("%s: made ready to ship (float16 weights, card: shipped section, builtin id)", spec.name)
             logger.info("%s: finished (%d iterations), skipped", spec.name, spec.iterations)
             continue
@@ -268,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         if not run_training(spec.name, command, recipe_folders(work_dir, args.recipe)[0] / spec.name / LOG_FILE):
             return 1
         if spec.shipped:
-            finalize_shipped(folder, spec, manifest, corpus)
+            finalize_shipped(folder, spec, manifest, corpus, stages)
     return 0
 
 

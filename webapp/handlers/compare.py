@@ -59,6 +59,19 @@ def model_style_image(model_id: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _check_public_bounds(iterations: int, max_side: int) -> None:
+    """In public mode the server bounds the baseline itself: each iteration is a forward and backward pass of the
+    loss network over the whole image."""
+    if not settings.public_mode():
+        return
+    if iterations > settings.public_max_baseline_iterations():
+        raise ValueError(f"{iterations} L-BFGS iterations is more than this shared app runs for one request (at "
+                         f"most {settings.public_max_baseline_iterations()}).")
+    if max_side > settings.public_max_baseline_side():
+        raise ValueError(f"The baseline here works on images up to {settings.public_max_baseline_side()} px a side, "
+                         f"not {max_side}.")
+
+
 @dataclass
 class CompareOutput:
     content_size: tuple[int, int]
@@ -165,6 +178,7 @@ def compare_baseline(
     iterations, max_side = int(iterations), int(max_side)
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
+    _check_public_bounds(iterations, max_side)
     content_img = resize_to_max_side(load_image(content), max_side)
     model = load_registry_model(model_id, "style-transfer") if model_id else None
     style_img, style_source = _style_image(style, model, model_id)

@@ -19,7 +19,7 @@ from perceptual_studio.registry import RegistryError, describe, list_models, pul
 from perceptual_studio.registry.onnx_zoo import ZOO_STYLES, import_zoo_styles
 from perceptual_studio.registry.schema import CARD_FILE, STYLE_IMAGE_FILE
 
-from .. import samples
+from .. import samples, visitor_models
 
 logger = logging.getLogger(__name__)
 
@@ -80,23 +80,33 @@ def _listing_key(token: str | None) -> tuple:
             tuple(settings.hub_extra_models()), who)
 
 
-def current_listing(max_age: float = 0.0, token: str | None = None) -> ModelListing:
+def current_listing(max_age: float = 0.0, token: str | None = None, owner: str | None = None) -> ModelListing:
     """Local, cached and (when reachable) Hub models; never raises for an unreachable Hub.
 
     ``max_age`` > 0 reuses a listing at most that many seconds old (the events of one page load share one);
-    ``token``: a signed-in visitor's, whose listing is kept apart from the anonymous one.
+    ``token``: a signed-in visitor's, whose listing is kept apart from the anonymous one; ``owner``: in public
+    mode, whose visitor models it shows (``visitor_models``: other visitors' are left out).
     """
     key = _listing_key(token)
     with _listing_lock:  # one listing at a time: concurrent page loads wait and share it
         hit = _listing_cache.get(key)
         if hit is not None and time.monotonic() - hit[0] <= max_age:
-            return hit[1]
+            return _visible(hit[1], owner)
         listing = list_models(token=token)
         result = ModelListing(list(listing.entries), list(listing.notices))
         if len(_listing_cache) >= _LISTING_CACHE_SIZE:
             _listing_cache.pop(next(iter(_listing_cache)))
         _listing_cache[key] = (time.monotonic(), result)
-        return result
+        return _visible(result, owner)
+
+
+def _visible(listing: ModelListing, owner: str | None) -> ModelListing:
+    """``listing`` as ``owner`` sees it: without other visitors' models (public mode)."""
+    hidden = visitor_models.hidden_names(owner)
+    if not hidden:
+        return listing
+    entries = [e for e in listing.entries if not (e.source == "local" and e.id.partition(":")[2] in hidden)]
+    return ModelListing(entries, listing.notices)
 
 
 def sr_choices(listing: ModelListing, scale: int) -> tuple[list[str], str | None, str | None]:
@@ -206,10 +216,12 @@ def _strip_front_matter(text: str) -> str:
     return text
 
 
-def model_card(model_id: str | None) -> tuple[str, Image.Image | None]:
-    """The model card's Markdown (front matter removed) and its thumbnail, without downloading anything."""
+def model_card(model_id: str | None, owner: str | None = None) -> tuple[str, Image.Image | None]:
+    """The model card's Markdown (front matter removed) and its thumbnail, without downloading anything; in
+    public mode another visitor's model (``owner`` is the asker) does not exist."""
     if not model_id:
         return "Select a model to see its card.", None
+    visitor_models.check_access(model_id, owner)
     try:
         entry, config = describe(str(model_id))
     except RegistryError as exc:

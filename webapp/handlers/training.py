@@ -5,29 +5,35 @@ worker thread; its per-step callback feeds :func:`train_style_job`, a generator 
 UI streams (loss terms, preview images, the loss plot). Cancelling sets the job's ``threading.Event``: the
 trainer stops after the current step and still writes a usable model folder. A module-level lock keeps it to
 one job per process; the UI also queues the event with ``concurrency_limit=1`` so waiting users see their
-position. Content images come from ``PERCEPTUAL_TRAIN_CONTENT`` or the small bundled set (``webapp.samples``).
+position. Content images come from ``PERCEPTUAL_TRAIN_CONTENT`` or the small bundled set (``webapp.samples``),
+or from photos uploaded with the request (decoded into a scratch folder that goes with the job). In public mode
+the server bounds every request itself (``_check_public_request``), and a visitor's model is theirs
+(``webapp.visitor_models``).
 """
 from __future__ import annotations
 
 import logging
 import math
 import re
+import tempfile
 import threading
 import time
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from PIL import Image
 
 from perceptual_studio import settings
 from perceptual_studio.imaging import load_image
+from perceptual_studio.imaging.io import ImageInputError, resize_to_max_side
 from perceptual_studio.pipelines.training import DEFAULT_BASE_MODEL, RECIPES, Recipe, default_training_content
 from perceptual_studio.pipelines.training import DEFAULT_RECIPE as DEFAULT_PRESET
 from perceptual_studio.registry import RegistryError, describe, publish, reserved_model_names
 from perceptual_studio.registry.schema import CARD_FILE, LOSS_CURVE_FILE
 from perceptual_studio.train.config import StyleTrainConfig
+from perceptual_studio.train.data import DataError, hub_dataset_image_bytes
 from perceptual_studio.train.style import train_style
 
 from .. import samples, visitor_models
@@ -61,6 +67,7 @@ class TrainRequest:
     content_source: str | None = None
     preview_every: int = PRESETS[DEFAULT_PRESET].preview_every
     seed: int = 0
+    content_images: tuple[str, ...] = ()  # photos uploaded with the request (the content in public mode)
 
 
 @dataclass
@@ -168,18 +175,86 @@ def _check_public_request(request: TrainRequest) -> None:
     source = (request.content_source or "").strip()
     if source and not (settings.public_hub_content() and _HUB_DATASET_ID.match(source)):
         allowed = " or a Hugging Face dataset id (owner/name)" if settings.public_hub_content() else ""
-        raise ValueError("In this shared app, training uses the bundled licensed photos"
+        raise ValueError("In this shared app, training uses the bundled licensed photos, or photos you upload"
                          f"{allowed}: leave the content field empty.")
+    if source:
+        _check_hub_content_size(source)
+    _check_uploads(request.content_images)
+    _check_public_sizes(request)
     limit = settings.public_max_iterations()
     if int(request.iterations) > limit:
         raise ValueError(f"{int(request.iterations)} training steps is more than this shared app runs for one "
                          f"request (at most {limit}); train longer on your own machine (perceptual-train-style).")
 
 
-def build_config(request: TrainRequest, name: str) -> StyleTrainConfig:
-    """The ``StyleTrainConfig`` for ``request``, writing the model as ``<models dir>/<name>``."""
+# What the Train tab's sliders offer; in public mode the server holds a request to them too.
+PUBLIC_IMAGE_SIZE_RANGE = (32, 512)
+PUBLIC_BATCH_RANGE = (1, 8)
+
+
+def _check_uploads(paths: tuple[str, ...]) -> None:
+    count, limit_count = len(paths), settings.public_max_content_images()
+    if count > limit_count:
+        raise ValueError(f"{count} content photos is more than this shared app takes with one request (at most "
+                         f"{limit_count}).")
+    size, limit_bytes = sum(_file_size(path) for path in paths), settings.public_max_content_bytes()
+    if size > limit_bytes:
+        raise ValueError(f"The content photos add up to {size / 2**20:.1f} MiB, more than this shared app takes with "
+                         f"one request ({limit_bytes / 2**20:.0f} MiB).")
+
+
+def _check_public_sizes(request: TrainRequest) -> None:
+    low, high = PUBLIC_IMAGE_SIZE_RANGE
+    if not low <= int(request.image_size) <= high:
+        raise ValueError(f"The training image size here is {low} to {high} px, not {int(request.image_size)}.")
+    low, high = PUBLIC_BATCH_RANGE
+    if not low <= int(request.batch_size) <= high:
+        raise ValueError(f"The batch size here is {low} to {high}, not {int(request.batch_size)}.")
+
+
+def _check_hub_content_size(repo_id: str) -> None:
+    """A Hub dataset a visitor names is measured before anything is downloaded, and refused over the cap."""
+    try:
+        size = hub_dataset_image_bytes(repo_id)
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
+    limit = settings.public_max_hub_content_bytes()
+    if size > limit:
+        raise ValueError(f"The dataset {repo_id} holds {size / 2**20:.0f} MiB of images, more than this shared app "
+                         f"downloads for one training ({limit / 2**20:.0f} MiB).")
+
+
+def _file_size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0  # a missing upload is reported by the image reader, with its own message
+
+
+UPLOADED_CONTENT_MAX_SIDE = 1024  # uploaded content photos are kept at most this size: training crops far smaller
+
+
+def save_uploaded_content(paths: tuple[str, ...], folder: Path) -> Path:
+    """Decode each uploaded content photo (the image reader's checks and messages) and save it, at most
+    ``UPLOADED_CONTENT_MAX_SIDE`` px, as PNG in ``folder``: the trainer reads a folder, and never the upload."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, path in enumerate(paths):
+        try:
+            image = resize_to_max_side(load_image(path), UPLOADED_CONTENT_MAX_SIDE)
+        except ImageInputError as exc:
+            raise ValueError(f"Content photo {n + 1}: {exc}") from None
+        image.save(folder / f"content-{n:03d}.png")
+    return folder
+
+
+def build_config(request: TrainRequest, name: str, owner: str | None = None,
+                 content_folder: Path | None = None) -> StyleTrainConfig:
+    """The ``StyleTrainConfig`` for ``request``, writing the model as ``<models dir>/<name>``; ``owner``: who
+    asks (public mode: another visitor's model cannot be fine-tuned); ``content_folder``: the request's uploaded
+    content photos, saved (:func:`save_uploaded_content`)."""
     preset = preset_values(request.preset)
     init = (request.init_model or "").strip() or None
+    visitor_models.check_access(init, owner)
     if preset.fine_tune and init is None:
         init = default_base_model()
     if preset.fine_tune and init is None:
@@ -191,7 +266,8 @@ def build_config(request: TrainRequest, name: str) -> StyleTrainConfig:
     return StyleTrainConfig(
         **values,
         out=name,
-        content=(request.content_source or "").strip() or default_training_content(),
+        content=str(content_folder) if content_folder is not None else
+        ((request.content_source or "").strip() or default_training_content()),
         style_name=(request.style_name or "").strip() or None,
         init=init if preset.fine_tune else None,
         checkpoint_every=max(50, int(request.iterations) // 4),
@@ -276,11 +352,18 @@ def _step_status(head: str, latest: Any) -> str:
 
 
 def _training_steps(config: StyleTrainConfig, style: Image.Image, name: str, stop: threading.Event, head: str,
-                    seen: _JobProgress) -> Generator[TrainUpdate, None, Finished | None]:
+                    seen: _JobProgress, abandoned: Callable[[], bool]) -> Generator[TrainUpdate, None, Finished | None]:
     """Run the trainer in a worker thread, yielding an update per batch of its events; returns its ``Finished``
-    (``None`` if it ended without one)."""
+    (``None`` if it ended without one). The trainer checks at every step whether to stop: cancelled, timed out,
+    or ``abandoned`` (its visitor left: the web server then stops asking this generator for updates, so only the
+    worker thread itself can notice)."""
+    def should_stop() -> bool:
+        if not stop.is_set() and abandoned():
+            stop.set()
+        return stop.is_set()
+
     def run(report, flag) -> Path:
-        return train_style(config, progress=report, should_stop=flag, style_image=style)
+        return train_style(config, progress=report, should_stop=should_stop, style_image=style)
 
     def time_is_up() -> None:
         seen.timed_out = True
@@ -335,23 +418,45 @@ def _final_update(config: StyleTrainConfig, finished: Finished | None, seen: _Jo
                        curve=list(seen.curve))
 
 
-def _run_job(request: TrainRequest, stop: threading.Event, style: Image.Image) -> Iterator[TrainUpdate]:
+def _run_job(request: TrainRequest, stop: threading.Event, style: Image.Image, owner: str | None,
+             abandoned: Callable[[], bool]) -> Iterator[TrainUpdate]:
     """The job itself, once it holds the training slot; ``style`` is the decoded style image."""
     name = unique_model_name(request.style_name or Path(request.style).stem)
-    config = build_config(request, name)
+    _check_public_request(request)  # before any upload is decoded
+    with tempfile.TemporaryDirectory(prefix="content-", dir=_scratch_dir()) as scratch:
+        content = save_uploaded_content(request.content_images, Path(scratch)) if request.content_images else None
+        yield from _train_named(request, name, stop, style, owner, content, abandoned)
+
+
+def _scratch_dir() -> Path:
+    folder = settings.data_dir() / "scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _train_named(request: TrainRequest, name: str, stop: threading.Event, style: Image.Image, owner: str | None,
+                 content: Path | None, abandoned: Callable[[], bool]) -> Iterator[TrainUpdate]:
+    config = build_config(request, name, owner, content)
     identity, warning = loss_network_status()
     started = time.perf_counter()
     head = _job_head(config, name, identity, warning)
     yield TrainUpdate(0, config.iterations, head + "  \nPreparing (loss network, style targets, content images)…")
     seen = _JobProgress()
-    finished = yield from _training_steps(config, style, name, stop, head, seen)
-    last = _final_update(config, finished, seen, stop, identity, started)
-    visitor_models.after_training(name)  # public mode: the run folder goes, and the oldest visitor models beyond the cap
+    try:
+        finished = yield from _training_steps(config, style, name, stop, head, seen, abandoned)
+        last = _final_update(config, finished, seen, stop, identity, started)
+    finally:
+        # Public mode: the model is its owner's (also when the visitor left or it failed), its run folder goes,
+        # the quotas hold.
+        visitor_models.after_training(name, owner)
     yield last
 
 
-def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterator[TrainUpdate]:
-    """Train a style model for ``request``, yielding progress; the last update names the new model.
+def train_style_job(request: TrainRequest, job_id: str | None = None, owner: str | None = None,
+                    abandoned: Callable[[], bool] = lambda: False) -> Iterator[TrainUpdate]:
+    """Train a style model for ``request``, yielding progress; the last update names the new model, which in
+    public mode belongs to ``owner`` (``visitor_models.owner_key``). ``abandoned``: whether the visitor has
+    left (the training then stops at its next step and keeps its model, as Cancel does).
 
     Raises ``ValueError`` with a user message for bad inputs and when another job holds the training slot.
     """
@@ -363,16 +468,16 @@ def train_style_job(request: TrainRequest, job_id: str | None = None) -> Iterato
     if not JOBS.slot.acquire(blocking=False):
         raise ValueError("Another training job is running in this app; only one runs at a time. Try again when it finishes.")
     try:
-        yield from _run_job(request, stop, style)
+        yield from _run_job(request, stop, style, owner, abandoned)
     finally:
         JOBS.slot.release()
         JOBS.forget(job_id)
 
 
-def run_training(request: TrainRequest, job_id: str | None = None) -> TrainUpdate:
+def run_training(request: TrainRequest, job_id: str | None = None, owner: str | None = None) -> TrainUpdate:
     """Run :func:`train_style_job` to the end and return its last update (scripts, tests, the CLI)."""
     last = None
-    for last in train_style_job(request, job_id):
+    for last in train_style_job(request, job_id, owner):
         pass
     assert last is not None
     return last
@@ -389,10 +494,13 @@ def with_preset(request: TrainRequest) -> TrainRequest:
 # ------------------------------------------------------------------------------------------ publishing
 
 
-def publish_model(model_id: str | None, repo_id: str | None, token: str | None = None, private: bool = False) -> str:
-    """Upload a local model folder to the Hub as ``repo_id``; returns Markdown with the link (never the token)."""
+def publish_model(model_id: str | None, repo_id: str | None, token: str | None = None, private: bool = False,
+                  owner: str | None = None) -> str:
+    """Upload a local model folder to the Hub as ``repo_id``; returns Markdown with the link (never the token).
+    In public mode only a visitor model's ``owner`` may publish it, and a published one outlives the expiry."""
     if not model_id:
         raise ValueError("Choose a local model to publish (train one first).")
+    visitor_models.check_access(str(model_id), owner)
     repo_id = (repo_id or "").strip()
     if not repo_id or "/" not in repo_id:
         raise ValueError("Enter the Hub repo id to publish to, as owner/name.")
@@ -400,5 +508,6 @@ def publish_model(model_id: str | None, repo_id: str | None, token: str | None =
     if entry.source != "local" or entry.path is None:
         raise ValueError(f"{model_id} is not a local model; only local models can be published from here.")
     result = publish(entry.path, repo_id, token=(token or "").strip() or None, private=True if private else None)
+    visitor_models.mark_published(Path(entry.path).name)
     visibility = "private" if result.private else "the owner's default visibility"
     return f"Published `{model_id}` to [{result.repo_id}]({result.url}) ({visibility}); commit `{result.commit or '?'}`."

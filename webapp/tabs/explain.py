@@ -25,13 +25,13 @@ def explain_available() -> bool:
     return True
 
 
-@event(gpu_seconds=120)
+@event(gpu_seconds=120, heavy=True)
 def top9_event(layer: str, channels: str = "", images: list | None = None, progress=gr.Progress()):
     extra = [item[0] if isinstance(item, (tuple, list)) else item for item in (images or [])]
     return explain_handlers.explain_top9(layer, channels or None, extra, progress_callback_kw(progress))
 
 
-@event(gpu_seconds=120)
+@event(gpu_seconds=120, heavy=True)
 def invariance_event(image: str | None, transform: str = "translate", progress=gr.Progress()):
     return explain_handlers.explain_invariance(image, transform, progress_callback_kw(progress))
 

@@ -8,6 +8,7 @@ import gradio as gr
 
 from perceptual_studio.webapp import handlers
 from perceptual_studio.webapp.events import on_space_with_oauth, progress_callback, user_errors, visitor_token
+from perceptual_studio.webapp.request_context import current_owner
 from perceptual_studio.webapp.handlers import models as models_handlers
 from perceptual_studio.webapp.handlers import training as train_handlers
 from perceptual_studio.webapp.tabs.stylize import NO_STYLE_MODELS
@@ -26,23 +27,23 @@ def _listing_outputs(listing) -> tuple:
 
 @user_errors
 def list_models_event(oauth_token: gr.OAuthToken | None = None):
-    return _listing_outputs(handlers.current_listing(token=visitor_token(oauth_token)))
+    return _listing_outputs(handlers.current_listing(token=visitor_token(oauth_token), owner=current_owner()))
 
 
 @user_errors
 def list_models_recent(oauth_token: gr.OAuthToken | None = None):
-    return _listing_outputs(handlers.current_listing(LOAD_MAX_AGE_S, token=visitor_token(oauth_token)))
+    return _listing_outputs(handlers.current_listing(LOAD_MAX_AGE_S, token=visitor_token(oauth_token), owner=current_owner()))
 
 
 @user_errors
 def card_choices_event(current: str | None):
-    ids = [e.id for e in handlers.current_listing(LOAD_MAX_AGE_S).entries]
+    ids = [e.id for e in handlers.current_listing(LOAD_MAX_AGE_S, owner=current_owner()).entries]
     return gr.update(choices=ids, value=current if current in ids else (ids[0] if ids else None))
 
 
 @user_errors
 def model_card_event(model_id: str | None):
-    return handlers.model_card(model_id)
+    return handlers.model_card(model_id, current_owner())
 
 
 @user_errors
@@ -91,13 +92,13 @@ def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | No
 @user_errors
 def refresh_pickers(*picks):
     """On page load: the listing of this page load."""
-    return _pickers(handlers.current_listing(LOAD_MAX_AGE_S), *picks)
+    return _pickers(handlers.current_listing(LOAD_MAX_AGE_S, owner=current_owner()), *picks)
 
 
 @user_errors
 def refresh_pickers_fresh(*picks):
     """After training, a pull or Refresh: re-read the registry."""
-    return _pickers(handlers.current_listing(), *picks)
+    return _pickers(handlers.current_listing(owner=current_owner()), *picks)
 
 
 def models_tab() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from perceptual_studio import settings
 from perceptual_studio.webapp import handlers, samples
 from perceptual_studio.webapp.components import checked_image
 from perceptual_studio.webapp.events import event, progress_callback, user_errors
+from perceptual_studio.webapp.request_context import check_model_access
 from perceptual_studio.webapp.handlers.common import max_side
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def stylize_event(content: str | None, model_id: str | None, output_size: float 
                   network: str = "auto"):
     if content is None:
         raise ValueError("Upload a content image first (or pick an example).")
+    check_model_access(model_id)
     out = handlers.stylize(content, model_id, int(output_size), bool(preserve_colours), float(strength), float(style_scale),
                            network)
     return out.image, out.markdown()
@@ -45,6 +47,7 @@ def stylize_blend_event(content: str | None, model_ids: list[str] | None, weight
     if len(ids) > MAX_BLEND_MODELS:
         raise ValueError(f"The page blends up to {MAX_BLEND_MODELS} models; the command line "
                          "(`python -m webapp.cli stylize`) takes any number.")
+    check_model_access(*ids)
     weights = [weight_1, weight_2, weight_3, weight_4][: len(ids)]
     out = handlers.stylize_blend(content, ids, weights, int(output_size), bool(preserve_colours), float(strength),
                                  float(style_scale))
@@ -58,14 +61,16 @@ def blend_summary_event(model_ids: list[str] | None, *weights: float) -> str:
 
 @event(gpu_seconds=30)
 def webcam_event(frame, model_id: str | None, size: float = 256, network: str = "auto"):
+    check_model_access(model_id)
     return handlers.stylize_frame(frame, model_id, int(size), network)
 
 
-@event(gpu_seconds=300)
+@event(gpu_seconds=300, heavy=True)
 def compare_event(content: str | None, model_id: str | None, style: str | None = None, iterations: float = 50,
                   max_side: float = 256, progress=gr.Progress()):
     if content is None:
         raise ValueError("Upload a content image first.")
+    check_model_access(model_id)
     out = handlers.compare_baseline(content, model_id or None, style, int(iterations), int(max_side),
                                     progress_callback(progress))
     return out.fast_image, out.baseline_image, out.markdown()

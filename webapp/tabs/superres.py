@@ -9,6 +9,7 @@ import gradio as gr
 from perceptual_studio.webapp import handlers, samples
 from perceptual_studio.webapp.components import checked_image
 from perceptual_studio.webapp.events import event, progress_callback, user_errors
+from perceptual_studio.webapp.request_context import current_owner
 from perceptual_studio.webapp.handlers import models as models_handlers
 from perceptual_studio.webapp.handlers import superres as sr_handlers
 from perceptual_studio.webapp.tabs.models import LOAD_MAX_AGE_S
@@ -23,7 +24,7 @@ def _sr_views(images: dict, left: str, right: str, crop_x: float, crop_y: float)
     return pair, gallery, crop
 
 
-@event(gpu_seconds=120)
+@event(gpu_seconds=120, heavy=True)
 def super_resolve_event(image: str | None, mode: str = "original", scale: str = "x4", pixel_model: str | None = None,
                         feature_model: str | None = None, blend: float = 0.5, slider_left: str = "bicubic",
                         slider_right: str = "feature loss", crop_x: float = 0.5, crop_y: float = 0.5,
@@ -45,7 +46,7 @@ def sr_views_event(images: dict | None, left: str, right: str, crop_x: float, cr
 
 @user_errors
 def sr_scale_event(scale: str):
-    listing = handlers.current_listing(LOAD_MAX_AGE_S)
+    listing = handlers.current_listing(LOAD_MAX_AGE_S, owner=current_owner())
     sr_ids, pixel_default, feature_default = models_handlers.sr_choices(listing, int(str(scale).lstrip("x")))
     return (gr.update(choices=[("(none)", "")] + sr_ids, value=pixel_default or ""),
             gr.update(choices=[("(none)", "")] + sr_ids, value=feature_default or ""))

@@ -11,6 +11,7 @@ from perceptual_studio import settings
 from perceptual_studio.webapp import handlers, samples
 from perceptual_studio.webapp.components import checked_image
 from perceptual_studio.webapp.events import event, on_space_with_oauth, user_errors, visitor_token
+from perceptual_studio.webapp.request_context import client_gone_check, current_owner
 from perceptual_studio.webapp.handlers import training as train_handlers
 
 logger = logging.getLogger(__name__)
@@ -20,12 +21,13 @@ def _optional_number(value: Any) -> float | None:
     return None if value in (None, "") else float(value)
 
 
-@event(gpu_seconds=600)
+@event(gpu_seconds=600, heavy=True)
 def train_event(job_id: str | None, style_image: str | None, style_name: str = "", preset: str = train_handlers.DEFAULT_PRESET,
                 init_model: str | None = None, iterations: float = 120, image_size: float = 128, batch_size: float = 2,
                 learning_rate: float = 2e-3, width: float = 0.5, content_weight: float | None = None,
                 style_weight: float | None = None, tv_weight: float | None = None, content_source: str = "",
-                preview_every: float = 10, seed: float = 0, progress=gr.Progress()):
+                preview_every: float = 10, seed: float = 0, content_images: list[str] | None = None,
+                progress=gr.Progress()):
     if style_image is None:
         raise ValueError("Upload a style image first (or pick an example).")
     request = train_handlers.TrainRequest(
@@ -34,8 +36,9 @@ def train_event(job_id: str | None, style_image: str | None, style_name: str = "
         learning_rate=float(learning_rate), width=float(width), content_weight=_optional_number(content_weight),
         style_weight=_optional_number(style_weight), tv_weight=_optional_number(tv_weight),
         content_source=content_source or None, preview_every=int(preview_every), seed=int(seed),
+        content_images=tuple(str(path) for path in (content_images or [])),
     )
-    for update in handlers.train_style_job(request, job_id):
+    for update in handlers.train_style_job(request, job_id, current_owner(), client_gone_check()):
         if update.total and not update.done:
             losses = ", ".join(f"{name} {value:.3g}" for name, value in update.losses.items() if value)
             progress((update.step, update.total), desc=f"step {update.step}/{update.total}" +
@@ -69,7 +72,7 @@ def preset_event(preset: str):
 def publish_event(model_id: str | None, repo_id: str, token: str, private: bool,
                   oauth_token: gr.OAuthToken | None = None):
     secret = (token or "").strip() or visitor_token(oauth_token)
-    message = train_handlers.publish_model(model_id, repo_id, secret, bool(private))
+    message = train_handlers.publish_model(model_id, repo_id, secret, bool(private), current_owner())
     return message, ""  # the token box is cleared, and never echoed
 
 
@@ -86,6 +89,7 @@ class _AdvancedOptions:
     style_weight: gr.Number
     tv_weight: gr.Number
     content: gr.Textbox
+    content_images: gr.File
     preview_every: gr.Number
     seed: gr.Number
 
@@ -133,13 +137,15 @@ class _TrainOutputs:
 
 
 def _intro_text() -> str:
-    return (
-        "Train a fast style network for your style image (Johnson et al. 2016, Sec. 4). One job runs at a "
-        "time; others wait in the queue with their position shown. Content images: "
-        + ("`$PERCEPTUAL_TRAIN_CONTENT`" if settings.train_content() else
-           "crops of the shipped gallery's licensed colour photos (set `PERCEPTUAL_TRAIN_CONTENT` to a folder or "
-           "a Hub dataset id for more)") + "."
-    )
+    head = ("Train a fast style network for your style image (Johnson et al. 2016, Sec. 4). One job runs at a "
+            "time; others wait in the queue with their position shown. Content images: ")
+    if settings.public_mode():  # a shared app names no server setting, and says whose the model is
+        hours = settings.public_visitor_model_hours()
+        return (head + "the bundled licensed photos, or photos you upload under *Advanced options*. The model is "
+                f"yours alone: listed for you only, kept {hours:g} h unless you publish it to the Hub.")
+    return head + ("`$PERCEPTUAL_TRAIN_CONTENT`" if settings.train_content() else
+                   "crops of the shipped gallery's licensed colour photos (set `PERCEPTUAL_TRAIN_CONTENT` to a "
+                   "folder or a Hub dataset id for more), or photos you upload under *Advanced options*") + "."
 
 
 def _advanced_options(default: train_handlers.Preset) -> _AdvancedOptions:
@@ -154,12 +160,16 @@ def _advanced_options(default: train_handlers.Preset) -> _AdvancedOptions:
         style_weight_input = gr.Number(0, label="Style weight (0 = default)")
         tv_weight_input = gr.Number(0, label="TV weight (0 = default)")
         content_input = gr.Textbox(label="Content images: a folder or a Hub dataset id",
-                                   placeholder="empty = PERCEPTUAL_TRAIN_CONTENT or the bundled photos")
+                                   placeholder="empty = PERCEPTUAL_TRAIN_CONTENT or the bundled photos",
+                                   visible=not settings.public_mode())  # a shared app never reads a server path
+        content_files = gr.File(label="Or upload content photos (optional; they are used instead)",
+                                file_count="multiple", file_types=["image"], type="filepath")
         preview_input = gr.Number(default.preview_every, label="Preview every N steps", precision=0,
                                   minimum=0)
         seed_input = gr.Number(0, label="Seed", precision=0)
     return _AdvancedOptions(iterations_input, size_input, batch_input, lr_input, width_input, content_weight_input,
-                            style_weight_input, tv_weight_input, content_input, preview_input, seed_input)
+                            style_weight_input, tv_weight_input, content_input, content_files, preview_input,
+                            seed_input)
 
 
 def _train_inputs(default: train_handlers.Preset) -> _TrainInputs:
@@ -221,7 +231,8 @@ def _wire_train_events(inputs: _TrainInputs, outputs: _TrainOutputs, job_state: 
     ).then(
         train_event,
         [job_state, inputs.style, inputs.name, inputs.preset, inputs.init, *numbers[:5], options.content_weight,
-         options.style_weight, options.tv_weight, options.content, options.preview_every, options.seed],
+         options.style_weight, options.tv_weight, options.content, options.preview_every, options.seed,
+         options.content_images],
         [outputs.status, outputs.preview, outputs.plot, outputs.card, publish.model, curve_state],
         api_name="train_style", concurrency_limit=1, concurrency_id="train",
     )

@@ -43,6 +43,7 @@ from .fast_variants import (
     read_fast_spec,
 )
 from .shipping import (
+    append_card_section,
     Recipe,
     is_finished,
     make_shippable,
@@ -459,7 +460,18 @@ def finalize_fast(folder: Path, spec: StyleSpec, manifest: Manifest, models_root
         section = fast_card_section(evaluation, manifest.fast, teacher, photos.held_out_credits,
                                     spec.fast_objective_iterations or manifest.fast.objective_iterations,
                                     manifest.source.name)
-    return make_shippable(folder, FAST_HEADING, section, BUILTIN_STYLES, int8=True) or changed
+    shipped = make_shippable(folder, FAST_HEADING, section, BUILTIN_STYLES, int8=True)
+    if spec.painting is not None:
+        shipped = append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest)) or shipped
+    return shipped or changed
+
+
+PAINTING_HEADING = "## The painting"
+
+
+def painting_card_section(spec: StyleSpec, manifest: Manifest) -> str:
+    """A fast variant's card names the painting its style comes from, as its paper-size network's card does."""
+    return "\n".join(["", PAINTING_HEADING, "", *_style_lines(spec, manifest.content.corpus), ""])
 
 
 if __name__ == "__main__":

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-from PIL import Image
 
 from .load import ROOT, _free_port, _memory_mb, _wait_for_app
+from .load import _photo as _load_photo
 
 STYLE = "builtin:mosaic"
 SR_PIXEL, SR_FEATURE = "builtin:sr-x4-pixel", "builtin:sr-x4-feature"
@@ -92,11 +91,8 @@ def _answer(call: Callable[[], Any]) -> tuple[str, float]:
 
 
 def _photo(path: Path, side: int, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:side, 0:side]
-    img = np.stack([xx * 255 / side, yy * 255 / side, rng.integers(0, 255, (side, side))], -1)
-    Image.fromarray(img.astype(np.uint8)).save(path)
-    return path
+    """A square test photo (``benchmarks.load``'s gradient with noise)."""
+    return _load_photo(path, (side, side), seed)
 
 
 def _train_args(style: Any, name: str, iterations: int, content: str = "") -> tuple:

@@ -8,6 +8,7 @@ from .functional import (
     total_variation_loss,
 )
 from .perceptual import LossTerms, PerceptualLoss, PerceptualLossConfig
+from .temporal import TemporalLoss
 
 __all__ = [
     "feature_reconstruction_loss",
@@ -18,5 +19,6 @@ __all__ = [
     "total_variation_loss",
     "LossTerms",
     "PerceptualLoss",
+    "TemporalLoss",
     "PerceptualLossConfig",
 ]

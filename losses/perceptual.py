@@ -163,9 +163,11 @@ class LossTerms:
     tv: torch.Tensor
     pixel: torch.Tensor
     grid: torch.Tensor | None = None  # only when grid_weight is set
+    temporal: torch.Tensor | None = None  # only for a stable network (losses.temporal.TemporalLoss)
 
     def as_floats(self) -> dict[str, float]:
-        names = ("total", "content", "style", "tv", "pixel") + (("grid",) if self.grid is not None else ())
+        names = ("total", "content", "style", "tv", "pixel") + tuple(
+            name for name in ("grid", "temporal") if getattr(self, name) is not None)
         return {name: float(getattr(self, name).detach()) for name in names}
 
 

@@ -29,6 +29,8 @@ _EXPORTS = {
     "StyleResult": "pipelines.style",
     "SuperResolutionPipeline": "pipelines.superres",
     "SuperResolutionResult": "pipelines.superres",
+    "stylize_video": "pipelines.video",
+    "VideoResult": "pipelines.video",
     "train_style": "pipelines.training",
     "list_models": "registry.api",
     "load_model": "registry.api",

@@ -264,6 +264,16 @@ MODEL_CACHE_MB = _declare("PERCEPTUAL_MODEL_CACHE_MB", _positive, 256.0,  # abou
 TRAIN_CONTENT = _declare("PERCEPTUAL_TRAIN_CONTENT", _str, None,
                          "training content for the app and ``train_style``: a folder or a Hub dataset id",
                          shown="the bundled licensed photos")
+VIDEO_MAX_SECONDS = _declare("PERCEPTUAL_VIDEO_MAX_SECONDS", _positive, 120.0,
+                            "the longest video clip accepted, in seconds (public mode: at most "
+                            "PERCEPTUAL_PUBLIC_VIDEO_MAX_SECONDS)")
+VIDEO_MAX_FRAMES = _declare("PERCEPTUAL_VIDEO_MAX_FRAMES", _at_least(1), 7200, "the most frames a video clip may have")
+VIDEO_MAX_INPUT_PIXELS = _declare("PERCEPTUAL_VIDEO_MAX_INPUT_PIXELS", _at_least(1), 3840 * 2160,
+                                  "the largest video frame accepted, in pixels", shown="3840 x 2160")
+VIDEO_MAX_BYTES = _declare("PERCEPTUAL_VIDEO_MAX_BYTES", _size, "500mb",
+                           "the largest video file accepted (the app's upload cap, PERCEPTUAL_MAX_UPLOAD, applies too)")
+VIDEO_MAX_SIDE = _declare("PERCEPTUAL_VIDEO_MAX_SIDE", _at_least(32), 1280,
+                          "the largest stylized video frame's longer side, in px (the Video tab's size slider)")
 CONCURRENCY = _declare("PERCEPTUAL_CONCURRENCY", _at_least(1), 2, "stylize / super-resolution requests run at once")
 QUEUE_SIZE = _declare("PERCEPTUAL_QUEUE_SIZE", _at_least(1), 64, "requests waiting before new ones are refused")
 MAX_UPLOAD = _declare("PERCEPTUAL_MAX_UPLOAD", _size, "50mb",
@@ -287,6 +297,8 @@ PUBLIC_MAX_OUTPUT_PIXELS = _declare("PERCEPTUAL_PUBLIC_MAX_OUTPUT_PIXELS", _at_l
                                     "in public mode, the largest result one request computes (stylize, "
                                     "super-resolution; the lower of this and PERCEPTUAL_MAX_OUTPUT_PIXELS)",
                                     shown="2048 x 2048")
+PUBLIC_VIDEO_MAX_SECONDS = _declare("PERCEPTUAL_PUBLIC_VIDEO_MAX_SECONDS", _positive, 30.0,
+                                   "in public mode, the longest video clip one request may stylize, in seconds")
 PUBLIC_MAX_FEATURE_MAPS = _declare("PERCEPTUAL_PUBLIC_MAX_FEATURE_MAPS", _at_least(1), 8,
                                    "in public mode, the most feature maps one Explain request projects")
 PUBLIC_HUB_CONTENT = _declare("PERCEPTUAL_PUBLIC_HUB_CONTENT", _bool, False,
@@ -516,6 +528,26 @@ def max_side() -> int:
 def style_tile() -> int:
     """Style-network inputs longer than this (px) run tile by tile."""
     return STYLE_TILE.get()
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a video request may be: its clip (duration, frames, frame size, file size) and its output size."""
+
+    seconds: float
+    frames: int
+    input_pixels: int
+    file_bytes: int
+    output_side: int
+
+
+def video_limits() -> VideoLimits:
+    """The video limits in force now (public mode lowers the duration)."""
+    seconds = VIDEO_MAX_SECONDS.get()
+    if public_mode():
+        seconds = min(seconds, PUBLIC_VIDEO_MAX_SECONDS.get())
+    return VideoLimits(seconds, VIDEO_MAX_FRAMES.get(), VIDEO_MAX_INPUT_PIXELS.get(), VIDEO_MAX_BYTES.get(),
+                       VIDEO_MAX_SIDE.get())
 
 
 def max_model_mb() -> float:

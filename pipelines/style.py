@@ -40,7 +40,7 @@ from perceptual_studio.imaging import image_to_tensor, load_image, tensor_to_ima
 from perceptual_studio.networks.devices import device_label
 from perceptual_studio.networks.inference import infer
 from perceptual_studio.networks.interpolate import interpolate_networks
-from perceptual_studio.registry import LoadedModel, RegistryError, fast_variant
+from perceptual_studio.registry import LoadedModel, RegistryError, fast_variant, stable_variant
 from perceptual_studio.registry.api import ModelRef, read_config
 
 from .common import (
@@ -56,7 +56,7 @@ from .common import (
 TASK = "style-transfer"
 MIN_NETWORK_SIDE = 32
 STYLE_SCALE_RANGE = (0.25, 2.0)
-NETWORK_SIZES = ("auto", "fast", "paper")
+NETWORK_SIZES = ("auto", "fast", "paper", "stable")
 
 
 # ------------------------------------------------------------------------------------------ typed results
@@ -149,12 +149,13 @@ def check_controls(size: int, style_scale: float) -> None:
 
 
 def choose_network(model: ModelRef | None, network: str = "auto", device: torch.device | None = None) -> NetworkChoice:
-    """Which network runs for style model ``model`` under ``network`` ("auto", "fast" or "paper").
+    """Which network runs for style model ``model`` under ``network`` ("auto", "fast", "paper" or "stable").
 
     ``auto`` runs a model's fast variant on a CPU (where it is several times quicker) and the paper-size network
     on a GPU (where both take milliseconds); a model without a fast variant runs as it is. Asking for a fast
-    variant itself with ``paper`` runs the model it stands in for. Only config files are read here: the
-    weights of a network that will not run are never loaded."""
+    variant itself with ``paper`` runs the model it stands in for. ``stable`` (video, the webcam) runs the
+    model's stable variant, trained to flicker less from frame to frame, and ``auto``'s choice where it has none.
+    Only config files are read here: the weights of a network that will not run are never loaded."""
     network = str(network or "auto").strip().lower()
     if network not in NETWORK_SIZES:
         raise ValueError(f"network must be one of {', '.join(NETWORK_SIZES)}, got {network!r}")
@@ -167,6 +168,16 @@ def choose_network(model: ModelRef | None, network: str = "auto", device: torch.
     check_task(config.task, TASK, str(model))
     requested_id = canonical or str(model)
     teacher = config.training.variant_of
+    if network == "stable":
+        if config.training.temporal_weight:
+            return NetworkChoice(requested_id, f"Stable variant of `{teacher}`.")
+        stable = _variant(stable_variant, teacher or canonical)
+        if stable is not None:
+            return NetworkChoice(stable, f"Stable variant `{stable}` of `{teacher or requested_id}` (trained to "
+                                         "flicker less from frame to frame).")
+        fallback = choose_network(model, "auto", device)
+        return NetworkChoice(fallback.model_id, f"`{teacher or requested_id}` has no stable variant yet: "
+                                                f"`{fallback.model_id}` ran frame by frame.")
     if teacher is not None:
         if network == "paper":
             return NetworkChoice(teacher, f"Paper-size network `{teacher}`, which `{requested_id}` stands in for.")
@@ -175,7 +186,7 @@ def choose_network(model: ModelRef | None, network: str = "auto", device: torch.
     wants_fast = network == "fast" or (network == "auto" and device.type == "cpu")
     if not wants_fast:
         return NetworkChoice(requested_id, "Paper-size network" + (" (auto: on a GPU)." if network == "auto" else "."))
-    fast = _fast_variant(canonical)
+    fast = _variant(fast_variant, canonical)
     if fast is None:
         return NetworkChoice(requested_id, None if network == "auto" else
                              f"`{requested_id}` has no fast variant: the paper-size network ran.")
@@ -184,11 +195,12 @@ def choose_network(model: ModelRef | None, network: str = "auto", device: torch.
                                "under Network for the original).")
 
 
-def _fast_variant(canonical: str | None) -> str | None:
+def _variant(find, canonical: str | None) -> str | None:
+    """``find(canonical)`` (``fast_variant`` or ``stable_variant``), None where there is none."""
     if canonical is None:  # a folder given by path: its variants are not in any registry listing
         return None
     try:
-        return fast_variant(canonical)
+        return find(canonical)
     except RegistryError:
         return None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 _EXPORTS = {
     "list_models": "api", "load_model": "api", "save_model": "api", "publish": "api", "pull": "api",
-    "describe": "api", "fast_variant": "api", "resolve_model_id": "api", "parse_model_id": "api",
+    "describe": "api", "fast_variant": "api", "stable_variant": "api", "resolve_model_id": "api", "parse_model_id": "api",
     "reserved_model_names": "api", "clear_memory_cache": "api",
     "Listing": "api", "ModelEntry": "sources", "ModelConfig": "model_format", "TrainingRecord": "model_format",
     "load_model_folder": "model_format", "validate_folder": "model_format", "LoadedModel": "model_format",

@@ -247,24 +247,34 @@ def reserved_model_names() -> set[str]:
     return set(builtin_folders(settings.builtin_models_dir())) | {z.folder_name for z in ZOO_STYLES.values()}
 
 
-_variants: dict[tuple, dict[str, str]] = {}
+_variants: dict[tuple, dict[tuple[bool, str], str]] = {}
 
 
 def fast_variant(model_id: str) -> str | None:
     """The id of a fast variant of style model ``model_id`` (a smaller network that stands in for it: its
     record's ``variant_of``) that loads on this machine: shipped, local or in the HF cache; None when there is
     none. The folders are scanned again only when one of the three roots changes."""
+    return _variants_of(stable=False).get(resolve_model_id(model_id))
+
+
+def stable_variant(model_id: str) -> str | None:
+    """The id of a stable variant of style model ``model_id`` (a variant trained with the temporal loss, which
+    flickers less on video), found as :func:`fast_variant` finds fast ones; None when there is none."""
+    return _variants_of(stable=True).get(resolve_model_id(model_id))
+
+
+def _variants_of(*, stable: bool) -> dict[str, str]:
     roots = (settings.builtin_models_dir(), settings.models_dir(), hub_mod.cache_dir())
     key = tuple((str(root), _mtime(root)) for root in roots) + tuple(
         (str(folder), _mtime(folder)) for folder in builtin_folders(roots[0]).values())
     if key not in _variants:
         entries = list_builtin(roots[0]) + list_local(roots[1]) + list_cache(roots[2])
         _variants.clear()
-        chosen: dict[str, str] = {}
+        chosen: dict[tuple[bool, str], str] = {}
         for entry in sorted((e for e in entries if e.variant_of and e.error is None), key=_variant_preference):
-            chosen.setdefault(entry.variant_of, entry.id)
+            chosen.setdefault((entry.stable, entry.variant_of), entry.id)
         _variants[key] = chosen
-    return _variants[key].get(resolve_model_id(model_id))
+    return {teacher: variant for (is_stable, teacher), variant in _variants[key].items() if is_stable == stable}
 
 
 def _variant_preference(entry: ModelEntry) -> tuple[bool, str]:

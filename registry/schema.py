@@ -122,6 +122,9 @@ class TrainingRecord:
     # train/distill.py, then trained with its objective, train.style --variant-of); its objective (layers,
     # weights, style size) is that model's, recorded here too, and it is judged by it.
     variant_of: str | None = None
+    # A stable variant (a variant_of trained with the temporal loss, train.temporal, for video and the webcam): the
+    # weight of that loss.
+    temporal_weight: float | None = None
     # A style model trained on a credited image (a corpus painting): what it is and its licence.
     style_image: StyleImageCredit | None = None
     # Anything else the trainer recorded (kept verbatim, written back at the top level of "training").
@@ -133,6 +136,8 @@ class TrainingRecord:
 
     def to_dict(self) -> dict[str, Any]:
         known = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        if known["temporal_weight"] is None:
+            known.pop("temporal_weight")  # absent rather than null, as style_image below
         if self.style_image is None:
             known.pop("style_image")  # absent rather than null: the configs written before it stay byte-identical
         else:
@@ -157,6 +162,8 @@ class TrainingRecord:
             raise ModelFormatError(f"training.blur_sigma must be a number, got {known['blur_sigma']!r}")
         if known.get("variant_of") is not None and not isinstance(known["variant_of"], str):
             raise ModelFormatError(f"training.variant_of must be a model id, got {known['variant_of']!r}")
+        if known.get("temporal_weight") is not None and not isinstance(known["temporal_weight"], (int, float)):
+            raise ModelFormatError(f"training.temporal_weight must be a number, got {known['temporal_weight']!r}")
         if known.get("style_image") is not None:
             known["style_image"] = StyleImageCredit.from_dict(known["style_image"])
         known.setdefault("loss_network", "unknown")

@@ -49,6 +49,7 @@ class ModelEntry:
     error: str | None = None  # why it cannot be loaded; None when it checks out
     sr_loss: str | None = None  # super-resolution: "pixel" or "feature" (the training record's), None if unknown
     variant_of: str | None = None  # a fast variant: the id of the style model it stands in for
+    stable: bool = False  # a stable variant (trained with the temporal loss): for video and the webcam
     style_credit: StyleImageCredit | None = None  # a painting's title, artist, year and licence, when recorded
 
     @property
@@ -87,6 +88,7 @@ def _entry_from_folder(folder: Path, *, id: str, source: str, repo_id: str | Non
         loss_network=config.training.loss_network if config else None, thumbnail=_thumbnail(folder), error=error,
         sr_loss=config.training.sr_loss if config else None,
         variant_of=config.training.variant_of if config else None,
+        stable=bool(config and config.training.temporal_weight),
         style_credit=config.training.style_image if config else None,
     )
 

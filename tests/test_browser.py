@@ -18,7 +18,7 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_MS = 60_000
-TABS = ["Stylize", "Compare with the baseline", "Super-resolution", "Train a style", "Models", "Explain"]
+TABS = ["Stylize", "Video", "Compare with the baseline", "Super-resolution", "Train a style", "Models", "Explain"]
 
 
 def screenshots_dir() -> Path:
@@ -137,6 +137,22 @@ def test_super_resolution_in_the_browser(page, tmp_path) -> None:
     assert (size["width"], size["height"]) == (96, 80)
     assert "local:sr-x4-feature" in page.locator("#sr-info").inner_text()
     page.screenshot(path=str(screenshots_dir() / "super_resolution.png"), full_page=True)
+
+
+def test_a_clip_in_the_browser(page, tmp_path) -> None:
+    """Upload a clip, stylise it: the status counts the frames, the result plays in a <video>."""
+    from videos import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=12, fps=12, size=(96, 64))
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-models").get_by_text("local:tiny-style").first.wait_for()  # the picker's first style
+    page.locator("#video-input input[type=file]").set_input_files(str(clip))
+    page.locator("#video-input video").first.wait_for()  # the upload's preview: the file reached the server
+    page.locator("#video-button").click()
+    page.locator("#video-status").get_by_text("12 frames").wait_for()
+    source = page.locator("#video-output video").first.get_attribute("src")
+    assert source and ".mp4" in source
+    page.screenshot(path=str(screenshots_dir() / "video.png"), full_page=True)
 
 
 @pytest.mark.parametrize("tab", TABS[1:])

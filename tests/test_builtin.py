@@ -50,6 +50,11 @@ def test_an_unknown_builtin_name_says_what_is_shipped(builtin):
 SHIPPED = Path(__file__).resolve().parents[1] / "registry" / "builtin"
 
 
+def _shipped_names(manifest, spec) -> tuple[str, ...]:
+    """A gallery style's shipped models: the paper-size network, its fast variant and its stable variant."""
+    return (spec.name, manifest.fast.name(spec.name)) + ((manifest.stable.name(spec.name),) if manifest.stable else ())
+
+
 def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_preview(monkeypatch, tmp_path):
     """The gallery in the repository (train/shipped/paintings.toml, gallery.toml): each model loads from the built-in
     source, was trained against the paper's loss network, still draws the preview stored beside it (its gallery
@@ -64,9 +69,9 @@ def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_previ
     shipped = [e for e in api.list_models(source="builtin").entries if e.task == "style-transfer"]
     manifests = read_gallery()
     assert shipped, "no style model is shipped in registry/builtin"
-    paintings = {n: s for m in manifests for s in m.styles if s.painting for n in (s.name, m.fast.name(s.name))}
+    paintings = {n: s for m in manifests for s in m.styles if s.painting for n in _shipped_names(m, s)}
     assert {e.id.split(":", 1)[1] for e in shipped} <= {n for m in manifests for s in m.styles
-                                                         for n in (s.name, m.fast.name(s.name))}
+                                                         for n in _shipped_names(m, s)}
     photo_path = tmp_path / "preview.jpg"
     preview_photo().save(photo_path, quality=93)  # as the gallery command saves it
     x = image_to_tensor(resize_to_max_side(load_image(photo_path), 256))  # train.style's --preview-size default
@@ -135,7 +140,8 @@ def test_the_gallery_plan_for_a_gpu_is_one_command(tmp_path, capsys, caplog):
     assert main(["--plan", "--recipe", "paper", "--work-dir", str(tmp_path / "work"), "--models-root",
                  str(tmp_path / "models"), "--device", "cuda"]) == 0
     commands = capsys.readouterr().out.strip().splitlines()
-    assert len(commands) == 7 + 2 * 7  # the styles, then each one's fast variant: distillation, objective
+    # the styles, then each one's fast variant (distillation, objective), then each one's stable variant
+    assert len(commands) == 7 + 2 * 7 + 7
     first = commands[0].split()
     assert first[first.index("--iterations") + 1] == "40000" and first[first.index("--image-size") + 1] == "256"
     assert first[-2:] == ["--device", "cuda"] and "runs-paper" in first[first.index("--run-dir") + 1]
@@ -151,6 +157,11 @@ def test_the_gallery_plan_for_a_gpu_is_one_command(tmp_path, capsys, caplog):
     assert objective[objective.index("--init") + 1] == str(students / "stripes-fast-distilled")
     assert objective[objective.index("--variant-of") + 1] == str(tmp_path / "models" / "stripes")
     assert "--style-weight" in objective and objective[objective.index("--iterations") + 1] == "300"
+    # stripes' stable variant: its fast variant fine-tuned with stripes' objective plus the temporal loss
+    stable = next(c for c in commands if f"--out {tmp_path / 'models' / 'stripes-stable'}" in c).split()
+    assert stable[stable.index("--init") + 1] == str(tmp_path / "models" / "stripes-fast")
+    assert stable[stable.index("--variant-of") + 1] == str(tmp_path / "models" / "stripes")
+    assert stable[stable.index("--temporal-weight") + 1] == "1e+07" and "--style-weight" in stable
     first_distill = next(c for c in commands if "stained-glass-fast-distilled --run-dir" in c)
     assert "--init" not in first_distill.split()  # the first student starts from scratch
     first_fast = next(c for c in commands if f"--out {tmp_path / 'models' / 'stained-glass-fast'}" in c).split()
@@ -175,6 +186,10 @@ def test_content_without_an_optional_photo_package_leaves_its_photos_out(tmp_pat
         return real(name)
 
     monkeypatch.setattr(gallery, "load_sample_photo", without_sklearn)
+    # content_photos reads them through its own import: without scikit-learn there too, even where it is installed
+    from perceptual_studio.train.shipped import content_photos
+
+    monkeypatch.setattr(content_photos, "load_sample_photo", without_sklearn)
     spec = replace(gallery.read_manifest().content, crops_per_photo=2)
     folder = gallery.build_content(spec, tmp_path / "app", skip_missing=True)
     assert {p.name.rsplit("-", 1)[0] for p in folder.glob("*.jpg")} == set(spec.photos) - {"china", "flower"}
@@ -218,3 +233,39 @@ def test_every_shipped_style_has_a_fast_variant_within_10_percent_of_its_objecti
         choice = choose_network(f"builtin:{spec.name}", "auto", torch.device("cpu"))
         assert choice.model_id == f"builtin:{name}", choice
         assert choose_network(f"builtin:{spec.name}", "auto", torch.device("cuda")).model_id == f"builtin:{spec.name}"
+
+
+def test_every_shipped_stable_variant_flickers_half_as_much_within_10_percent_of_its_objective(monkeypatch, tmp_path):
+    """The video bars, measured here for each stable variant shipped from the pattern gallery (its held-out photos
+    are bundled with scikit-image): on clips of a camera panning, zooming and turning over them, its warping error
+    is at most half its fast variant's on every clip; its objective is within 10% of the fast variant's; its card
+    states the figure; and video and the webcam run it ("stable") while photos keep the fast variant ("auto")."""
+    import re
+
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
+    from perceptual_studio.networks.vgg import resolve_vgg16_weights
+    from perceptual_studio.train.shipped.gallery import read_manifest, style_image
+    from perceptual_studio.train.shipped.stable_variants import (MAX_OBJECTIVE_EXCESS, MAX_WARPING_RATIO,
+                                                                 evaluate_stable_variant)
+    from perceptual_studio.webapp.handlers.style import choose_network
+
+    monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(SHIPPED))
+    monkeypatch.setenv("PERCEPTUAL_LOSS_NETWORK", "caffe")
+    oxford = resolve_vgg16_weights(allow_random=False)
+    api.clear_memory_cache()
+    manifest = read_manifest()
+    shipped = [spec for spec in manifest.styles if (SHIPPED / "styles" / manifest.stable.name(spec.name)).is_dir()]
+    if not shipped:
+        pytest.skip("no stable variant of the pattern gallery is shipped yet")
+    photos = {name: load_sample_photo(name) for name in manifest.content.held_out}
+    for spec in shipped:
+        name, fast = manifest.stable.name(spec.name), manifest.fast.name(spec.name)
+        folder = SHIPPED / "styles" / name
+        evaluation = evaluate_stable_variant(folder, SHIPPED / "styles" / fast, SHIPPED / "styles" / spec.name,
+                                             style_image(spec, tmp_path), photos, weights=oxford)
+        assert evaluation.worst_ratio() <= MAX_WARPING_RATIO, (name, evaluation.markdown())
+        assert evaluation.excess() <= MAX_OBJECTIVE_EXCESS, (name, evaluation.excess())
+        stated = re.search(r"at 512 px is ([+-][0-9.]+)% against the fast", (folder / "README.md").read_text("utf-8"))
+        assert stated and abs(float(stated.group(1)) - 100 * evaluation.excess()) < 0.15, (name, stated)
+        assert choose_network(f"builtin:{spec.name}", "stable", torch.device("cpu")).model_id == f"builtin:{name}"
+        assert choose_network(f"builtin:{spec.name}", "auto", torch.device("cpu")).model_id == f"builtin:{fast}"

@@ -317,3 +317,30 @@ def replace_runtime(plan, runtime: str):
     from dataclasses import replace
 
     return replace(plan, runtime=runtime)
+
+
+def test_a_stable_variant_runs_for_video_and_never_stands_in_for_photos(env, teacher, content_dir):
+    """A variant trained with the temporal loss is the model's stable variant ("stable": video, the webcam);
+    "auto" keeps running the fast variant; without a stable variant "stable" says so and runs auto's choice."""
+    from perceptual_studio import settings
+    from perceptual_studio.train.distill import train_distilled
+    from perceptual_studio.train.style import train_style
+    from perceptual_studio.webapp.handlers import choose_network
+
+    train_distilled(tiny_distill(content_dir, teacher))
+    none_yet = choose_network(teacher, "stable")
+    assert none_yet.model_id == "local:teacher-fast" and "no stable variant yet" in none_yet.note
+    train_style(StyleTrainConfig(style=str(content_dir / "photo0.png"), content=str(content_dir), out="teacher-stable",
+                                 style_name="checks", init="local:teacher-fast", variant_of=teacher,
+                                 temporal_weight=10.0, image_size=32, batch_size=2, iterations=3, learning_rate=1e-3,
+                                 style_layers=("relu1_2", "relu2_2"), log_every=1, checkpoint_every=3, preview_every=0,
+                                 preview_size=32))
+    record = json.loads((env / "teacher-stable" / "config.json").read_text())["training"]
+    assert record["temporal_weight"] == 10.0 and record["variant_of"] == teacher
+    rows = [json.loads(line) for line in (settings.runs_dir() / "teacher-stable" / "loss.jsonl").read_text().splitlines()]
+    assert all(row["temporal"] > 0 for row in rows)
+    assert choose_network(teacher, "stable").model_id == "local:teacher-stable"
+    assert choose_network("local:teacher-fast", "stable").model_id == "local:teacher-stable"  # through its teacher
+    assert choose_network(teacher, "auto").model_id == "local:teacher-fast"  # photos keep the fast variant
+    with pytest.raises(ConfigError, match="temporal-weight must be > 0"):
+        StyleTrainConfig(style="s.png", content="c", out="x", temporal_weight=0.0)

@@ -202,3 +202,39 @@ def _check_the_guard(request_guard, RequestStopped, running, monkeypatch) -> Non
         check()
     monkeypatch.setenv("PERCEPTUAL_PUBLIC", "off")
     request_guard()()  # a local app's work is never stopped for it
+
+
+@pytest.mark.parametrize("as_generator", [False, True])
+def test_stopped_work_is_freed_when_its_message_is_raised(as_generator) -> None:
+    """The message a visitor sees must not keep the stopped work's frames alive: Gradio holds the error it reports
+    in a reference cycle, so whatever the error references stays until a full garbage collection."""
+    import gc
+    import weakref
+
+    import gradio as gr
+
+    from perceptual_studio.webapp.events import user_errors
+    from perceptual_studio.webapp.request_context import RequestStopped
+
+    class Work:  # stands for a stopped job's buffers (the baseline's L-BFGS history)
+        pass
+
+    alive: list[weakref.ref] = []
+
+    def stopped_job():
+        buffers = Work()
+        alive.append(weakref.ref(buffers))
+        raise RequestStopped("Stopped: the page or client that asked for this is gone.")
+
+    def stopped_generator():
+        yield stopped_job()
+
+    wrapped = user_errors(stopped_generator if as_generator else stopped_job)
+    gc.disable()
+    try:
+        with pytest.raises(gr.Error, match="is gone") as caught:
+            list(wrapped()) if as_generator else wrapped()
+        assert caught.value.__context__ is None and caught.value.__cause__ is None
+        assert alive[0]() is None, "the stopped job's buffers outlive its message"
+    finally:
+        gc.enable()

@@ -136,13 +136,17 @@ def _readme_snippets() -> list[str]:
 
 
 def test_the_readme_snippets_run_as_written_outside_the_checkout(venv, tmp_path) -> None:
-    """Stylize, super-resolve, train: the README's three snippets, verbatim, against the installed wheel."""
+    """Stylize, super-resolve, train, a video: the README's four snippets, verbatim, against the installed wheel."""
     from PIL import Image
+    from videos import make_clip
 
     from perceptual_studio.imaging.sample_photos import load_sample_photo
+    from perceptual_studio.imaging.video import probe_video
 
     snippets = _readme_snippets()
-    assert len(snippets) == 3 and "StylePipeline" in snippets[0] and "train_style" in snippets[2]
+    assert len(snippets) == 4 and "StylePipeline" in snippets[0] and "train_style" in snippets[2]
+    assert "stylize_video" in snippets[3]
+    make_clip(tmp_path / "clip.mov", frames=6, fps=6, size=(96, 64))
     photo = load_sample_photo("coffee").resize((240, 160))
     photo.save(tmp_path / "photo.jpg")
     photo.save(tmp_path / "photo.png")
@@ -153,3 +157,5 @@ def test_the_readme_snippets_run_as_written_outside_the_checkout(venv, tmp_path)
     assert Image.open(tmp_path / "stylized.png").size == (768, 512)
     assert Image.open(tmp_path / "mine.png").size == (512, 341)
     assert (tmp_path / "cache" / "perceptual-studio" / "models" / "my_style" / "model.safetensors").is_file()
+    styled = probe_video(tmp_path / "clip-mosaic.mp4")
+    assert (styled.frames, styled.width, styled.has_audio) == (6, 96, True)  # never enlarged; the sound kept

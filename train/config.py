@@ -184,9 +184,15 @@ class StyleTrainConfig(TrainConfigBase):
         "record the result as the fast variant of this style model (registry id): the app runs it in that "
         "model's place on a CPU. Train it with that model's objective (its style image and weights)",
         metavar="MODEL_ID"))
+    temporal_weight: float | None = field(default=None, metadata=option(
+        "train a stable network: the weight of the temporal loss (losses/temporal.py) on random smooth motion of "
+        "the content photos; the result is recorded as a stable variant (with --variant-of) for video and the "
+        "webcam"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.temporal_weight is not None and not self.temporal_weight > 0:
+            raise ConfigError(f"--temporal-weight must be > 0, got {self.temporal_weight}")
         if not str(self.style).strip():
             raise ConfigError("--style: give a style image")
         if not str(self.content).strip():

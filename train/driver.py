@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from perceptual_studio.imaging.figures import plot_losses, save_evolution_strip
-from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.losses import PerceptualLoss, TemporalLoss
 from perceptual_studio.networks.architectures import list_architectures
 from perceptual_studio.registry import TrainingRecord
 
@@ -68,6 +68,7 @@ class TaskSetup:
     preview_input: torch.Tensor  # (1, 3, h, w) on the CPU
     details: dict[str, Any] = field(default_factory=dict)  # task facts for the run's run.json
     summary: str = ""  # one log line saying what is trained on what
+    temporal: TemporalLoss | None = None  # a stable network's temporal loss, added to every step's objective
 
 
 @dataclass
@@ -139,7 +140,7 @@ def _train(config: TrainConfigBase, task: TrainingTask, ctx: DistContext, progre
         return data_mod.make_loader(setup.dataset, sampler, num_workers=workers, pin_memory=device.type == "cuda")
 
     spec = LoopSpec(model=setup.model, loss=setup.loss, make_batches=make_batches, prepare=setup.prepare,
-                    preview_input=setup.preview_input.to(device))
+                    preview_input=setup.preview_input.to(device), temporal=setup.temporal)
     plan.start(config, ctx)
     if ctx.is_main:
         write_details(plan.paths, {

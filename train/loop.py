@@ -29,7 +29,7 @@ from PIL import Image
 from torch import nn
 
 from perceptual_studio.imaging.io import tensor_to_image
-from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.losses import PerceptualLoss, TemporalLoss
 from perceptual_studio.losses.perceptual import LossTerms
 
 from . import checkpoint as ckpt
@@ -207,6 +207,7 @@ class LoopSpec:
     make_batches: Callable[[int], Iterable[torch.Tensor]]  # first step -> CPU batches for the steps from there
     prepare: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # device batch -> (input, target)
     preview_input: torch.Tensor | None = None  # (1, 3, h, w) on the device: the fixed validation input
+    temporal: TemporalLoss | None = None  # a stable network's temporal loss
 
 
 @dataclass
@@ -220,9 +221,13 @@ class LoopResult:
     last_checkpoint: Path | None
 
 
-def compute_loss(model: nn.Module, loss: PerceptualLoss, inputs: torch.Tensor, target: torch.Tensor) -> LossTerms:
-    """One evaluation of the objective: the network's output scored against the target by the loss network."""
-    return loss(model(inputs), target)
+def compute_loss(model: nn.Module, loss: PerceptualLoss, inputs: torch.Tensor, target: torch.Tensor,
+                 temporal: TemporalLoss | None = None) -> LossTerms:
+    """One evaluation of the objective: the network's output scored against the target by the loss network,
+    plus, for a stable network, the temporal loss of that output under random motion."""
+    outputs = model(inputs)
+    terms = loss(outputs, target)
+    return terms if temporal is None else temporal.add_to(terms, model, inputs, outputs)
 
 
 def train_step(model: nn.Module, spec: LoopSpec, optimizer: torch.optim.Optimizer, batch: torch.Tensor,
@@ -232,7 +237,7 @@ def train_step(model: nn.Module, spec: LoopSpec, optimizer: torch.optim.Optimize
     if numerics.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     with autocast(device, numerics):
-        terms = compute_loss(model, spec.loss, inputs, target)
+        terms = compute_loss(model, spec.loss, inputs, target, spec.temporal)
     optimizer.zero_grad(set_to_none=True)
     return terms
 

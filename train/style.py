@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from perceptual_studio.imaging.io import image_to_tensor, load_image, resize_to_max_side
-from perceptual_studio.losses import PerceptualLoss
+from perceptual_studio.losses import PerceptualLoss, TemporalLoss
 from perceptual_studio.losses.perceptual import STYLE_PRESETS, PerceptualLossConfig, style_preset_name
 from perceptual_studio.networks import StyleTransformNet
 from perceptual_studio.networks.vgg import LossNetworkWeights
@@ -100,7 +100,9 @@ class StyleTask:
             dataset=data_mod.ImageFolderDataset(paths, config.image_size, crop="center", seed=config.seed),
             dataset_label=dataset_label, prepare=lambda batch: (batch, batch), preview_input=preview,
             details={"loss_network_source": weights.source},
-            summary=f"training {config.name} on {len(paths)} images from {dataset_label}")
+            summary=f"training {config.name} on {len(paths)} images from {dataset_label}"
+                    + (f", temporal loss {config.temporal_weight:g}" if config.temporal_weight else ""),
+            temporal=TemporalLoss(config.temporal_weight) if config.temporal_weight else None)
 
     def report(self, config: StyleTrainConfig, setup: TaskSetup, model, device) -> TaskReport:
         loss = setup.loss.config
@@ -109,7 +111,8 @@ class StyleTask:
                     "style_weight": loss.style_weight, "tv_weight": loss.tv_weight, "image_size": config.image_size,
                     "normalize_layers": loss.normalize_layers, "style_layer_weights": dict(loss.style_layers),
                     "style_size": self.style_size,
-                    **({"variant_of": config.variant_of} if config.variant_of else {})},
+                    **({"variant_of": config.variant_of} if config.variant_of else {}),
+                    **({"temporal_weight": config.temporal_weight} if config.temporal_weight else {})},
             folder_options={"style": config.name, "style_image": self.style_image})
 
     def plot_title(self, config: StyleTrainConfig) -> str:

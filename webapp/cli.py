@@ -4,6 +4,8 @@
                                  [--preserve-colours] [--network auto|fast|paper]
     python -m webapp.cli stylize --model A --weight 0.7 --model B --weight 0.3 INPUT... --out DIR [...]
     python -m webapp.cli upscale [--model ID] [--scale 4] [--match-histogram] INPUT... --out DIR
+    python -m webapp.cli video IN OUT --model ID [--model B --weight ...] [--size 512] [--strength 1]
+                               [--preserve-colours] [--network stable|auto|fast|paper]
     python -m webapp.cli models [--task style-transfer|super-resolution]
 
 INPUT is an image file or a folder (searched recursively for images). ``upscale`` without ``--model`` uses the
@@ -11,7 +13,9 @@ registry's feature-loss model for the scale (the paper's), else its pixel-loss m
 ``--model bicubic`` to force bicubic. ``stylize`` with ``--model`` given two or more times blends the style
 models (one architecture; network interpolation), the n-th ``--weight`` belonging to the n-th ``--model`` (any
 non-negative numbers, normalised to sum to 1; no ``--weight`` at all: equal weights). A file that fails is
-reported on stderr and skipped; the exit status is 1 if any failed, 2 for a usage error.
+reported on stderr and skipped; the exit status is 1 if any failed, 2 for a usage error. ``video`` stylises one
+clip into an MP4 (H.264, the clip's frame rate and sound) with the model's stable variant unless ``--network``
+says otherwise; Ctrl-C keeps the frames done; a clip that cannot be used exits with 1 and writes nothing.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -143,6 +147,69 @@ def upscale_command(args: argparse.Namespace) -> int:
                      lambda label: f"x{args.scale}" + ("_bicubic" if label == "bicubic" else ""))
 
 
+def video_command(args: argparse.Namespace) -> int:
+    import threading
+    import time
+
+    from perceptual_studio.pipelines.video import stylize_video
+    from perceptual_studio.webapp.errors import user_message
+    from perceptual_studio.webapp.handlers import video as video_handlers
+
+    if args.weight and len(args.weight) != len(args.model):
+        raise ValueError("--weight is for blends: one --weight per --model.")
+    request = video_handlers.video_request(args.input, args.model, args.size, args.strength, args.preserve_colours,
+                                           args.network, args.weight or ())
+    pipe = video_handlers.pipeline_for(request)  # a wrong model fails here, before the clip is read
+    if pipe.note:
+        print(pipe.note, file=sys.stderr)
+    stop = threading.Event()
+    reported = [0.0]
+
+    def progress(done: int, total: int, _frame) -> None:
+        if done == total or reported[0] + 2.0 < time.monotonic():
+            reported[0] = time.monotonic()
+            print(f"frame {done} of {total}", file=sys.stderr)
+
+    try:
+        result = _interruptible(lambda: stylize_video(
+            pipe, args.input, args.output, size=request.size, strength=request.strength,
+            preserve_colours=request.preserve_colours, progress=progress, should_stop=stop.is_set), stop)
+    except (ValueError, OSError) as exc:
+        print(f"error: {user_message(exc)}", file=sys.stderr)
+        return 1
+    width, height = result.size
+    kept = f" (stopped: {result.frames} of {result.source.frames} frames kept)" if result.stopped else ""
+    print(f"{args.input} -> {result.path} ({result.frames} frames, {width}x{height}, {float(result.fps):.3g} fps, "
+          f"{'with' if result.has_audio else 'no'} sound, {result.seconds:.1f} s, "
+          f"{result.frames_per_second:.1f} frames/s){kept}")
+    return 0
+
+
+def _interruptible(work, stop):
+    """Run ``work`` in a thread so that Ctrl-C sets ``stop`` (the frames done are kept) instead of killing it."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="video", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        try:
+            worker.join(0.2)
+        except KeyboardInterrupt:
+            print("stopping after the current frame; the frames done are kept", file=sys.stderr)
+            stop.set()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
 def models_command(args: argparse.Namespace) -> int:
     from perceptual_studio.webapp.handlers.models import current_listing, table_rows
 
@@ -181,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--match-histogram", action="store_true",
                     help="match each result's colour histograms to its input (the paper's display; not for bicubic)")
     up.set_defaults(run=upscale_command)
+    clip = sub.add_parser("video", help="stylise a video clip into an MP4 with its sound")
+    clip.add_argument("input", metavar="IN", help="the clip (MP4, WebM, MOV, AVI, MKV, animated GIF)")
+    clip.add_argument("output", metavar="OUT", help="the MP4 to write")
+    clip.add_argument("--model", required=True, action="append",
+                      help="style model id; twice or more to blend the models")
+    clip.add_argument("--weight", type=float, action="append", help="a blend's weight per --model (default: equal)")
+    clip.add_argument("--size", type=int, default=512, help="output longest side in px (default 512; never enlarged)")
+    clip.add_argument("--strength", type=float, default=1.0, help="style strength 0..1 (default 1)")
+    clip.add_argument("--preserve-colours", "--preserve-colors", action="store_true",
+                      help="keep the content's colours (luminance-only transfer)")
+    clip.add_argument("--network", choices=("stable", "auto", "fast", "paper"), default="stable",
+                      help="stable (default): the model's stable variant where it has one, else as auto")
+    clip.set_defaults(run=video_command)
     listing = sub.add_parser("models", help="list the registry's models")
     listing.add_argument("--task", choices=("style-transfer", "super-resolution"))
     listing.set_defaults(run=models_command)

@@ -21,7 +21,7 @@ from perceptual_studio import settings
 logger = logging.getLogger(__name__)
 
 # The concurrency groups (``concurrency_id``) of heavy work: one such job holds a CPU for seconds to minutes.
-HEAVY_KINDS: frozenset[str] = frozenset({"train", "slow", "sr"})
+HEAVY_KINDS: frozenset[str] = frozenset({"train", "slow", "sr", "video"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def refusal(kind: str | None, client: str, waiting: Iterable[Any], running: Iter
         heavy_mine = [e for e in mine + [e for e in running if client_of(e.request) == client]
                       if e.concurrency_id in HEAVY_KINDS]
         if len(heavy_mine) >= limits.heavy_per_client:
-            return ("You already have a heavy job (training, the baseline, Explain or super-resolution) running or "
+            return ("You already have a heavy job (training, the baseline, Explain, super-resolution or a video) running or "
                     "waiting. This app is shared: wait for it to finish, or cancel it, then try again.")
         if sum(1 for e in waiting if e.concurrency_id == kind) >= limits.heavy_waiting:
             return "Too many jobs of this kind are waiting right now. This app is shared: please try again in a few minutes."

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import threading
 
@@ -54,11 +55,27 @@ def release_free_memory() -> bool:
         return False
 
 
+_heavy_work_ended = threading.Event()
+
+
+def heavy_work_ended() -> None:
+    """Note that a heavy request ended: the next pass of :func:`start_releasing` collects garbage first."""
+    _heavy_work_ended.set()
+
+
 def start_releasing(every_s: float = 15.0) -> threading.Thread:
-    """Call :func:`release_free_memory` every ``every_s`` seconds in a daemon thread (the app's)."""
+    """Call :func:`release_free_memory` every ``every_s`` seconds in a daemon thread (the app's).
+
+    After heavy work it runs a full garbage collection first: Gradio keeps a finished request's error and frames in
+    reference cycles, which hold its inputs (measured: 126 MB after a mix of heavy requests). A collection takes
+    0.1-0.3 s with the app's objects, so it runs only then, not on every pass.
+    """
     def loop() -> None:
         while True:
             threading.Event().wait(every_s)
+            if _heavy_work_ended.is_set():
+                _heavy_work_ended.clear()
+                gc.collect()
             release_free_memory()
 
     thread = threading.Thread(target=loop, name="release-free-memory", daemon=True)

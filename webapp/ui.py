@@ -5,6 +5,7 @@ Every event function goes through :func:`webapp.events.user_errors`, so any fail
 ``gradio_client`` script) as ``gr.Error`` with a readable message, never a trace, and the app keeps serving.
 GPU-heavy events are wrapped in :func:`webapp.gpu.gpu` (ZeroGPU on a Space, a no-op elsewhere) and share
 concurrency pools: ``fast`` (stylize), ``sr`` (super-resolution, one at a time), ``webcam`` (live streams),
+``video`` (a clip, one at a time),
 ``slow`` (the optimisation baseline, the Explain views) and ``train`` (one training job at a time; the queue
 shows each waiting user their position). Listings and cards skip the queue, so they never wait behind work; in
 public mode :mod:`webapp.fair_queue` bounds what one client and one kind of heavy work may hold in the queue.
@@ -27,6 +28,7 @@ from perceptual_studio.webapp.tabs.models import models_tab, refresh_pickers, re
 from perceptual_studio.webapp.tabs.stylize import compare_tab, stylize_tab
 from perceptual_studio.webapp.tabs.superres import superres_tab
 from perceptual_studio.webapp.tabs.train import train_tab
+from perceptual_studio.webapp.tabs.video import video_tab
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ def build_demo() -> gr.Blocks:
         banner = gr.Markdown("Loss network: resolving…", elem_id="loss-network-banner")
         with gr.Tabs():
             stylize = stylize_tab()
+            video = video_tab()
             compare = compare_tab()
             superres = superres_tab()
             train = train_tab()
@@ -69,9 +72,10 @@ def build_demo() -> gr.Blocks:
         with gr.Accordion("About and credits", open=False):
             gr.Markdown(ABOUT.format(vgg=OXFORD_CREDIT), elem_id="about")
         picker_inputs = [superres["scale"], stylize["model"], compare["model"], superres["pixel"], superres["feature"],
-                         train["init"], train["publish"], stylize["blend"]]
+                         train["init"], train["publish"], stylize["blend"], video["models"]]
         picker_outputs = [stylize["gallery"], stylize["ids"], stylize["model"], stylize["empty"], compare["model"],
-                          superres["pixel"], superres["feature"], train["init"], train["publish"], stylize["blend"]]
+                          superres["pixel"], superres["feature"], train["init"], train["publish"], stylize["blend"],
+                          video["models"]]
         demo.load(handlers.loss_network_banner, None, banner, api_visibility="private")
         demo.load(refresh_pickers, picker_inputs, picker_outputs, api_visibility="private")
         models["show_listing"](demo.load)

@@ -56,6 +56,7 @@ from .shipping import (
     run_training,
     store_int8,
 )
+from .stable_variants import STABLE_HEADING, StableSpec, evaluate_stable_variant, read_stable_spec, stable_card_section
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Manifest:
     source: Path = field(default=MANIFEST)
     recipes: dict[str, Recipe] = field(default_factory=dict)
     fast: FastSpec | None = None  # how each style's fast variant is distilled (train/shipped/fast_variants.py)
+    stable: StableSpec | None = None  # how each fast variant's stable variant is trained (stable_variants.py)
     work_dir_name: str = "gallery"  # its content, style images and runs: <data dir>/<this>
 
     def with_recipe(self, name: str) -> "Manifest":
@@ -125,7 +127,7 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
     return Manifest(ContentSpec(tuple(content.get("photos", ())), held_out, int(content["crops_per_photo"]),
                                 int(content["crop_size"]), int(content["seed"]), source),
                     dict(raw.get("train", {})), styles, path, read_recipes(raw), read_fast_spec(raw),
-                    str(raw.get("work-dir", "gallery")))
+                    read_stable_spec(raw), str(raw.get("work-dir", "gallery")))
 
 
 def read_gallery() -> list[Manifest]:
@@ -424,6 +426,16 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
                           extra=extra + ["--variant-of", model_id(spec.name)], runs=runs.name, name=name,
                           iterations=objective, init=str(_shown_path(student))),
             lambda folder, spec=spec: finalize_fast(folder, spec, manifest, models_root, styles)))
+    stable = manifest.stable
+    for spec in manifest.styles if stable is not None else ():
+        name, fast_name = stable.name(spec.name), fast.name(spec.name)
+        stages.append(Stage(
+            name, name, stable.iterations, models_root / name, (models_root / fast_name,),
+            train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir, models_root=models_root,
+                          extra=extra + ["--variant-of", model_id(spec.name), "--temporal-weight",
+                                         f"{stable.temporal_weight:g}", *option_flags(stable.options)],
+                          runs=runs.name, name=name, iterations=stable.iterations, init=model_id(fast_name)),
+            lambda folder, spec=spec: finalize_stable(folder, spec, manifest, models_root, styles)))
     return stages
 
 
@@ -461,6 +473,34 @@ def finalize_fast(folder: Path, spec: StyleSpec, manifest: Manifest, models_root
                                     spec.fast_objective_iterations or manifest.fast.objective_iterations,
                                     manifest.source.name)
     shipped = make_shippable(folder, FAST_HEADING, section, BUILTIN_STYLES, int8=True)
+    if spec.painting is not None:
+        shipped = append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest)) or shipped
+    return shipped or changed
+
+
+def finalize_stable(folder: Path, spec: StyleSpec, manifest: Manifest, models_root: Path, styles: Path) -> bool:
+    """A finished stable variant made fit to ship, as :func:`finalize_fast`: judged against its fast variant once
+    (warping error and objective, :mod:`stable_variants`; the card section keeps the result)."""
+    card = folder / CARD_FILE
+    section = ""
+    changed = store_int8(folder)
+    credit = style_credit(spec, manifest.content.corpus)
+    if credit is not None:
+        changed = paintings.record_credit(folder, credit) or changed
+    if not card.is_file() or STABLE_HEADING not in card.read_text(encoding="utf-8"):
+        photos = content_photos(manifest.content, preview=PREVIEW_PHOTO)
+        fast_name = manifest.fast.name(spec.name)
+        evaluation = evaluate_stable_variant(folder, models_root / fast_name, models_root / spec.name,
+                                             style_image(spec, styles, manifest.content.corpus),
+                                             photos.load_held_out())
+        shipped = models_root.resolve() == BUILTIN_STYLES.resolve()
+        section = stable_card_section(evaluation, manifest.stable, f"builtin:{fast_name}" if shipped else fast_name,
+                                      f"builtin:{spec.name}" if shipped else spec.name, photos.held_out_credits,
+                                      manifest.source.name)
+        logger.info("%s: warping error %.0f%% of the fast variant's (worst clip %.0f%%), objective %+.1f%%",
+                    folder.name, 100 * evaluation.warping_ratio(), 100 * evaluation.worst_ratio(),
+                    100 * evaluation.excess())
+    shipped = make_shippable(folder, STABLE_HEADING, section, BUILTIN_STYLES, int8=True)
     if spec.painting is not None:
         shipped = append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest)) or shipped
     return shipped or changed

@@ -60,13 +60,24 @@ def _keep(current: str | None, choices: list[str]) -> str | None:
     return current if current in choices else (choices[0] if choices else None)
 
 
+def video_default(style_ids: list[str]) -> str | None:
+    """The Video tab's first pick: Starry Night where shipped (the gallery's best-known painting)."""
+    return "builtin:starry-night" if "builtin:starry-night" in style_ids else (style_ids[0] if style_ids else None)
+
+
+def _video_picks(picks: list[str] | None, style_ids: list[str]) -> list[str]:
+    kept = [pick for pick in (picks or []) if pick in style_ids]
+    first = video_default(style_ids)
+    return kept or ([first] if first else [])
+
+
 def _style_dropdown_choices(listing) -> list[tuple[str, str]]:
     return [(f"{models_handlers.style_title(e)} · {e.id}", e.id) for e in listing.style_models()]
 
 
 def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | None, pixel_pick: str | None,
              feature_pick: str | None, init_pick: str | None, publish_pick: str | None,
-             blend_picks: list[str] | None = None) -> tuple:
+             blend_picks: list[str] | None = None, video_picks: list[str] | None = None) -> tuple:
     """Every model picker updated from ``listing``, keeping each user's selection when it still exists."""
     style_choices = _style_dropdown_choices(listing)
     style_ids = [value for _, value in style_choices]
@@ -86,6 +97,7 @@ def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | No
         gr.update(choices=style_choices, value=_keep(init_pick or train_handlers.default_base_model(), style_ids)),
         gr.update(choices=local_ids, value=_keep(publish_pick, local_ids)),
         gr.update(choices=style_choices, value=[pick for pick in (blend_picks or []) if pick in style_ids]),
+        gr.update(choices=style_choices, value=_video_picks(video_picks, style_ids)),
     )
 
 

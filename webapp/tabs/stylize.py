@@ -60,9 +60,10 @@ def blend_summary_event(model_ids: list[str] | None, *weights: float) -> str:
 
 
 @event(gpu_seconds=30)
-def webcam_event(frame, model_id: str | None, size: float = 256, network: str = "auto"):
+def webcam_event(frame, model_id: str | None, size: float = 256, network: str = "auto", stable: bool = True):
+    """``stable``: the model's stable variant (less flicker), where it has one, instead of ``network``'s choice."""
     check_model_access(model_id)
-    return handlers.stylize_frame(frame, model_id, int(size), network)
+    return handlers.stylize_frame(frame, model_id, int(size), "stable" if stable else network)
 
 
 @event(gpu_seconds=300, heavy=True)
@@ -112,7 +113,9 @@ def stylize_tab() -> dict[str, Any]:
             with gr.Row():
                 webcam_input = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy")
                 webcam_output = gr.Image(label="Stylised", streaming=True, interactive=False, elem_id="webcam-output")
-            webcam_size = gr.Slider(96, 512, value=256, step=32, label="Processing size (px): lower is smoother")
+            with gr.Row():
+                webcam_size = gr.Slider(96, 512, value=256, step=32, label="Processing size (px): lower is smoother")
+                webcam_stable = gr.Checkbox(value=True, label="Stable network (less flicker, where the style has one)")
         ids_state = gr.State([])  # inside the tab: a component directly under gr.Tabs confuses the tab bar
     stylize_button.click(
         stylize_event, [content_input, model_input, size_input, colours_input, strength_input, scale_input,
@@ -120,7 +123,8 @@ def stylize_tab() -> dict[str, Any]:
         [stylize_output, stylize_info], api_name="stylize", concurrency_limit=settings.concurrency(), concurrency_id="fast",
     )
     webcam_input.stream(
-        webcam_event, [webcam_input, model_input, webcam_size, network_input], webcam_output, stream_every=0.1, time_limit=120,
+        webcam_event, [webcam_input, model_input, webcam_size, network_input, webcam_stable], webcam_output,
+        stream_every=0.1, time_limit=120,
         concurrency_limit=2, concurrency_id="webcam", api_visibility="private",
     )
     style_gallery.select(pick_from_gallery, ids_state, model_input, api_visibility="private", queue=False)

@@ -1,0 +1,144 @@
+"""The stable variants of the shipped styles: each style's fast variant fine-tuned with the temporal loss
+(``losses.temporal``: random smooth motion of the training photos, Wang et al. 2020), which video and the webcam run
+so that the brush strokes move with the picture. A gallery manifest's ``[stable]`` table says how
+(``python -m train.shipped.gallery`` trains them after the fast variants). Each is judged twice on the gallery's
+held-out photos: its warping error on clips of a camera panning, zooming and turning over them must be at most
+half its fast variant's, and its style objective (the paper-size style's) within 10% of the fast variant's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from perceptual_studio.imaging.io import image_to_tensor, resize_to_max_side
+from perceptual_studio.imaging.motion import affine_flow, camera_path, render_camera, warping_error
+from perceptual_studio.registry import load_model_folder
+
+from ..style import load_style_image
+from .fast_variants import EVAL_SIDE
+from .style_eval import ObjectiveEvaluation, held_out_objective
+
+STABLE_HEADING = "## The stable variant of a shipped style"
+MAX_OBJECTIVE_EXCESS = 0.10  # against the fast variant it starts from
+MAX_WARPING_RATIO = 0.50  # its warping error against the fast variant's
+CLIP_FRAMES, CLIP_SIDE = 16, 256
+NETWORK_LABELS = ("fast variant", "stable variant")
+
+
+@dataclass(frozen=True)
+class StableSpec:
+    """The manifest's ``[stable]`` table."""
+
+    suffix: str
+    temporal_weight: float
+    iterations: int
+    options: dict[str, Any]  # train.style options (CLI names without the dashes), e.g. lr
+
+    def name(self, style: str) -> str:
+        return f"{style}{self.suffix}"
+
+
+def read_stable_spec(raw: dict[str, Any]) -> StableSpec | None:
+    if "stable" not in raw:
+        return None
+    options = dict(raw["stable"])
+    return StableSpec(str(options.pop("suffix", "-stable")), float(options.pop("temporal-weight")),
+                      int(options.pop("iterations")), options)
+
+
+@dataclass(frozen=True)
+class StableEvaluation:
+    """Warping errors per clip (input, fast, stable) and the objectives of both networks."""
+
+    clips: dict[str, tuple[float, float, float]]
+    objective: ObjectiveEvaluation
+
+    def warping_ratio(self) -> float:
+        """The stable network's mean warping error over the fast one's."""
+        return float(np.mean([s for _, _, s in self.clips.values()]) / np.mean([f for _, f, _ in self.clips.values()]))
+
+    def worst_ratio(self) -> float:
+        return max(s / f for _, f, s in self.clips.values())
+
+    def excess(self) -> float:
+        return self.objective.excess(NETWORK_LABELS[1], NETWORK_LABELS[0])
+
+    def passes(self) -> bool:
+        return self.worst_ratio() <= MAX_WARPING_RATIO and self.excess() <= MAX_OBJECTIVE_EXCESS
+
+    def markdown(self) -> str:
+        rows = ["| clip | input | fast variant | stable variant |", "|---|---|---|---|"]
+        rows += [f"| {name} | {i:.5f} | {f:.5f} | {s:.5f} ({s / f:.0%}) |" for name, (i, f, s) in self.clips.items()]
+        return "\n".join(rows)
+
+
+def known_motion_clips(photos: dict[str, Image.Image], frames: int = CLIP_FRAMES, side: int = CLIP_SIDE,
+                       count: int = 2) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    """A camera panning, zooming and turning over ``count`` of ``photos`` (evenly spaced): (frames, exact flows)."""
+    width, height = side, round(side * 9 / 16)
+    names = list(photos)
+    step = (len(names) - 1) / max(1, count - 1)
+    clips = {}
+    for name in dict.fromkeys(names[round(i * step)] for i in range(min(count, len(names)))):
+        still = image_to_tensor(resize_to_max_side(photos[name], round(side * 1.6)))
+        sh, sw = still.shape[-2:]
+        for kind in ("pan", "zoom", "rotate"):
+            maps = camera_path(kind, frames, width, height, sw, sh)
+            clips[f"{kind} over {name}"] = ([render_camera(still, m, height, width) for m in maps],
+                                             [affine_flow(maps[t - 1], maps[t], height, width) for t in range(1, frames)])
+    return clips
+
+
+@torch.no_grad()
+def _stylised(network: torch.nn.Module, clip: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [network(frame).float().clamp(0, 1) for frame in clip]
+
+
+def evaluate_stable_variant(stable_folder: Path, fast_folder: Path, teacher_folder: Path, style_image: Path,
+                            photos: dict[str, Image.Image], device: str = "cpu", weights=None) -> StableEvaluation:
+    """Warping errors (input, fast, stable) on known-motion clips over ``photos``, and the teacher's objective
+    for the fast and the stable network on them at :data:`EVAL_SIDE`."""
+    from ..run import loss_network_weights
+
+    teacher = load_model_folder(teacher_folder, device)
+    fast = load_model_folder(fast_folder, device).network.eval()
+    stable = load_model_folder(stable_folder, device).network.eval()
+    clips = {}
+    for name, (frames, flows) in known_motion_clips(photos).items():
+        clips[name] = (warping_error(frames, flows), warping_error(_stylised(fast, frames), flows),
+                       warping_error(_stylised(stable, frames), flows))
+    record = teacher.config.training
+    weights = weights if weights is not None else loss_network_weights(None)
+    style = load_style_image(str(style_image), int(record.extra.get("style_size") or record.image_size))
+    scaled = [(name, resize_to_max_side(photo, EVAL_SIDE)) for name, photo in photos.items()]
+    objective = held_out_objective(dict(zip(NETWORK_LABELS, (fast, stable))), record, style, scaled, weights, device)
+    return StableEvaluation(clips, objective)
+
+
+def stable_card_section(evaluation: StableEvaluation, spec: StableSpec, fast_id: str, teacher_id: str, photos: str,
+                        manifest_file: str) -> str:
+    verdict = "meets" if evaluation.passes() else "does NOT meet"
+    return "\n".join([
+        "", STABLE_HEADING, "",
+        f"Video and the webcam run this network instead of `{fast_id}` (the fast variant of `{teacher_id}`): "
+        f"`{fast_id}` fine-tuned for {spec.iterations} steps with `{teacher_id}`'s objective plus the temporal "
+        f"loss (weight {spec.temporal_weight:g}; `losses/temporal.py`: random smooth motion of the training photos, "
+        "Wang et al. 2020), so that what it paints moves with the picture instead of flickering.", "",
+        f"Warping error (Lai et al. 2018; lower is steadier) on {CLIP_FRAMES}-frame clips of a camera moving over "
+        f"held-out photos at {CLIP_SIDE} px, with their exact flow: the stable network's is "
+        f"{evaluation.warping_ratio():.0%} of the fast one's on average (at most {evaluation.worst_ratio():.0%} on "
+        f"a clip; the gallery's bar: {MAX_WARPING_RATIO:.0%} on every clip).", "",
+        evaluation.markdown(), "",
+        f"Its objective (`{teacher_id}`'s; loss network `{evaluation.objective.loss_network}`) on held-out photos at "
+        f"{EVAL_SIDE} px is {evaluation.excess():+.1%} against the fast variant's (bar: within "
+        f"{MAX_OBJECTIVE_EXCESS:.0%}). Together: it {verdict} the gallery's bars.", "",
+        evaluation.objective.markdown(), "",
+        "Held-out photos:", "", photos, "",
+        f"Reproduce: `python -m train.shipped.gallery --manifest train/shipped/{manifest_file}` (resumable; its "
+        "table `[stable]`).", "",
+    ])

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CLIP_KINDS = ("pan", "zoom", "rotate")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,21 +63,10 @@ def _held_out(count: int) -> list[tuple[str, object]]:
 def known_motion_clips(frames: int, side: int, photos: int) -> list[tuple[str, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]]:
     """(name, frames, flows, masks) for each camera motion over each held-out photo (masks None: the flow's own)."""
     from perceptual_studio.imaging.io import image_to_tensor, resize_to_max_side
-    from perceptual_studio.imaging.motion import affine_flow, camera_path, render_camera
+    from perceptual_studio.imaging.motion import camera_clips
 
-    width, height = side, round(side * 9 / 16)
-    clips = []
-    for name, photo in _held_out(photos):
-        still = image_to_tensor(resize_to_max_side(photo, round(side * 1.6)))
-        sh, sw = still.shape[-2:]
-        if sw < width * 1.2 or sh < height * 1.05:
-            continue
-        for kind in CLIP_KINDS:
-            maps = camera_path(kind, frames, width, height, sw, sh)
-            clip = [render_camera(still, m, height, width) for m in maps]
-            flows = [affine_flow(maps[t - 1], maps[t], height, width) for t in range(1, frames)]
-            clips.append((f"{kind} over {name}", clip, flows, None))
-    return clips
+    stills = {name: image_to_tensor(resize_to_max_side(photo, round(side * 1.6))) for name, photo in _held_out(photos)}
+    return [(name, clip, flows, None) for name, (clip, flows) in camera_clips(stills, frames, side).items()]
 
 
 # A real clip from a Debian package: Kivy's example video of a city street (720x405, 25 frames/s, 7.6 s, MPEG-2, no

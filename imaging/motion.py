@@ -130,3 +130,22 @@ def render_camera(still: torch.Tensor, affine: np.ndarray, height: int, width: i
     sh, sw = still.shape[-2:]
     normalised = torch.stack((2 * points[0] / (sw - 1) - 1, 2 * points[1] / (sh - 1) - 1), dim=-1).unsqueeze(0)
     return F.grid_sample(still, normalised, mode="bicubic", padding_mode="border", align_corners=True).clamp(0, 1)
+
+
+CAMERA_MOTIONS = ("pan", "zoom", "rotate")
+
+
+def camera_clips(stills: dict[str, torch.Tensor], frames: int, side: int) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    """``"<motion> over <name>"``: (frames, exact flows) of a 16:9 camera ``side`` px wide panning, zooming and
+    turning over each still ((1, 3, H, W), about 1.6 x ``side``); a still too small to pan over is left out."""
+    width, height = side, round(side * 9 / 16)
+    clips = {}
+    for name, still in stills.items():
+        sh, sw = still.shape[-2:]
+        if sw < width * 1.2 or sh < height * 1.05:
+            continue
+        for kind in CAMERA_MOTIONS:
+            maps = camera_path(kind, frames, width, height, sw, sh)
+            clips[f"{kind} over {name}"] = ([render_camera(still, m, height, width) for m in maps],
+                                            [affine_flow(maps[t - 1], maps[t], height, width) for t in range(1, frames)])
+    return clips

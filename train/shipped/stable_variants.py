@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from perceptual_studio.imaging.io import image_to_tensor, resize_to_max_side
-from perceptual_studio.imaging.motion import affine_flow, camera_path, render_camera, warping_error
+from perceptual_studio.imaging.motion import camera_clips, warping_error
 from perceptual_studio.registry import load_model_folder
 
 from ..style import load_style_image
@@ -80,18 +80,11 @@ class StableEvaluation:
 def known_motion_clips(photos: dict[str, Image.Image], frames: int = CLIP_FRAMES, side: int = CLIP_SIDE,
                        count: int = 2) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]]:
     """A camera panning, zooming and turning over ``count`` of ``photos`` (evenly spaced): (frames, exact flows)."""
-    width, height = side, round(side * 9 / 16)
     names = list(photos)
     step = (len(names) - 1) / max(1, count - 1)
-    clips = {}
-    for name in dict.fromkeys(names[round(i * step)] for i in range(min(count, len(names)))):
-        still = image_to_tensor(resize_to_max_side(photos[name], round(side * 1.6)))
-        sh, sw = still.shape[-2:]
-        for kind in ("pan", "zoom", "rotate"):
-            maps = camera_path(kind, frames, width, height, sw, sh)
-            clips[f"{kind} over {name}"] = ([render_camera(still, m, height, width) for m in maps],
-                                             [affine_flow(maps[t - 1], maps[t], height, width) for t in range(1, frames)])
-    return clips
+    chosen = dict.fromkeys(names[round(i * step)] for i in range(min(count, len(names))))
+    stills = {name: image_to_tensor(resize_to_max_side(photos[name], round(side * 1.6))) for name in chosen}
+    return camera_clips(stills, frames, side)
 
 
 @torch.no_grad()

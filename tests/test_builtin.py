@@ -162,6 +162,10 @@ def test_the_gallery_plan_for_a_gpu_is_one_command(tmp_path, capsys, caplog):
     assert stable[stable.index("--init") + 1] == str(tmp_path / "models" / "stripes-fast")
     assert stable[stable.index("--variant-of") + 1] == str(tmp_path / "models" / "stripes")
     assert stable[stable.index("--temporal-weight") + 1] == "1e+07" and "--style-weight" in stable
+    # stained-glass sets its own temporal weight; each weight trains in its own run folder
+    glass = next(c for c in commands if f"--out {tmp_path / 'models' / 'stained-glass-stable'}" in c).split()
+    assert glass[glass.index("--temporal-weight") + 1] == "2.5e+07"
+    assert glass[glass.index("--run-dir") + 1].endswith("stained-glass-stable-tw2.5e07")
     first_distill = next(c for c in commands if "stained-glass-fast-distilled --run-dir" in c)
     assert "--init" not in first_distill.split()  # the first student starts from scratch
     first_fast = next(c for c in commands if f"--out {tmp_path / 'models' / 'stained-glass-fast'}" in c).split()

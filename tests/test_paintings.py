@@ -192,3 +192,53 @@ def test_credited_paintings_come_first_with_their_title_and_the_painting_inset_i
     assert np.abs(picture[-20, -20] - [255, 0, 0]).max() < 40  # the style image, inset in the corner
     assert np.abs(picture[20, 20] - [0, 0, 255]).max() < 40  # the stylized photo around it
     assert json.loads((root / "styles" / "zzz-painting" / "config.json").read_text())["training"]["style_image"]
+
+
+def _stable_manifest(tmp_path: Path, corpus: Path):
+    from dataclasses import replace
+
+    from perceptual_studio.train.shipped.gallery import read_manifest
+
+    path = _manifest_file(tmp_path)
+    text = path.read_text(encoding="utf-8").replace('style-weight = 1.0\n', 'style-weight = 1.0\nstable-temporal-weight = 3e7\n')
+    path.write_text(text + '[stable]\ntemporal-weight = 1e7\niterations = 2\n', encoding="utf-8")
+    manifest = read_manifest(path)
+    return replace(manifest, content=replace(manifest.content, corpus=corpus))
+
+
+def _evaluation(worst_ratio: float, excess: float):
+    from perceptual_studio.train.shipped.stable_variants import NETWORK_LABELS, StableEvaluation
+    from perceptual_studio.train.shipped.style_eval import ObjectiveEvaluation
+
+    terms = {"held-c": {NETWORK_LABELS[0]: {"total": 1.0, "content": 0.5, "style": 0.5, "tv": 0.0},
+                        NETWORK_LABELS[1]: {"total": 1.0 + excess, "content": 0.5, "style": 0.5 + excess, "tv": 0.0}}}
+    objective = ObjectiveEvaluation(("held-c",), NETWORK_LABELS, "vgg16:imagenet-caffe", terms)
+    return StableEvaluation({"pan over held-c": (0.0, 1.0, worst_ratio)}, objective)
+
+
+@pytest.mark.parametrize("worst_ratio, excess, kept", [(0.4, 0.05, True), (0.6, 0.05, False), (0.4, 0.2, False)])
+def test_a_stable_variant_ships_only_when_it_meets_both_bars_and_a_rejected_weight_is_not_trained_again(
+        corpus, tmp_path, env, monkeypatch, capsys, caplog, worst_ratio, excess, kept):
+    """A style's own temporal weight replaces the [stable] table's; a stable variant that misses the warping or the
+    objective bar is kept aside with its card, out of the registry, and the plan skips that weight from then on."""
+    from perceptual_studio.train.shipped import gallery
+
+    manifest = _stable_manifest(tmp_path, corpus)
+    work, models = tmp_path / "work", tmp_path / "models"
+    stage = next(s for s in gallery.style_stages(manifest, models, work, [], None) if s.name == "the-wave-stable")
+    assert stage.command[stage.command.index("--temporal-weight") + 1] == "3e+07"
+    assert stage.command[stage.command.index("--run-dir") + 1].endswith("the-wave-stable-tw3e07")
+    folder = models / "the-wave-stable"
+    api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), folder, style="the-wave",
+                   training={"loss_network": "vgg16:imagenet-caffe", "temporal_weight": 3e7})
+    monkeypatch.setattr(gallery, "evaluate_stable_variant", lambda *args, **kwargs: _evaluation(worst_ratio, excess))
+    assert stage.finalize(folder)
+    rejected = work / "rejected" / "the-wave-stable-tw3e07"
+    assert folder.is_dir() is kept and rejected.is_dir() is not kept
+    card = ((folder if kept else rejected) / "README.md").read_text(encoding="utf-8")
+    assert "weight 3e+07" in card and ("it meets the gallery's bars" if kept else "does NOT meet") in card
+    again = next(s for s in gallery.style_stages(manifest, models, work, [], None) if s.name == "the-wave-stable")
+    assert (again.skip_reason is None) is kept
+    if not kept:
+        assert gallery.run_stages([again], plan=False) == 0  # skipped, with the reason: nothing is trained
+        assert "did not meet the bars at temporal weight 3e+07" in caplog.text

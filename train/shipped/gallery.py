@@ -16,6 +16,7 @@ rerunning it continues every unfinished style from its last checkpoint. Finished
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -83,6 +84,9 @@ class StyleSpec:
     options: dict[str, Any] = field(default_factory=dict)
     # Its fast variant's objective steps, when not the [fast] table's.
     fast_objective_iterations: int | None = None
+    # Its stable variant's temporal weight, when not the [stable] table's (a style's objective sets the scale
+    # the temporal loss competes with, so one weight does not fit every style).
+    stable_temporal_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     content = raw["content"]
     known = {"name", "seed", "iterations", "init", "fast-objective-iterations", "painting", "title", "year",
-             "crop-border"}
+             "crop-border", "stable-temporal-weight"}
     styles = tuple(StyleSpec(**{k.replace("-", "_"): v for k, v in entry.items() if k in known},
                              options={k: v for k, v in entry.items() if k not in known}) for entry in raw["style"])
     names = {s.name for s in styles}
@@ -266,14 +270,15 @@ def finalize_shipped(folder: Path, spec: StyleSpec, manifest: Manifest) -> bool:
 
 def train_command(spec: StyleSpec, manifest: Manifest, *, content: Path, styles: Path, work_dir: Path,
                   models_root: Path, extra: list[str], runs: str = "runs", name: str | None = None,
-                  iterations: int | None = None, init: str | None = None) -> list[str]:
+                  iterations: int | None = None, init: str | None = None, run_name: str | None = None) -> list[str]:
     """``python -m train.style`` for ``spec`` (resumable). ``name``, ``iterations`` and ``init`` (a model id or
-    folder) replace the style's own, for a fast variant trained with the style's objective."""
+    folder) replace the style's own, for a fast variant trained with the style's objective; ``run_name`` (default
+    ``name``) names its run folder, so that a stage trained again with other settings does not resume the old run."""
     name = name or spec.name
     command = [sys.executable, "-m", "perceptual_studio.train.style", "--style",
                str(style_image(spec, styles, manifest.content.corpus)),
                "--content", str(content), "--style-name", spec.name, "--out", str(models_root / name),
-               "--run-dir", str(work_dir / runs / name), "--iterations", str(iterations or spec.iterations),
+               "--run-dir", str(work_dir / runs / (run_name or name)), "--iterations", str(iterations or spec.iterations),
                "--seed", str(spec.seed), "--preview-image", str(work_dir / "preview.jpg"), "--resume", "--quiet"]
     if init is None and spec.init:  # the shipped model's id, so the card names it rather than a folder here
         if spec.init.startswith("builtin:"):  # a shipped model outside this manifest
@@ -336,6 +341,9 @@ def run_stages(stages: list["Stage"], *, plan: bool) -> int:
         if plan:
             sys.stdout.write(" ".join(stage.command) + "\n")  # the plan is this command's output
             continue
+        if stage.skip_reason:
+            logger.warning("%s: %s; skipped", stage.name, stage.skip_reason)
+            continue
         if is_finished(stage.folder.name, stage.iterations, stage.folder.parent):
             if stage.finalize(stage.folder):
                 logger.info("%s: made ready to ship (compact weights, card section, builtin id)", stage.name)
@@ -377,6 +385,7 @@ class Stage:
     needs: tuple[Path, ...]
     command: list[str]
     finalize: Callable[[Path], bool]
+    skip_reason: str | None = None  # why it is not trained (a result that did not meet its bars, kept aside)
 
 
 def _nothing_to_finalize(folder: Path) -> bool:
@@ -426,16 +435,22 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
                           extra=extra + ["--variant-of", model_id(spec.name)], runs=runs.name, name=name,
                           iterations=objective, init=str(_shown_path(student))),
             lambda folder, spec=spec: finalize_fast(folder, spec, manifest, models_root, styles)))
-    stable = manifest.stable
-    for spec in manifest.styles if stable is not None else ():
+    for spec in manifest.styles if manifest.stable is not None else ():
+        stable = manifest.stable.for_style(spec.stable_temporal_weight)
         name, fast_name = stable.name(spec.name), fast.name(spec.name)
+        rejected = rejected_folder(work_dir, name, stable.temporal_weight)
         stages.append(Stage(
             name, name, stable.iterations, models_root / name, (models_root / fast_name,),
             train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir, models_root=models_root,
                           extra=extra + ["--variant-of", model_id(spec.name), "--temporal-weight",
                                          f"{stable.temporal_weight:g}", *option_flags(stable.options)],
-                          runs=runs.name, name=name, iterations=stable.iterations, init=model_id(fast_name)),
-            lambda folder, spec=spec: finalize_stable(folder, spec, manifest, models_root, styles)))
+                          runs=runs.name, name=name, iterations=stable.iterations, init=model_id(fast_name),
+                          run_name=rejected.name),
+            lambda folder, spec=spec, stable=stable: finalize_stable(folder, spec, stable, manifest, models_root,
+                                                                     styles, work_dir),
+            skip_reason=(f"did not meet the bars at temporal weight {stable.temporal_weight:g} (its card: "
+                         f"{_shown_path(rejected)}); give the style another stable-temporal-weight to try again"
+                         if (rejected / CONFIG_FILE).is_file() else None)))
     return stages
 
 
@@ -478,32 +493,50 @@ def finalize_fast(folder: Path, spec: StyleSpec, manifest: Manifest, models_root
     return shipped or changed
 
 
-def finalize_stable(folder: Path, spec: StyleSpec, manifest: Manifest, models_root: Path, styles: Path) -> bool:
+def rejected_folder(work_dir: Path, name: str, temporal_weight: float) -> Path:
+    """Where a stable variant that did not meet the bars is kept (with its card), out of the registry's reach."""
+    return work_dir / "rejected" / f"{name}-tw{temporal_weight:g}".replace("+", "")
+
+
+def finalize_stable(folder: Path, spec: StyleSpec, stable: StableSpec, manifest: Manifest, models_root: Path,
+                    styles: Path, work_dir: Path) -> bool:
     """A finished stable variant made fit to ship, as :func:`finalize_fast`: judged against its fast variant once
-    (warping error and objective, :mod:`stable_variants`; the card section keeps the result)."""
+    (warping error and objective, :mod:`stable_variants`; the card section keeps the result). One that does not
+    meet the bars is moved to :func:`rejected_folder` instead, so that the app never runs it."""
     card = folder / CARD_FILE
-    section = ""
     changed = store_int8(folder)
     credit = style_credit(spec, manifest.content.corpus)
     if credit is not None:
         changed = paintings.record_credit(folder, credit) or changed
-    if not card.is_file() or STABLE_HEADING not in card.read_text(encoding="utf-8"):
-        photos = content_photos(manifest.content, preview=PREVIEW_PHOTO)
-        fast_name = manifest.fast.name(spec.name)
-        evaluation = evaluate_stable_variant(folder, models_root / fast_name, models_root / spec.name,
-                                             style_image(spec, styles, manifest.content.corpus),
-                                             photos.load_held_out())
-        shipped = models_root.resolve() == BUILTIN_STYLES.resolve()
-        section = stable_card_section(evaluation, manifest.stable, f"builtin:{fast_name}" if shipped else fast_name,
-                                      f"builtin:{spec.name}" if shipped else spec.name, photos.held_out_credits,
-                                      manifest.source.name)
-        logger.info("%s: warping error %.0f%% of the fast variant's (worst clip %.0f%%), objective %+.1f%%",
-                    folder.name, 100 * evaluation.warping_ratio(), 100 * evaluation.worst_ratio(),
-                    100 * evaluation.excess())
-    shipped = make_shippable(folder, STABLE_HEADING, section, BUILTIN_STYLES, int8=True)
+    if card.is_file() and STABLE_HEADING in card.read_text(encoding="utf-8"):  # judged (and passed) before
+        changed = make_shippable(folder, STABLE_HEADING, "", BUILTIN_STYLES, int8=True) or changed
+        if spec.painting is not None:
+            changed = append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest)) or changed
+        return changed
+    photos = content_photos(manifest.content, preview=PREVIEW_PHOTO)
+    fast_name = manifest.fast.name(spec.name)
+    evaluation = evaluate_stable_variant(folder, models_root / fast_name, models_root / spec.name,
+                                         style_image(spec, styles, manifest.content.corpus), photos.load_held_out())
+    shipped = models_root.resolve() == BUILTIN_STYLES.resolve()
+    section = stable_card_section(evaluation, stable, f"builtin:{fast_name}" if shipped else fast_name,
+                                  f"builtin:{spec.name}" if shipped else spec.name, photos.held_out_credits,
+                                  manifest.source.name)
+    logger.info("%s: warping error %.0f%% of the fast variant's (worst clip %.0f%%), objective %+.1f%%",
+                folder.name, 100 * evaluation.warping_ratio(), 100 * evaluation.worst_ratio(),
+                100 * evaluation.excess())
+    make_shippable(folder, STABLE_HEADING, section, BUILTIN_STYLES, int8=True)
+    if not evaluation.passes():
+        rejected = rejected_folder(work_dir, folder.name, stable.temporal_weight)
+        if rejected.exists():
+            shutil.rmtree(rejected)
+        rejected.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(rejected))
+        logger.warning("%s does not meet the bars at temporal weight %g: kept out of the registry in %s",
+                       folder.name, stable.temporal_weight, _shown_path(rejected))
+        return True
     if spec.painting is not None:
-        shipped = append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest)) or shipped
-    return shipped or changed
+        append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest))
+    return True
 
 
 PAINTING_HEADING = "## The painting"

@@ -7,7 +7,7 @@ half its fast variant's, and its style objective (the paper-size style's) within
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,10 @@ class StableSpec:
 
     def name(self, style: str) -> str:
         return f"{style}{self.suffix}"
+
+    def for_style(self, temporal_weight: float | None) -> "StableSpec":
+        """This table with a style's own temporal weight (a manifest's ``stable-temporal-weight``), if it has one."""
+        return self if temporal_weight is None else replace(self, temporal_weight=float(temporal_weight))
 
 
 def read_stable_spec(raw: dict[str, Any]) -> StableSpec | None:

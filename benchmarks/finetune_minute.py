@@ -3,15 +3,18 @@
     python -m benchmarks.finetune_minute [--style neon] [--budget 90] [--out reports/finetune-minute]
 
 Runs the Train tab's own job (``webapp.handlers.training.train_style_job`` with the default preset: a
-fine-tune from the gallery's root model, ``builtin:stained-glass``) on a style image none of the shipped
-models has (the generated "neon" by default, or ``--style FILE``), in this process on this machine. Then, for
-comparison, the "from scratch" starter preset for the same wall-clock budget (cancelled there, as the Cancel
-button does). It prints style loss against wall-clock time for both, the moments a new preview reached the
-page, and whether the default job finished within ``--budget`` seconds; it saves
+fine-tune from the shipped style closest to the new one, ``pipelines.closest_style``) on a style image none of
+the shipped models has (the generated "neon" by default, or ``--style FILE``, e.g. a corpus painting the gallery
+does not ship), in this process on this machine. Then, for comparison, the same fine-tune from the gallery's
+root model (``builtin:stained-glass``, the default before the closest style was chosen; skipped when it is the
+closest) and the "from scratch" starter preset for the same wall-clock budget (cancelled there, as the Cancel
+button does). It prints style loss against wall-clock time for every run, when each first reaches the style loss
+the root-model fine-tune ends with (a recognisable result), the moments a new preview reached the page, and
+whether the default job finished within ``--budget`` seconds; it saves
 
-* ``loss_vs_time.png``: style loss (log scale) against seconds since Train was pressed, both runs;
+* ``loss_vs_time.png``: style loss (log scale) against seconds since Train was pressed, every run;
 * ``previews.jpg``: the previews the Train tab showed while the fine-tune ran, labelled with their time;
-* ``result.jpg``: the style image | the starting model | the fine-tune | from scratch, on a held-out photo;
+* ``result.jpg``: the style image | the starting model | each run's model, on a held-out photo;
 * ``results.json``: every number above.
 
 The clock starts when the job starts (what pressing Train does) and includes loading the loss network and
@@ -62,14 +65,27 @@ def run_job(request, budget_s: float | None) -> dict:
             timer.cancel()
     seconds = time.perf_counter() - started
     first_step = rows[0]["seconds"] if rows else None
+    from perceptual_studio.registry.api import read_config
+
+    start = read_config(final.model_id)[1].training.extra.get("init") if final.model_id else None
     return {"seconds": seconds, "prepare_seconds": first_step, "rows": rows, "previews": previews,
-            "model_id": final.model_id, "steps": final.step, "total": final.total, "cancelled": final.cancelled}
+            "model_id": final.model_id, "start": start, "steps": final.step, "total": final.total,
+            "cancelled": final.cancelled}
 
 
 def loss_at(rows: list[dict], seconds: float, term: str = "style") -> float | None:
     """The mean ``term`` of the last five updates at or before ``seconds`` (one update is one noisy batch)."""
     seen = [r[term] for r in rows if r["seconds"] <= seconds and term in r]
     return sum(seen[-5:]) / len(seen[-5:]) if seen else None
+
+
+def seconds_to_reach(rows: list[dict], level: float, term: str = "style") -> float | None:
+    """When the five-update mean of ``term`` first falls to ``level`` or below; None if it never does."""
+    for row in rows:
+        value = loss_at(rows, row["seconds"], term)
+        if value is not None and value <= level:
+            return row["seconds"]
+    return None
 
 
 def time_table(runs: dict[str, dict], marks: tuple[int, ...]) -> str:
@@ -151,15 +167,21 @@ def _style_path(parser: argparse.ArgumentParser, style: str, out: Path) -> Path:
     parser.error(f"--style: no such file, and not a generated style ({', '.join(GENERATED_STYLES)})")
 
 
-def _run_jobs(style_path: Path, base: str, budget_s: float, skip_scratch: bool) -> dict[str, dict]:
-    """The default fine-tune from ``base``, then (unless skipped) the from-scratch starter cancelled at the budget."""
+ROOT_RUN = "fine-tune from the gallery's root model"
+
+
+def _run_jobs(style_path: Path, root: str, budget_s: float, skip_scratch: bool) -> dict[str, dict]:
+    """The default fine-tune (the Train tab's own choice of start), the same from the gallery's ``root`` model
+    (unless that is the choice), then (unless skipped) the from-scratch starter cancelled at the budget."""
     from perceptual_studio.webapp.handlers import training
 
-    default = training.with_preset(training.TrainRequest(style=str(style_path), style_name="neon-finetune",
-                                                        preset=training.DEFAULT_PRESET, init_model=base))
+    default = training.with_preset(training.TrainRequest(style=str(style_path), style_name="new-finetune",
+                                                        preset=training.DEFAULT_PRESET))
     runs = {"fine-tune (default)": run_job(default, None)}
+    if runs["fine-tune (default)"]["start"] != root:
+        runs[ROOT_RUN] = run_job(replace(default, style_name="new-from-root", init_model=root), None)
     if not skip_scratch:
-        scratch = training.with_preset(training.TrainRequest(style=str(style_path), style_name="neon-scratch",
+        scratch = training.with_preset(training.TrainRequest(style=str(style_path), style_name="new-scratch",
                                                             preset="starter"))
         scratch = replace(scratch, iterations=10**6)  # stopped by the clock, not by its length
         runs["from scratch (starter)"] = run_job(scratch, budget_s)
@@ -181,13 +203,23 @@ def _print_report(runs: dict[str, dict], style_path: Path, base: str, budget_s: 
           f"{load_before} before, {loadavg()} after)\n")
     print(f"Style image: `{style_path.name}`. Default Train-tab job: preset `{training.DEFAULT_PRESET}` "
           f"({preset.iterations} steps, {preset.image_size} px, batch {preset.batch_size}, lr {preset.learning_rate:g}), "
-          f"fine-tuning `{base}`; content: the gallery's training crops.\n")
+          f"fine-tuning `{base}` (the shipped style closest to it); content: the gallery's training crops.\n")
     print(time_table(runs, TIME_MARKS))
     verdict = "within" if tuned["seconds"] <= budget_s else "OVER"
     print(f"\nDefault job: {tuned['steps']} steps in {tuned['seconds']:.1f} s ({verdict} the {budget_s:.0f}-s target); "
           f"first step after {tuned['prepare_seconds']:.1f} s of preparation; style loss {start_style:.4g} at the "
           f"first step -> {end_style:.4g} at the end ({end_style / start_style:.0%}).")
     print("Previews shown while it trained (s): " + ", ".join(f"{s:.0f}" for s, _, _ in tuned["previews"]))
+    if ROOT_RUN in runs:  # a recognisable result: the style loss the fine-tune from the root model ends with
+        root_run = runs[ROOT_RUN]
+        level = loss_at(root_run["rows"], root_run["seconds"])
+        reached = seconds_to_reach(tuned["rows"], level)
+        print(f"\nFrom `{root_run['start']}` instead: {root_run['steps']} steps in {root_run['seconds']:.1f} s, style "
+              f"loss {loss_at(root_run['rows'], 1e9):.4g} and content loss {loss_at(root_run['rows'], 1e9, 'content'):.4g} "
+              f"at the end (from `{base}`: {end_style:.4g} and {loss_at(tuned['rows'], 1e9, 'content'):.4g}). "
+              f"From `{base}` that style loss was reached after "
+              + (f"{reached:.1f} s" if reached is not None else "never (within the job)")
+              + f"; from `{root_run['start']}` after {root_run['seconds']:.1f} s.")
     if "from scratch (starter)" in runs:
         scratch_run = runs["from scratch (starter)"]
         print(f"From scratch, same budget: {scratch_run['steps']} steps, style loss "
@@ -222,15 +254,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     style_path = _style_path(parser, args.style, args.out)
-    base = training.default_base_model()
-    if base is None:
+    root = training.default_base_model()
+    if root is None:
         sys.stderr.write(f"error: {training.DEFAULT_BASE_MODEL} is not in this registry (a fresh clone ships it in "
                          f"registry/builtin)\n")
         return 1
     ensure_default_content()  # written once per machine; not part of a job's time
     samples.example_photos()
     load_before = loadavg()
-    runs = _run_jobs(style_path, base, args.budget, args.skip_scratch)
+    runs = _run_jobs(style_path, root, args.budget, args.skip_scratch)
+    base = runs["fine-tune (default)"]["start"]
     save_figures(runs, style_path, base, args.out)
 
     _print_report(runs, style_path, base, args.budget, args.out, load_before)

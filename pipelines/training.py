@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from PIL import Image
+
 from perceptual_studio import settings
+from perceptual_studio.registry import RegistryError, describe
 
 from .style import StylePipeline
 
@@ -50,8 +53,25 @@ RECIPES: dict[str, Recipe] = {
 # A fine-tune from a shipped model reaches a recognisable new style in about a minute on two CPU cores, with a
 # full-width network (benchmarks/finetune_minute.py measures it beside the half-width starter from scratch).
 DEFAULT_RECIPE = "quick_finetune"
-# The gallery's root model (train/shipped/gallery.toml: every other shipped style was fine-tuned from it).
+# The gallery's root model (train/shipped/gallery.toml: every other shipped style was fine-tuned from it): where a
+# fine-tune starts when no shipped style can be compared with the new one.
 DEFAULT_BASE_MODEL = "builtin:stained-glass"
+
+
+def closest_base_model(style: Image.Image | str | Path | None) -> str | None:
+    """Where a fine-tune on ``style`` starts: the shipped paper-size style whose style image is closest to it
+    (:mod:`pipelines.closest_style`; ``benchmarks.finetune_minute`` measures what it gains), else
+    :data:`DEFAULT_BASE_MODEL` if this registry has it, else None."""
+    from .closest_style import closest_style
+
+    match = closest_style(style) if style is not None else None
+    if match is not None:
+        return match.model_id
+    try:
+        describe(DEFAULT_BASE_MODEL)
+    except RegistryError:
+        return None
+    return DEFAULT_BASE_MODEL
 
 
 def default_content_dir() -> Path:
@@ -82,7 +102,8 @@ def train_style(style: str | Path, *, content: str | Path | None = None, name: s
     """Train a style network on ``style`` (an image file) and return its pipeline; the model folder is
     ``pipe.model.folder`` (``name`` in the local models folder: its id is ``local:<name>``).
 
-    ``recipe``: one of :data:`RECIPES` (default: the quick fine-tune from ``builtin:stained-glass``; "paper" is
+    ``recipe``: one of :data:`RECIPES` (default: the quick fine-tune from the shipped style closest to ``style``,
+    :func:`closest_base_model`; "paper" is
     the paper's 40k iterations). ``device``: where it trains and runs ("auto": ``PERCEPTUAL_DEVICE``, else CUDA when there is one).
     ``content``: a folder of photos or a Hub dataset id (default :func:`default_training_content`).
     ``progress`` receives each ``train.loop.TrainEvent``; ``should_stop`` returning True ends training early and
@@ -95,7 +116,8 @@ def train_style(style: str | Path, *, content: str | Path | None = None, name: s
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     chosen = RECIPES[recipe]
-    values = {**chosen.options(), **({"init": DEFAULT_BASE_MODEL} if chosen.fine_tune else {}), **options}
+    start = {} if not chosen.fine_tune or "init" in options else {"init": closest_base_model(style)}
+    values = {**chosen.options(), **start, **options}
     train_on = None if device is None or str(device) == "auto" else str(device)
     config = StyleTrainConfig(style=str(style), content=str(content) if content else default_training_content(),
                               out=name or Path(style).stem, device=train_on, **values)

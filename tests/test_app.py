@@ -3,6 +3,7 @@ handlers and the batch command line. Real (tiny) models are saved through the re
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -616,3 +617,41 @@ def test_the_default_preset_fine_tunes_the_gallerys_root_model(tmp_path, monkeyp
     assert config.init == training.DEFAULT_BASE_MODEL == "builtin:stained-glass"
     assert Path(config.preview_image).stem == "chelsea"  # held out from the gallery's training content
     assert training.build_config(training.TrainRequest(style=str(style), preset="starter"), "y").init is None
+
+
+def test_a_fine_tune_with_no_model_chosen_starts_from_the_closest_shipped_style(tmp_path, monkeypatch) -> None:
+    """The default fine-tune starts from the shipped paper-size style whose style image is closest to the new one
+    (benchmarks/finetune_minute.py measures the gain); its fast and stable variants are never chosen; a model the
+    user picks is kept; the status says which model the job starts from and why."""
+    from perceptual_studio import networks
+    from perceptual_studio.pipelines.closest_style import closest_style
+    from perceptual_studio.pipelines.training import closest_base_model
+    from perceptual_studio.registry import api
+    from perceptual_studio.webapp.handlers import training
+
+    rng = np.random.default_rng(0)
+    warm = Image.fromarray((rng.random((96, 96, 3)) * [255, 120, 30]).astype(np.uint8))  # noisy oranges
+    bands = np.indices((96, 96))[1] // 8 % 2 * 255  # black and white bands
+    stripes = Image.fromarray(np.repeat(bands[..., None], 3, axis=2).astype(np.uint8))
+    root = tmp_path / "builtin"
+    for name, image, extra in (("stained-glass", stripes, {}), ("sunset", warm, {}),
+                               ("sunset-fast", warm, {"variant_of": "builtin:sunset"})):
+        folder = api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(),
+                                root / "styles" / name, style=name, training=extra or None)
+        image.save(folder / "style.jpg")
+    monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(root))
+    api.clear_memory_cache()
+    orange = tmp_path / "orange.png"
+    Image.fromarray((np.random.default_rng(1).random((80, 80, 3)) * [250, 110, 40]).astype(np.uint8)).save(orange)
+    match = closest_style(orange)
+    assert match.model_id == "builtin:sunset" and [m for m, _ in match.ranking] == ["builtin:sunset",
+                                                                                    "builtin:stained-glass"]
+    assert closest_base_model(stripes) == "builtin:stained-glass"
+    request = training.TrainRequest(style=str(orange), style_name="orange", iterations=2, image_size=32,
+                                    batch_size=1, preview_every=0)
+    updates = list(training.train_style_job(request))
+    assert updates[0].status.startswith("Choosing the shipped style closest to yours")
+    assert "fine-tuning `builtin:sunset` (the shipped style closest to yours)" in updates[1].status
+    assert updates[-1].done and updates[-1].model_id == "local:orange"
+    picked = list(training.train_style_job(dataclasses.replace(request, style_name="picked", init_model="builtin:stained-glass")))
+    assert "fine-tuning `builtin:stained-glass`." in picked[0].status and "closest" not in picked[0].status

@@ -28,7 +28,8 @@ from PIL import Image
 from perceptual_studio import settings
 from perceptual_studio.imaging import load_image
 from perceptual_studio.imaging.io import ImageInputError, resize_to_max_side
-from perceptual_studio.pipelines.training import DEFAULT_BASE_MODEL, RECIPES, Recipe, default_training_content
+from perceptual_studio.pipelines.training import (DEFAULT_BASE_MODEL, RECIPES, Recipe, closest_base_model,
+                                                 default_training_content)
 from perceptual_studio.pipelines.training import DEFAULT_RECIPE as DEFAULT_PRESET
 from perceptual_studio.registry import RegistryError, describe, publish, reserved_model_names
 from perceptual_studio.registry.schema import CARD_FILE, LOSS_CURVE_FILE
@@ -278,7 +279,8 @@ def build_config(request: TrainRequest, name: str, owner: str | None = None,
 
 
 def default_base_model() -> str | None:
-    """The model a fine-tune starts from when none is chosen: the gallery's root model, if this registry has it."""
+    """The model a fine-tune starts from when no style image is given to compare (:func:`closest_base_model` picks
+    the closest shipped style once there is one): the gallery's root model, if this registry has it."""
     try:
         describe(DEFAULT_BASE_MODEL)
     except RegistryError:
@@ -335,10 +337,11 @@ class _JobProgress:
         self.last_event = batch[-1]
 
 
-def _job_head(config: StyleTrainConfig, name: str, identity: str, warning: Any) -> str:
+def _job_head(config: StyleTrainConfig, name: str, identity: str, warning: Any, closest: bool = False) -> str:
     """The status's first line, repeated on every update: what is trained, how, against which loss network."""
+    start = f", fine-tuning `{config.init}`" + (" (the shipped style closest to yours)" if closest else "")
     return (f"Training **{config.name}** as `local:{name}`: {config.iterations} steps at {config.image_size} px, "
-            f"batch {config.batch_size}" + (f", fine-tuning `{config.init}`" if config.init else "") +
+            f"batch {config.batch_size}" + (start if config.init else "") +
             f". Loss network `{identity}`." + (" ⚠️ Random-weight loss network: the style is learnt from "
                                                "random features." if warning else ""))
 
@@ -436,10 +439,14 @@ def _scratch_dir() -> Path:
 
 def _train_named(request: TrainRequest, name: str, stop: threading.Event, style: Image.Image, owner: str | None,
                  content: Path | None, abandoned: Callable[[], bool]) -> Iterator[TrainUpdate]:
+    started = time.perf_counter()
+    closest = preset_values(request.preset).fine_tune and not (request.init_model or "").strip()
+    if closest:  # the Gram matrices of the shipped styles' images, once per app: a few seconds the first time
+        yield TrainUpdate(0, int(request.iterations), "Choosing the shipped style closest to yours to start from…")
+        request = replace(request, init_model=closest_base_model(style))
     config = build_config(request, name, owner, content)
     identity, warning = loss_network_status()
-    started = time.perf_counter()
-    head = _job_head(config, name, identity, warning)
+    head = _job_head(config, name, identity, warning, closest=closest and config.init is not None)
     yield TrainUpdate(0, config.iterations, head + "  \nPreparing (loss network, style targets, content images)…")
     seen = _JobProgress()
     try:

@@ -10,7 +10,6 @@ from perceptual_studio.webapp import handlers
 from perceptual_studio.webapp.events import on_space_with_oauth, progress_callback, user_errors, visitor_token
 from perceptual_studio.webapp.request_context import current_owner
 from perceptual_studio.webapp.handlers import models as models_handlers
-from perceptual_studio.webapp.handlers import training as train_handlers
 from perceptual_studio.webapp.tabs.stylize import NO_STYLE_MODELS
 
 logger = logging.getLogger(__name__)
@@ -56,6 +55,10 @@ def import_zoo_event(oauth_token: gr.OAuthToken | None = None, progress=gr.Progr
     return models_handlers.import_classic_styles(visitor_token(oauth_token), progress_callback(progress))
 
 
+# The Train tab's default start: the shipped style closest to the uploaded one (pipelines.closest_style).
+CLOSEST_START = "The shipped style closest to your image (automatic)"
+
+
 def _keep(current: str | None, choices: list[str]) -> str | None:
     return current if current in choices else (choices[0] if choices else None)
 
@@ -94,7 +97,7 @@ def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | No
         gr.update(choices=[("(none)", "")] + sr_ids, value=pixel_pick if pixel_pick in sr_ids else (pixel_default or "")),
         gr.update(choices=[("(none)", "")] + sr_ids,
                   value=feature_pick if feature_pick in sr_ids else (feature_default or "")),
-        gr.update(choices=style_choices, value=_keep(init_pick or train_handlers.default_base_model(), style_ids)),
+        gr.update(choices=[(CLOSEST_START, "")] + style_choices, value=init_pick if init_pick in style_ids else ""),
         gr.update(choices=local_ids, value=_keep(publish_pick, local_ids)),
         gr.update(choices=style_choices, value=[pick for pick in (blend_picks or []) if pick in style_ids]),
         gr.update(choices=style_choices, value=_video_picks(video_picks, style_ids)),

@@ -308,6 +308,23 @@ def test_cli_trains_a_model_listed_by_the_registry(style_path, content_dir, caps
     assert "cli-style" in capsys.readouterr().out
 
 
+def test_cli_max_minutes_stops_writes_the_model_and_resume_goes_on(style_path, content_dir, capsys):
+    """--max-minutes trains as far as the time allows (a lent GPU's slot), writes the model as Ctrl-C does, and
+    --resume continues the same run to its end."""
+    from perceptual_studio.train.style import main
+
+    command = ["--style", str(style_path), "--content", str(content_dir), "--out", "timed", "--image-size", "32",
+               "--batch-size", "2", "--iterations", "100000", "--width", "0.25", "--num-residual", "1",
+               "--style-layers", "relu1_2", "--checkpoint-every", "1000", "--quiet"]
+    assert main(command + ["--max-minutes", "0.05"]) == 0
+    record = json.loads((_models_dir() / "timed" / "config.json").read_text())["training"]
+    assert 0 < record["iterations"] < 100000 and record["completed"] is False
+    stopped = record["iterations"]
+    assert main(command + ["--max-minutes", "0.05", "--resume"]) == 0  # the same command again goes on
+    record = json.loads((_models_dir() / "timed" / "config.json").read_text())["training"]
+    assert stopped < record["iterations"] < 100000
+
+
 def test_fine_tune_from_a_registry_model(style_path, content_dir):
     from perceptual_studio.networks import StyleTransformNet
     from perceptual_studio.registry import load_model, save_model

@@ -63,6 +63,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run of this command")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder and model folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop after this much wall-clock time and write the model, as Ctrl-C does (the run "
+                             "goes on with --resume): train as far as a lent machine's time allows")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -171,9 +174,15 @@ def trainer_main(argv: Sequence[str] | None, config_class: type, prog: str, desc
     def run(stop):
         config = config_from_args(args, config_class)
         bar = ProgressBar(config.iterations, enabled=not args.quiet and settings.torchrun_rank() == 0)
+        timer = threading.Timer(args.max_minutes * 60, stop.set) if args.max_minutes else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             return train(config, bar, stop, resume=args.resume, overwrite=args.overwrite)
         finally:
             bar.close()
+            if timer is not None:
+                timer.cancel()
 
     return run_cli(run, debug=args.debug)

@@ -210,7 +210,8 @@ def _print_report(runs: dict[str, dict], style_path: Path, base: str, budget_s: 
           f"first step after {tuned['prepare_seconds']:.1f} s of preparation; style loss {start_style:.4g} at the "
           f"first step -> {end_style:.4g} at the end ({end_style / start_style:.0%}).")
     print("Previews shown while it trained (s): " + ", ".join(f"{s:.0f}" for s, _, _ in tuned["previews"]))
-    if ROOT_RUN in runs:  # a recognisable result: the style loss the fine-tune from the root model ends with
+    if ROOT_RUN in runs and runs[ROOT_RUN]["rows"] and tuned["rows"]:
+        # a recognisable result: the style loss the fine-tune from the root model ends with
         root_run = runs[ROOT_RUN]
         level = loss_at(root_run["rows"], root_run["seconds"])
         reached = seconds_to_reach(tuned["rows"], level)
@@ -248,13 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="finetune-minute-"))
     os.environ.update({settings.DATA_DIR.name: str(work), settings.CACHE_DIR.name: str(cache),
                        settings.HF_HUB_OFFLINE.name: "1"})
-    from perceptual_studio.pipelines.training import ensure_default_content
+    from perceptual_studio.pipelines.training import ensure_default_content, root_base_model
     from perceptual_studio.webapp import samples
     from perceptual_studio.webapp.handlers import training
 
     args.out.mkdir(parents=True, exist_ok=True)
     style_path = _style_path(parser, args.style, args.out)
-    root = training.default_base_model()
+    root = root_base_model()
     if root is None:
         sys.stderr.write(f"error: {training.DEFAULT_BASE_MODEL} is not in this registry (a fresh clone ships it in "
                          f"registry/builtin)\n")

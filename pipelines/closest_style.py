@@ -8,6 +8,7 @@ compared layer by layer relative to the new image's own, so that no layer's scal
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +16,18 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from perceptual_studio.imaging.io import image_to_tensor, load_image, resize_to_max_side
+from perceptual_studio.imaging.io import ImageInputError, image_to_tensor, load_image, resize_to_max_side
 from perceptual_studio.losses.functional import gram_matrix
-from perceptual_studio.networks.vgg import STYLE_LAYERS, LossNetwork
+from perceptual_studio.networks.vgg import STYLE_LAYERS, LossNetwork, default_vgg16_weights
 from perceptual_studio.registry import list_models
 from perceptual_studio.registry.schema import STYLE_IMAGE_FILE
 
+logger = logging.getLogger(__name__)
+
 SIGNATURE_SIDE = 256  # the Train tab's style size; Gram matrices are per-pixel averages, so sizes need not match
-_signatures: dict[tuple[str, str, int], list[torch.Tensor]] = {}  # (style image file, mtime, loss network) -> Grams
-_lock = threading.Lock()
+_signatures: dict[tuple[str, str, str], list[torch.Tensor]] = {}  # (style image, mtime, loss network) -> Grams
+_networks: dict[str, LossNetwork] = {}  # by the loss network's identity
+_lock = threading.Lock()  # one job at a time computes (and caches) signatures
 
 
 @dataclass(frozen=True)
@@ -56,24 +60,38 @@ def starting_points() -> dict[str, Path]:
             and (entry.path / STYLE_IMAGE_FILE).is_file()}
 
 
-def _cached_signature(file: Path, network: LossNetwork) -> list[torch.Tensor]:
-    key = (str(file), str(file.stat().st_mtime_ns), network.identity)
-    with _lock:
+def _cached_signature(file: Path, network: LossNetwork) -> list[torch.Tensor] | None:
+    """The signature of a shipped style image, computed once; None (and a warning) if it cannot be read."""
+    try:
+        key = (str(file), str(file.stat().st_mtime_ns), network.identity)
         if key not in _signatures:
             _signatures[key] = style_signature(load_image(file), network)
-        return _signatures[key]
+    except (ImageInputError, OSError) as exc:
+        logger.warning("the style image %s cannot be compared (%s): left out of the closest-style choice",
+                       file.parent.name, exc)
+        return None
+    return _signatures[key]
+
+
+def _loss_network() -> LossNetwork:
+    weights = default_vgg16_weights()
+    if weights.identity not in _networks:
+        _networks[weights.identity] = LossNetwork(STYLE_LAYERS, weights)
+    return _networks[weights.identity]
 
 
 def closest_style(style: Image.Image | str | Path, candidates: dict[str, Path] | None = None,
                   network: LossNetwork | None = None) -> StyleMatch | None:
     """The candidate (model id -> its style image; default :func:`starting_points`) whose style image is closest
-    to ``style``'s; None when there is no candidate."""
+    to ``style``'s; None when there is no candidate (or none can be read)."""
     candidates = starting_points() if candidates is None else candidates
     if not candidates:
         return None
-    network = network or LossNetwork(STYLE_LAYERS)
     image = style if isinstance(style, Image.Image) else load_image(style)
-    new = style_signature(image.convert("RGB"), network)
-    ranking = sorted(((model_id, signature_distance(new, _cached_signature(file, network)))
-                      for model_id, file in candidates.items()), key=lambda pair: pair[1])
-    return StyleMatch(ranking[0][0], ranking[0][1], tuple(ranking))
+    with _lock:
+        network = network or _loss_network()
+        new = style_signature(image.convert("RGB"), network)
+        shipped = {model_id: _cached_signature(file, network) for model_id, file in candidates.items()}
+    ranking = sorted(((model_id, signature_distance(new, signature)) for model_id, signature in shipped.items()
+                      if signature is not None), key=lambda pair: pair[1])
+    return StyleMatch(ranking[0][0], ranking[0][1], tuple(ranking)) if ranking else None

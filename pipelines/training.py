@@ -36,7 +36,7 @@ class Recipe:
     learning_rate: float
     width: float
     preview_every: int
-    fine_tune: bool = False  # start from a trained style model (DEFAULT_BASE_MODEL unless ``init`` says)
+    fine_tune: bool = False  # start from a trained style model (closest_base_model's unless ``init`` says)
 
     def options(self) -> dict[str, Any]:
         """The ``StyleTrainConfig`` fields this recipe sets (a fine-tune keeps its base model's width)."""
@@ -65,8 +65,11 @@ def closest_base_model(style: Image.Image | str | Path | None) -> str | None:
     from .closest_style import closest_style
 
     match = closest_style(style) if style is not None else None
-    if match is not None:
-        return match.model_id
+    return match.model_id if match is not None else root_base_model()
+
+
+def root_base_model() -> str | None:
+    """:data:`DEFAULT_BASE_MODEL` if this registry has it, else None."""
     try:
         describe(DEFAULT_BASE_MODEL)
     except RegistryError:
@@ -116,7 +119,12 @@ def train_style(style: str | Path, *, content: str | Path | None = None, name: s
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     chosen = RECIPES[recipe]
-    start = {} if not chosen.fine_tune or "init" in options else {"init": closest_base_model(style)}
+    start = {}
+    if chosen.fine_tune and "init" not in options:
+        start = {"init": closest_base_model(style)}
+        if start["init"] is None:
+            raise ValueError(f"the {recipe!r} recipe fine-tunes a shipped style model and none is installed: pass "
+                             "init= a style model, or use recipe='starter'")
     values = {**chosen.options(), **start, **options}
     train_on = None if device is None or str(device) == "auto" else str(device)
     config = StyleTrainConfig(style=str(style), content=str(content) if content else default_training_content(),

@@ -592,9 +592,12 @@ def test_every_bad_upload_gets_the_projects_message_through_the_api(client, tmp_
     assert Image.open(image_path).size == (48, 40)
 
 
-def test_the_default_preset_fine_tunes_the_gallerys_root_model(tmp_path, monkeypatch) -> None:
-    """The Train tab's default is a quick fine-tune from the shipped builtin:stained-glass (a new style in about a
-    minute: benchmarks/finetune_minute.py); without that model it asks for one rather than guessing."""
+def test_the_default_preset_fine_tunes_the_gallerys_root_model_when_no_style_image_is_compared(tmp_path,
+                                                                                               monkeypatch) -> None:
+    """The Train tab's default is a quick fine-tune (a new style in about a minute: benchmarks/finetune_minute.py);
+    a config built without the style image to compare starts from the shipped builtin:stained-glass; without any
+    shipped model the app and the library ask for one rather than guessing."""
+    from perceptual_studio import train_style
     from perceptual_studio import networks
     from perceptual_studio.registry import api
     from perceptual_studio.webapp.handlers import training
@@ -608,6 +611,8 @@ def test_the_default_preset_fine_tunes_the_gallerys_root_model(tmp_path, monkeyp
     api.clear_memory_cache()
     with pytest.raises(ValueError, match="starts from an existing style model"):
         training.build_config(request, "x")
+    with pytest.raises(ValueError, match="none is installed"):
+        train_style(style)
     root = tmp_path / "builtin"
     api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), root / "styles" / "stained-glass",
                    style="stained-glass")
@@ -635,10 +640,15 @@ def test_a_fine_tune_with_no_model_chosen_starts_from_the_closest_shipped_style(
     stripes = Image.fromarray(np.repeat(bands[..., None], 3, axis=2).astype(np.uint8))
     root = tmp_path / "builtin"
     for name, image, extra in (("stained-glass", stripes, {}), ("sunset", warm, {}),
-                               ("sunset-fast", warm, {"variant_of": "builtin:sunset"})):
+                               ("sunset-fast", warm, {"variant_of": "builtin:sunset"}),
+                               ("sunset-stable", warm, {"variant_of": "builtin:sunset", "temporal_weight": 1e7}),
+                               ("damaged", None, {})):
         folder = api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(),
                                 root / "styles" / name, style=name, training=extra or None)
-        image.save(folder / "style.jpg")
+        if image is None:  # a shipped style image cut short: left out of the choice, with a warning
+            (folder / "style.jpg").write_bytes(b"\xff\xd8\xff\xe0 not the rest of a JPEG")
+        else:
+            image.save(folder / "style.jpg")
     monkeypatch.setenv("PERCEPTUAL_BUILTIN_MODELS_DIR", str(root))
     api.clear_memory_cache()
     orange = tmp_path / "orange.png"

@@ -232,7 +232,7 @@ def test_a_stable_variant_ships_only_when_it_meets_both_bars_and_a_rejected_weig
     api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), folder, style="the-wave",
                    training={"loss_network": "vgg16:imagenet-caffe", "temporal_weight": 3e7})
     monkeypatch.setattr(gallery, "evaluate_stable_variant", lambda *args, **kwargs: _evaluation(worst_ratio, excess))
-    assert stage.finalize(folder)
+    assert stage.finalize(folder) is kept  # True: made ready to ship
     rejected = work / "rejected" / "the-wave-stable-tw3e07"
     assert folder.is_dir() is kept and rejected.is_dir() is not kept
     card = ((folder if kept else rejected) / "README.md").read_text(encoding="utf-8")
@@ -242,3 +242,6 @@ def test_a_stable_variant_ships_only_when_it_meets_both_bars_and_a_rejected_weig
     if not kept:
         assert gallery.run_stages([again], plan=False) == 0  # skipped, with the reason: nothing is trained
         assert "did not meet the bars at temporal weight 3e+07" in caplog.text
+        capsys.readouterr()
+        assert gallery.run_stages([again], plan=True) == 0  # the plan shows it as a comment, not a command
+        assert capsys.readouterr().out.startswith("# the-wave-stable: did not meet the bars")

@@ -309,13 +309,17 @@ def test_cli_trains_a_model_listed_by_the_registry(style_path, content_dir, caps
 
 
 def test_cli_max_minutes_stops_writes_the_model_and_resume_goes_on(style_path, content_dir, capsys):
-    """--max-minutes trains as far as the time allows (a lent GPU's slot), writes the model as Ctrl-C does, and
-    --resume continues the same run to its end."""
+    """--max-minutes trains as far as a fixed time budget allows, writes the model as Ctrl-C does, and the same
+    command with --resume goes on; a budget that is not above 0 is refused."""
     from perceptual_studio.train.style import main
 
     command = ["--style", str(style_path), "--content", str(content_dir), "--out", "timed", "--image-size", "32",
                "--batch-size", "2", "--iterations", "100000", "--width", "0.25", "--num-residual", "1",
                "--style-layers", "relu1_2", "--checkpoint-every", "1000", "--quiet"]
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(SystemExit):
+            main(command + ["--max-minutes", bad])
+        assert "above 0" in capsys.readouterr().err
     assert main(command + ["--max-minutes", "0.05"]) == 0
     record = json.loads((_models_dir() / "timed" / "config.json").read_text())["training"]
     assert 0 < record["iterations"] < 100000 and record["completed"] is False

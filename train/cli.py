@@ -63,10 +63,20 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run of this command")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder and model folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="stop after this much wall-clock time and write the model, as Ctrl-C does (the run "
-                             "goes on with --resume): train as far as a lent machine's time allows")
+    parser.add_argument("--max-minutes", type=_positive_minutes, default=None,
+                        help="stop after this much wall-clock time (setup included) and write the model, as Ctrl-C "
+                             "does (the run goes on with --resume): train as far as a fixed time budget allows")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of minutes above 0, got {text!r}")
+    return value
 
 
 def build_parser(config_class: type, prog: str, description: str) -> argparse.ArgumentParser:

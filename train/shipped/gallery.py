@@ -15,6 +15,7 @@ rerunning it continues every unfinished style from its last checkpoint. Finished
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -338,11 +339,14 @@ def main(argv: list[str] | None = None) -> int:
 def run_stages(stages: list["Stage"], *, plan: bool) -> int:
     """Print (``plan``) or run each stage in order, skipping (and finalizing) finished ones; 0, or 1 on a failure."""
     for stage in stages:
+        if stage.skip_reason:
+            if plan:  # a comment line: the plan stays a list of commands to run
+                sys.stdout.write(f"# {stage.name}: {stage.skip_reason}; skipped\n")
+            else:
+                logger.warning("%s: %s; skipped", stage.name, stage.skip_reason)
+            continue
         if plan:
             sys.stdout.write(" ".join(stage.command) + "\n")  # the plan is this command's output
-            continue
-        if stage.skip_reason:
-            logger.warning("%s: %s; skipped", stage.name, stage.skip_reason)
             continue
         if is_finished(stage.folder.name, stage.iterations, stage.folder.parent):
             if stage.finalize(stage.folder):
@@ -502,17 +506,12 @@ def finalize_stable(folder: Path, spec: StyleSpec, stable: StableSpec, manifest:
                     styles: Path, work_dir: Path) -> bool:
     """A finished stable variant made fit to ship, as :func:`finalize_fast`: judged against its fast variant once
     (warping error and objective, :mod:`stable_variants`; the card section keeps the result). One that does not
-    meet the bars is moved to :func:`rejected_folder` instead, so that the app never runs it."""
+    meet the bars is moved to :func:`rejected_folder` first, then given its card there, so that the app never runs
+    it. True if a model was made ready to ship (False: nothing to do, or rejected)."""
     card = folder / CARD_FILE
-    changed = store_int8(folder)
-    credit = style_credit(spec, manifest.content.corpus)
-    if credit is not None:
-        changed = paintings.record_credit(folder, credit) or changed
-    if card.is_file() and STABLE_HEADING in card.read_text(encoding="utf-8"):  # judged (and passed) before
-        changed = make_shippable(folder, STABLE_HEADING, "", BUILTIN_STYLES, int8=True) or changed
-        if spec.painting is not None:
-            changed = append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest)) or changed
-        return changed
+    if card.is_file() and STABLE_HEADING in card.read_text(encoding="utf-8"):  # judged, and passed, before
+        _warn_if_trained_at_another_weight(folder, stable)
+        return _make_stable_shippable(folder, spec, manifest, "")
     photos = content_photos(manifest.content, preview=PREVIEW_PHOTO)
     fast_name = manifest.fast.name(spec.name)
     evaluation = evaluate_stable_variant(folder, models_root / fast_name, models_root / spec.name,
@@ -524,19 +523,37 @@ def finalize_stable(folder: Path, spec: StyleSpec, stable: StableSpec, manifest:
     logger.info("%s: warping error %.0f%% of the fast variant's (worst clip %.0f%%), objective %+.1f%%",
                 folder.name, 100 * evaluation.warping_ratio(), 100 * evaluation.worst_ratio(),
                 100 * evaluation.excess())
-    make_shippable(folder, STABLE_HEADING, section, BUILTIN_STYLES, int8=True)
-    if not evaluation.passes():
-        rejected = rejected_folder(work_dir, folder.name, stable.temporal_weight)
-        if rejected.exists():
-            shutil.rmtree(rejected)
-        rejected.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(folder), str(rejected))
-        logger.warning("%s does not meet the bars at temporal weight %g: kept out of the registry in %s",
-                       folder.name, stable.temporal_weight, _shown_path(rejected))
-        return True
+    if evaluation.passes():
+        return _make_stable_shippable(folder, spec, manifest, section)
+    rejected = rejected_folder(work_dir, folder.name, stable.temporal_weight)
+    if rejected.exists():
+        shutil.rmtree(rejected)
+    rejected.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(folder), str(rejected))  # first: an interruption never leaves a judged failure in the registry
+    append_card_section(rejected, STABLE_HEADING, section)
+    logger.warning("%s does not meet the bars at temporal weight %g: kept out of the registry in %s",
+                   folder.name, stable.temporal_weight, _shown_path(rejected))
+    return False
+
+
+def _make_stable_shippable(folder: Path, spec: StyleSpec, manifest: Manifest, section: str) -> bool:
+    changed = store_int8(folder)
+    credit = style_credit(spec, manifest.content.corpus)
+    if credit is not None:
+        changed = paintings.record_credit(folder, credit) or changed
+    changed = make_shippable(folder, STABLE_HEADING, section, BUILTIN_STYLES, int8=True) or changed
     if spec.painting is not None:
-        append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest))
-    return True
+        changed = append_card_section(folder, PAINTING_HEADING, painting_card_section(spec, manifest)) or changed
+    return changed
+
+
+def _warn_if_trained_at_another_weight(folder: Path, stable: StableSpec) -> None:
+    """A shipped stable variant is not trained again when its manifest's weight changes: say so."""
+    record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("training") or {}
+    trained = record.get("temporal_weight")
+    if trained is not None and abs(float(trained) - stable.temporal_weight) > 1e-6 * stable.temporal_weight:
+        logger.warning("%s was trained at temporal weight %g, the manifest now says %g: remove %s to train it again",
+                       folder.name, float(trained), stable.temporal_weight, _shown_path(folder))
 
 
 PAINTING_HEADING = "## The painting"

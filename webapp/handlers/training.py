@@ -30,8 +30,9 @@ from perceptual_studio.imaging import load_image
 from perceptual_studio.imaging.io import ImageInputError, resize_to_max_side
 from perceptual_studio.pipelines.training import (DEFAULT_BASE_MODEL, RECIPES, Recipe, closest_base_model,
                                                  default_training_content)
+from perceptual_studio.pipelines.training import root_base_model
 from perceptual_studio.pipelines.training import DEFAULT_RECIPE as DEFAULT_PRESET
-from perceptual_studio.registry import RegistryError, describe, publish, reserved_model_names
+from perceptual_studio.registry import describe, publish, reserved_model_names
 from perceptual_studio.registry.schema import CARD_FILE, LOSS_CURVE_FILE
 from perceptual_studio.train.config import StyleTrainConfig
 from perceptual_studio.train.data import DataError, hub_dataset_image_bytes
@@ -257,7 +258,7 @@ def build_config(request: TrainRequest, name: str, owner: str | None = None,
     init = (request.init_model or "").strip() or None
     visitor_models.check_access(init, owner)
     if preset.fine_tune and init is None:
-        init = default_base_model()
+        init = root_base_model()
     if preset.fine_tune and init is None:
         raise ValueError("The fine-tune preset starts from an existing style model: choose one (or use the starter preset).")
     _check_public_request(request)
@@ -276,16 +277,6 @@ def build_config(request: TrainRequest, name: str, owner: str | None = None,
         preview_size=192,
         preview_image=str(samples.example_photos()[0]),  # a photo not trained on: the preview shows generalisation
     )
-
-
-def default_base_model() -> str | None:
-    """The model a fine-tune starts from when no style image is given to compare (:func:`closest_base_model` picks
-    the closest shipped style once there is one): the gallery's root model, if this registry has it."""
-    try:
-        describe(DEFAULT_BASE_MODEL)
-    except RegistryError:
-        return None
-    return DEFAULT_BASE_MODEL
 
 
 # ------------------------------------------------------------------------------------------ the job
@@ -441,9 +432,12 @@ def _train_named(request: TrainRequest, name: str, stop: threading.Event, style:
                  content: Path | None, abandoned: Callable[[], bool]) -> Iterator[TrainUpdate]:
     started = time.perf_counter()
     closest = preset_values(request.preset).fine_tune and not (request.init_model or "").strip()
-    if closest:  # the Gram matrices of the shipped styles' images, once per app: a few seconds the first time
+    if closest:  # the shipped styles' Gram matrices are computed once per app: a few seconds the first time
         yield TrainUpdate(0, int(request.iterations), "Choosing the shipped style closest to yours to start from…")
         request = replace(request, init_model=closest_base_model(style))
+        if stop.is_set():
+            yield TrainUpdate(0, int(request.iterations), "Cancelled before it started.", done=True, cancelled=True)
+            return
     config = build_config(request, name, owner, content)
     identity, warning = loss_network_status()
     head = _job_head(config, name, identity, warning, closest=closest and config.init is not None)

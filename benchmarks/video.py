@@ -44,6 +44,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--objective-photos", type=int, default=8, help="held-out photos the objective is scored on")
     parser.add_argument("--speed-seconds", type=float, default=10.0, help="length of the speed clip (0: skip)")
     parser.add_argument("--skip-objective", action="store_true")
+    parser.add_argument("--steady", type=float, default=0.25,
+                        help="also the last network with the Video tab's Steady blend at this share (0: skip)")
     parser.add_argument("--figure", type=Path, default=None,
                         help="also draw the first clip's flicker, per network, into this image (JPEG)")
     return parser.parse_args(argv)
@@ -143,20 +145,41 @@ def stylised(pipe, clip: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
-def warping_table(networks: dict[str, object], clips) -> tuple[list[str], dict[str, dict[str, float]]]:
+def steadied(clip: list[torch.Tensor], frames: list[torch.Tensor], share: float) -> list[torch.Tensor]:
+    """``frames`` (a network's outputs for ``clip``) through the inference-time blend of the Video tab's Steady
+    switch (``pipelines.flow_blend``), as uint8 frames, as the app runs it."""
+    from perceptual_studio.pipelines.flow_blend import FlowGuidedBlend
+
+    blend = FlowGuidedBlend(share)
+
+    def rgb(t: torch.Tensor) -> np.ndarray:
+        return (t[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+
+    return [torch.from_numpy(blend(rgb(x), rgb(y))).permute(2, 0, 1).unsqueeze(0).float() / 255
+            for x, y in zip(clip, frames)]
+
+
+def warping_table(networks: dict[str, object], clips, steady: float = 0.0) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """The warping error per clip: the input, each network, and (``steady`` > 0) the last network with the Steady
+    blend; each network's as a share of the first's (the per-frame network)."""
     from perceptual_studio.imaging.motion import warping_error
 
+    last = list(networks)[-1]
+    labels = [*networks] + ([f"{last} + steady {steady:g}"] if steady > 0 else [])
     scores: dict[str, dict[str, float]] = {}
     for name, clip, flows, masks in clips:
         row = {"input": warping_error(clip, flows, masks)}
         for label, pipe in networks.items():
-            row[label] = warping_error(stylised(pipe, clip), flows, masks)
+            frames = stylised(pipe, clip)
+            row[label] = warping_error(frames, flows, masks)
+            if steady > 0 and label == last:
+                row[labels[-1]] = warping_error(steadied(clip, frames, steady), flows, masks)
         scores[name] = row
-    lines = ["| clip | " + " | ".join(["input", *networks]) + " |", "|---" * (2 + len(networks)) + "|"]
+    lines = ["| clip | " + " | ".join(["input", *labels]) + " |", "|---" * (2 + len(labels)) + "|"]
     for name, row in scores.items():
-        per_frame = row[next(iter(networks))]
+        per_frame = row[labels[0]]
         cells = [f"{row['input']:.5f}"] + [f"{row[label]:.5f}" + (f" ({row[label] / per_frame:.0%})" if i else "")
-                                           for i, label in enumerate(networks)]
+                                           for i, label in enumerate(labels)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines, scores
 
@@ -190,6 +213,31 @@ def flicker_figure(networks: dict[str, object], clip, path: Path, frame: int = 8
     return path
 
 
+def steady_objective_rows(style: str, pipe, clips, steady: float) -> list[str]:
+    """The style objective, per frame, of one network's output on each clip with and without the Steady blend:
+    what mixing with the previous frame costs in style (it averages two paintings of one picture)."""
+    from perceptual_studio import settings
+    from perceptual_studio.losses import PerceptualLoss
+    from perceptual_studio.registry import load_model_folder
+    from perceptual_studio.train.run import loss_network_weights
+    from perceptual_studio.train.shipped.style_eval import objective_config
+    from perceptual_studio.train.style import load_style_image
+
+    teacher_folder = settings.builtin_models_dir() / "styles" / style
+    record = load_model_folder(teacher_folder, "cpu").config.training
+    weights = loss_network_weights(None)
+    loss = PerceptualLoss(objective_config(record, weights), weights=weights)
+    loss.set_style(load_style_image(str(teacher_folder / "style.jpg"),
+                                    int(record.extra.get("style_size") or record.image_size)))
+    lines = [f"| clip | objective without | with steady {steady:g} | change |", "|---|---:|---:|---:|"]
+    for name, clip, _, _ in clips:
+        plain = stylised(pipe, clip)
+        values = [sum(float(loss(out, x).total) for out, x in zip(frames, clip)) / len(clip)
+                  for frames in (plain, steadied(clip, plain, steady))]
+        lines.append(f"| {name} | {values[0]:.4g} | {values[1]:.4g} | {values[1] / values[0] - 1:+.1%} |")
+    return lines
+
+
 def objective_table(style: str, folders: dict[str, Path], photos: int) -> list[str]:
     from perceptual_studio.imaging.io import resize_to_max_side
     from perceptual_studio.registry import load_model_folder
@@ -216,15 +264,20 @@ def objective_table(style: str, folders: dict[str, Path], photos: int) -> list[s
     return lines
 
 
-def speed_rows(labelled: dict[str, object], seconds: float) -> list[str]:
+def speed_rows(labelled: dict[str, object], seconds: float, steady: float = 0.0) -> list[str]:
+    """End to end on a generated 720p clip with sound, to 512 px: each network, and (``steady`` > 0) the last
+    with the Steady blend."""
     from perceptual_studio.pipelines.video import stylize_video
 
     work = Path(tempfile.mkdtemp(prefix="video-bench-"))
     clip = _speed_clip(work / "clip-720p.mp4", seconds)
     lines = ["| network | frames | output | end to end | frames/s | network ms/frame |", "|---|---|---|---|---|---|"]
-    for label, pipe in labelled.items():
+    last = list(labelled)[-1]
+    runs = [(label, pipe, 0.0) for label, pipe in labelled.items()]
+    runs += [(f"{last} + steady {steady:g}", labelled[last], steady)] if steady > 0 else []
+    for label, pipe, share in runs:
         stylize_video(pipe, clip, work / "warm.mp4", size=512, limits=_limits())  # first use picks the runtime
-        result = stylize_video(pipe, clip, work / "out.mp4", size=512, limits=_limits())
+        result = stylize_video(pipe, clip, work / "out.mp4", size=512, limits=_limits(), steady=share)
         lines.append(f"| {label} | {result.frames} | {result.size[0]}x{result.size[1]}, "
                      f"{'sound' if result.has_audio else 'no sound'} | {result.seconds:.1f} s | "
                      f"{result.frames_per_second:.1f} | {1000 * result.network_seconds / result.frames:.0f} |")
@@ -295,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         clips.append(real_clip(args.frames, args.side, Path(tempfile.mkdtemp(prefix="video-bench-"))))
     except Exception as exc:  # noqa: BLE001 - no apt here: the table says so and goes on
         print(f"(the real clip could not be fetched: {exc})\n")
-    lines, _ = warping_table(pipes, clips)
+    lines, _ = warping_table(pipes, clips, args.steady)
     if args.figure is not None:
         flicker_figure(pipes, clips[0], args.figure, frame=min(8, args.frames - 1))
     print(f"## Warping error ({args.frames} frames, {args.side} px; lower is steadier; % of the per-frame network)\n")
@@ -306,10 +359,15 @@ def main(argv: list[str] | None = None) -> int:
         folders = {label: (Path(ref) if os.path.isdir(ref) else model_folder(ref)) for label, ref in labels.items()}
         print("## Style objective\n")
         print("\n".join(objective_table(args.style, folders, args.objective_photos)) + "\n")
+        if args.steady > 0:
+            last = list(pipes)[-1]
+            print(f"Objective of `builtin:{args.style}` per frame of each clip, {last}, with and without the Steady "
+                  "blend:\n")
+            print("\n".join(steady_objective_rows(args.style, pipes[last], clips, args.steady)) + "\n")
     if args.speed_seconds > 0:
         print(f"## Speed, end to end: a {args.speed_seconds:g} s 720p clip at 24 frames/s with sound, to 512 px\n")
         started = time.perf_counter()
-        print("\n".join(speed_rows(pipes, args.speed_seconds)))
+        print("\n".join(speed_rows(pipes, args.speed_seconds, args.steady)))
         print(f"\n({time.perf_counter() - started:.0f} s for the speed section)")
     return 0
 

@@ -34,6 +34,7 @@ from perceptual_studio.imaging.video import (
 )
 from perceptual_studio.networks.inference import infer
 
+from .flow_blend import FlowGuidedBlend
 from .style import StylePipeline, check_controls
 
 # progress(frames done, frames in all, the latest stylised frame or None): called after every frame.
@@ -56,6 +57,7 @@ class VideoResult:
     network_seconds: float  # the network passes alone
     plan: str  # how the network ran
     source: VideoInfo
+    steady: float = 0.0  # the previous result's share in each frame (flow_blend.FlowGuidedBlend); 0: off
 
     @property
     def duration(self) -> float:
@@ -69,8 +71,13 @@ class VideoResult:
 def stylize_video(pipe: StylePipeline, source: str | os.PathLike[str], destination: str | os.PathLike[str], *,
                   size: int = 512, strength: float = 1.0, preserve_colours: bool = False,
                   progress: VideoProgress | None = None, should_stop: Callable[[], bool] | None = None,
-                  preview_every: int = 0, limits: settings.VideoLimits | None = None) -> VideoResult:
+                  preview_every: int = 0, limits: settings.VideoLimits | None = None,
+                  steady: float = 0.0) -> VideoResult:
     """Stylise clip ``source`` into MP4 ``destination`` at ``size`` px (the longer side; never enlarged).
+
+    ``steady`` in [0, 1): mix each frame with the previous result moved along the clip's optical flow, where the
+    clip agrees (:class:`~pipelines.flow_blend.FlowGuidedBlend`: less flicker for any network; 0, the default, is
+    off).
 
     ``progress`` is called after every frame, with the frame itself every ``preview_every`` frames (0: never);
     an exception it raises stops the work and nothing is written. ``should_stop`` returning True keeps the
@@ -85,6 +92,7 @@ def stylize_video(pipe: StylePipeline, source: str | os.PathLike[str], destinati
         raise ValueError(f"video output size must be at most {limits.output_side} px, got {size}")
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"style strength must be between 0 and 1, got {strength}")
+    blend = FlowGuidedBlend(float(steady))  # checks the value before the clip is read
     source, destination = Path(source), Path(destination)
     info = probe_video(source, limits)
     frame_size = output_size(info.width, info.height, size)
@@ -98,6 +106,8 @@ def stylize_video(pipe: StylePipeline, source: str | os.PathLike[str], destinati
                     stopped = True
                     break
                 frame, run_seconds, plan = stylise_frame(pipe, content, strength, preserve_colours)
+                if blend.weight > 0:
+                    frame = blend(content, frame)
                 network_seconds += run_seconds
                 writer.write(frame)
                 if progress is not None:
@@ -114,7 +124,7 @@ def stylize_video(pipe: StylePipeline, source: str | os.PathLike[str], destinati
         for leftover in (silent, destination.with_name(f".{destination.stem}.partial.mp4")):
             leftover.unlink(missing_ok=True)
     return VideoResult(destination, writer.frames, info.fps, frame_size, has_audio, stopped,
-                       time.perf_counter() - started, network_seconds, plan, info)
+                       time.perf_counter() - started, network_seconds, plan, info, blend.weight)
 
 
 def stylise_frame(pipe: StylePipeline, content: np.ndarray, strength: float = 1.0,

@@ -393,6 +393,21 @@ def test_webcam_frame_handler() -> None:
     assert stylize_frame(frame, None) is frame and stylize_frame(None, STYLE_ID) is None
 
 
+def test_the_webcam_stream_keeps_its_own_steady_blend_between_frames() -> None:
+    """With Steady on, the stream's state holds its blend (the previous frame); off, it holds nothing and each frame
+    is the network's alone."""
+    from perceptual_studio.pipelines.flow_blend import FlowGuidedBlend
+    from perceptual_studio.webapp.tabs.stylize import webcam_event
+
+    frame = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
+    first, blend = webcam_event(frame, STYLE_ID, 64, "auto", True, True, None)
+    assert isinstance(blend, FlowGuidedBlend) and first.shape == (48, 64, 3)
+    second, same = webcam_event(frame, STYLE_ID, 64, "auto", True, True, blend)
+    assert same is blend and second.shape == first.shape
+    plain, none = webcam_event(frame, STYLE_ID, 64, "auto", True, False, blend)
+    assert none is None and plain.shape == first.shape
+
+
 def test_tiled_super_resolution_matches_untiled(tmp_path) -> None:
     from perceptual_studio.webapp.handlers.superres import super_resolve
 

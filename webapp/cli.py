@@ -158,7 +158,7 @@ def video_command(args: argparse.Namespace) -> int:
     if args.weight and len(args.weight) != len(args.model):
         raise ValueError("--weight is for blends: one --weight per --model.")
     request = video_handlers.video_request(args.input, args.model, args.size, args.strength, args.preserve_colours,
-                                           args.network, args.weight or ())
+                                           args.network, args.weight or (), steady=args.steady)
     pipe = video_handlers.pipeline_for(request)  # a wrong model fails here, before the clip is read
     if pipe.note:
         print(pipe.note, file=sys.stderr)
@@ -173,7 +173,8 @@ def video_command(args: argparse.Namespace) -> int:
     try:
         result = _interruptible(lambda: stylize_video(
             pipe, args.input, args.output, size=request.size, strength=request.strength,
-            preserve_colours=request.preserve_colours, progress=progress, should_stop=stop.is_set), stop)
+            preserve_colours=request.preserve_colours, progress=progress, should_stop=stop.is_set,
+            steady=request.steady), stop)
     except (ValueError, OSError) as exc:
         print(f"error: {user_message(exc)}", file=sys.stderr)
         return 1
@@ -248,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--match-histogram", action="store_true",
                     help="match each result's colour histograms to its input (the paper's display; not for bicubic)")
     up.set_defaults(run=upscale_command)
+    from perceptual_studio.pipelines.flow_blend import DEFAULT_STEADY
+
     clip = sub.add_parser("video", help="stylise a video clip into an MP4 with its sound")
     clip.add_argument("input", metavar="IN", help="the clip (MP4, WebM, MOV, AVI, MKV, animated GIF)")
     clip.add_argument("output", metavar="OUT", help="the MP4 to write")
@@ -260,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep the content's colours (luminance-only transfer)")
     clip.add_argument("--network", choices=("stable", "auto", "fast", "paper"), default="stable",
                       help="stable (default): the model's stable variant where it has one, else as auto")
+    clip.add_argument("--steady", type=float, nargs="?", const=DEFAULT_STEADY, default=0.0, metavar="SHARE",
+                      help=f"mix each frame with the last one along the motion (SHARE of the last, default "
+                           f"{DEFAULT_STEADY:g} when given alone; 0: off, the default): less flicker, softer strokes")
     clip.set_defaults(run=video_command)
     listing = sub.add_parser("models", help="list the registry's models")
     listing.add_argument("--task", choices=("style-transfer", "super-resolution"))

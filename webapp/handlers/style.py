@@ -11,8 +11,12 @@ from threading import Lock
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 from perceptual_studio import settings
+from perceptual_studio.imaging import load_image
+from perceptual_studio.pipelines.common import resize_longest
+from perceptual_studio.pipelines.flow_blend import FlowGuidedBlend
 from perceptual_studio.pipelines.style import (  # noqa: F401 - the handlers' names for the pipeline's types
     BlendPart,
     NetworkChoice,
@@ -159,9 +163,10 @@ def forget_stream_pipelines() -> None:
 
 
 def stylize_frame(frame: np.ndarray | None, model_id: str | None, size: int = 256,
-                  network: str = "auto") -> np.ndarray | None:
+                  network: str = "auto", steady: FlowGuidedBlend | None = None) -> np.ndarray | None:
     """One webcam frame through the model (or its fast variant, ``network``) at ``size`` px (longest side):
-    the live stream's handler.
+    the live stream's handler. ``steady``: the stream's own blend with its previous frame along the motion
+    (``pipelines.flow_blend``), or None.
 
     No model selected: the frame is returned unchanged, so the preview keeps running while the user picks one.
     """
@@ -169,4 +174,11 @@ def stylize_frame(frame: np.ndarray | None, model_id: str | None, size: int = 25
         return None
     if not model_id:
         return frame
-    return np.asarray(stream_pipeline(str(model_id).strip(), network).frame(frame, int(size)))
+    pipe = stream_pipeline(str(model_id).strip(), network)
+    if steady is None:
+        return np.asarray(pipe.frame(frame, int(size)))
+    content = resize_longest(load_image(frame), int(size))
+    stylised = pipe.frame(content, int(size))
+    if stylised.size != content.size:
+        stylised = stylised.resize(content.size, Image.Resampling.BICUBIC)
+    return steady(np.asarray(content.convert("RGB")), np.asarray(stylised.convert("RGB")))

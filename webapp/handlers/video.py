@@ -20,6 +20,7 @@ import numpy as np
 
 from perceptual_studio import settings
 from perceptual_studio.pipelines.style import StylePipeline
+from perceptual_studio.pipelines.flow_blend import DEFAULT_STEADY
 from perceptual_studio.pipelines.video import VideoResult, stylize_video
 
 from ..jobs import Finished, JobBoard, run_in_background
@@ -44,6 +45,7 @@ class VideoRequest:
     strength: float = 1.0
     preserve_colours: bool = False
     network: str = "stable"  # the model's stable variant where it has one (pipelines.style.choose_network)
+    steady: float = 0.0  # pipelines.flow_blend: the previous result's share along the motion; 0: off
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def stylize_video_job(request: VideoRequest, job_id: str | None = None,
 
         return stylize_video(pipe, request.video, destination, size=request.size, strength=request.strength,
                              preserve_colours=request.preserve_colours, progress=progress, should_stop=should_stop,
+                             steady=request.steady,
                              preview_every=PREVIEW_EVERY)
 
     try:
@@ -135,7 +138,9 @@ def _finished(result: VideoResult, pipe: StylePipeline) -> VideoUpdate:
             f"{sound}.  \n"
             f"{result.seconds:.1f} s in all ({result.frames_per_second:.1f} frames/s: decoding, the network and "
             f"encoding); the network {1000 * result.network_seconds / max(1, result.frames):.0f} ms a frame on "
-            f"`{pipe.device}` ({result.plan}).  \n"
+            f"`{pipe.device}` ({result.plan})"
+            + (f"; each frame mixed {result.steady:.0%} with the last along the motion" if result.steady else "")
+            + ".  \n"
             f"Model {models}, {identity_note(pipe.parts[0].loss_network)}."
             + (f"  \n{pipe.note}" if pipe.note else ""))
     return VideoUpdate(result.frames, result.source.frames, text, None, result.path)
@@ -169,8 +174,10 @@ def run_video(request: VideoRequest) -> VideoUpdate:
 
 def video_request(video: str | None, model_ids: Sequence[str] | str | None, size: float = 512,
                   strength: float = 1.0, preserve_colours: bool = False, network: str = "stable",
-                  weights: Sequence[float] = ()) -> VideoRequest:
-    """A :class:`VideoRequest` from the page's plain values (one id or a list of ids)."""
+                  weights: Sequence[float] = (), steady: bool | float = False) -> VideoRequest:
+    """A :class:`VideoRequest` from the page's plain values (one id or a list of ids; ``steady`` a switch, True
+    for :data:`~pipelines.flow_blend.DEFAULT_STEADY`, or the share itself)."""
     ids = (model_ids,) if isinstance(model_ids, str) else tuple(model_ids or ())
+    share = DEFAULT_STEADY if steady is True else float(steady or 0.0)
     return VideoRequest(video or "", ids, tuple(float(w) for w in weights), int(size), float(strength),
-                        bool(preserve_colours), str(network or "stable"))
+                        bool(preserve_colours), str(network or "stable"), share)

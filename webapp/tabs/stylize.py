@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from perceptual_studio import settings
+from perceptual_studio.pipelines.flow_blend import FlowGuidedBlend
 from perceptual_studio.webapp import handlers, samples
 from perceptual_studio.webapp.components import checked_image
 from perceptual_studio.webapp.events import event, progress_callback, user_errors
@@ -60,10 +61,16 @@ def blend_summary_event(model_ids: list[str] | None, *weights: float) -> str:
 
 
 @event(gpu_seconds=30)
-def webcam_event(frame, model_id: str | None, size: float = 256, network: str = "auto", stable: bool = True):
-    """``stable``: the model's stable variant (less flicker), where it has one, instead of ``network``'s choice."""
+def webcam_event(frame, model_id: str | None, size: float = 256, network: str = "auto", stable: bool = True,
+                 steady: bool = False, blend: FlowGuidedBlend | None = None):
+    """``stable``: the model's stable variant (less flicker), where it has one, instead of ``network``'s choice;
+    ``steady``: each frame mixed with the last along the motion, by the stream's own ``blend`` (its state)."""
     check_model_access(model_id)
-    return handlers.stylize_frame(frame, model_id, int(size), "stable" if stable else network)
+    if steady and blend is None:
+        blend = FlowGuidedBlend()
+    shown = handlers.stylize_frame(frame, model_id, int(size), "stable" if stable else network,
+                                   blend if steady else None)
+    return shown, (blend if steady else None)
 
 
 @event(gpu_seconds=300, heavy=True)
@@ -116,6 +123,9 @@ def stylize_tab() -> dict[str, Any]:
             with gr.Row():
                 webcam_size = gr.Slider(96, 512, value=256, step=32, label="Processing size (px): lower is smoother")
                 webcam_stable = gr.Checkbox(value=True, label="Stable network (less flicker, where the style has one)")
+                webcam_steady = gr.Checkbox(value=False, label="Steady: mix each frame with the last one along the motion "
+                                                               "(less flicker, softer strokes)")
+            webcam_blend = gr.State(None)  # the stream's FlowGuidedBlend: its previous frame
         ids_state = gr.State([])  # inside the tab: a component directly under gr.Tabs confuses the tab bar
     stylize_button.click(
         stylize_event, [content_input, model_input, size_input, colours_input, strength_input, scale_input,
@@ -123,7 +133,8 @@ def stylize_tab() -> dict[str, Any]:
         [stylize_output, stylize_info], api_name="stylize", concurrency_limit=settings.concurrency(), concurrency_id="fast",
     )
     webcam_input.stream(
-        webcam_event, [webcam_input, model_input, webcam_size, network_input, webcam_stable], webcam_output,
+        webcam_event, [webcam_input, model_input, webcam_size, network_input, webcam_stable, webcam_steady,
+                       webcam_blend], [webcam_output, webcam_blend],
         stream_every=0.1, time_limit=120,
         concurrency_limit=2, concurrency_id="webcam", api_visibility="private",
     )

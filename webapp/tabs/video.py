@@ -18,6 +18,9 @@ NETWORKS = {
     "auto": "Fast on a CPU, paper-size on a GPU: each frame stylised alone",
     "paper": "Paper-size network (slow on a CPU)",
 }
+STEADY_LABEL = ("Steady: mix each frame with the last one along the motion (less flicker where the picture is still, "
+                "softer strokes; new things are shown as they come)")
+STEADY_BY_DEFAULT = False  # it softens the strokes (pipelines/flow_blend.py): the user's choice
 
 
 def _new_job() -> str:
@@ -27,11 +30,11 @@ def _new_job() -> str:
 @event(gpu_seconds=300, heavy=True)
 def stylize_video_event(job_id: str | None, video: str | None, model_ids: list[str] | str | None,
                         size: float = 512, strength: float = 1.0, preserve_colours: bool = False,
-                        network: str = "stable", progress=gr.Progress()):
+                        network: str = "stable", steady: bool = False, progress=gr.Progress()):
     """Yields (status, preview frame, video): the preview and status while it runs, the clip last."""
     ids = [model_ids] if isinstance(model_ids, str) else [i for i in (model_ids or []) if i]
     check_model_access(*ids)
-    request = video_handlers.video_request(video, ids, size, strength, preserve_colours, network)
+    request = video_handlers.video_request(video, ids, size, strength, preserve_colours, network, steady=bool(steady))
     report = progress_callback(progress)
     job_id = job_id or video_handlers.JOBS.new_id()  # an API call has no page state: its own id, to stop it by
     for update in video_handlers.stylize_video_job(request, job_id, client_gone_check()):
@@ -70,6 +73,7 @@ def video_tab() -> dict[str, Any]:
                 colours_input = gr.Checkbox(label="Preserve original colours (luminance-only transfer)")
                 network_input = gr.Radio([(label, value) for value, label in NETWORKS.items()], value="stable",
                                          label="Network", elem_id="video-network")
+                steady_input = gr.Checkbox(value=STEADY_BY_DEFAULT, label=STEADY_LABEL, elem_id="video-steady")
                 with gr.Row():
                     start_button = gr.Button("Stylize the clip", variant="primary", elem_id="video-button")
                     cancel_button = gr.Button("Cancel (keep the frames done)", variant="stop")
@@ -81,7 +85,8 @@ def video_tab() -> dict[str, Any]:
         job_state = gr.State(None)
     start_button.click(_new_job, None, job_state, api_visibility="private", queue=False).then(
         stylize_video_event,
-        [job_state, video_input, models_input, size_input, strength_input, colours_input, network_input],
+        [job_state, video_input, models_input, size_input, strength_input, colours_input, network_input,
+         steady_input],
         [status_output, preview_output, video_output], api_name="stylize_video", concurrency_limit=1,
         concurrency_id="video",
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from perceptual_studio.pipelines.training import root_base_model
 from perceptual_studio.webapp import handlers
 from perceptual_studio.webapp.events import on_space_with_oauth, progress_callback, user_errors, visitor_token
 from perceptual_studio.webapp.request_context import current_owner
@@ -59,6 +60,14 @@ def import_zoo_event(oauth_token: gr.OAuthToken | None = None, progress=gr.Progr
 CLOSEST_START = "The shipped style closest to your image (automatic)"
 
 
+def _train_start(current: str | None, style_ids: list[str]) -> str | None:
+    """The Train tab's *Start from*: the user's pick, else automatic (the closest shipped style), else, with no
+    shipped style to compare with, the first style model listed."""
+    if current in style_ids:
+        return current
+    return "" if root_base_model() is not None else _keep(None, style_ids)
+
+
 def _keep(current: str | None, choices: list[str]) -> str | None:
     return current if current in choices else (choices[0] if choices else None)
 
@@ -97,7 +106,7 @@ def _pickers(listing, scale: str, style_pick: str | None, compare_pick: str | No
         gr.update(choices=[("(none)", "")] + sr_ids, value=pixel_pick if pixel_pick in sr_ids else (pixel_default or "")),
         gr.update(choices=[("(none)", "")] + sr_ids,
                   value=feature_pick if feature_pick in sr_ids else (feature_default or "")),
-        gr.update(choices=[(CLOSEST_START, "")] + style_choices, value=init_pick if init_pick in style_ids else ""),
+        gr.update(choices=[(CLOSEST_START, "")] + style_choices, value=_train_start(init_pick, style_ids)),
         gr.update(choices=local_ids, value=_keep(publish_pick, local_ids)),
         gr.update(choices=style_choices, value=[pick for pick in (blend_picks or []) if pick in style_ids]),
         gr.update(choices=style_choices, value=_video_picks(video_picks, style_ids)),

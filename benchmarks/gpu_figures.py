@@ -4,7 +4,7 @@
 
 1. The style network at 1024x1024, paper-size and fast variant: the torch plan (bfloat16, channels-last) with
    and without CUDA graphs, median of 100 runs after 10 warm-ups. Target: at most 2 ms (paper: 0.21 s on a
-   GTX Titan X).
+   GTX Titan X). The same at 1920x1080 (``--video-size``), a video frame: frames per second of the network alone.
 2. The optimisation baseline at 512x512 for 500 iterations (the device-resident L-BFGS), one timed run after a
    short warm-up. Paper: 54.85 s on a Titan X; target: at most 5 s.
 3. Training throughput at the paper's 256x256, batch 4 (bfloat16, channels-last), through the real
@@ -35,13 +35,16 @@ TARGET_RECIPE_S = 600.0
 PAPER = {"network_1024_s": 0.21, "baseline_512_500_s": 54.85, "recipe_s": 4 * 3600.0}
 
 
-def time_network(width: float, blocks: int, device: torch.device, size: int, repeats: int, warmup: int) -> dict:
+def time_network(width: float, blocks: int, device: torch.device, size: int | tuple[int, int], repeats: int,
+                 warmup: int) -> dict:
+    """``size``: a square's side, or (height, width)."""
     from perceptual_studio.networks import StyleTransformNet
     from perceptual_studio.networks.plan import choose_plan, run_network
 
     torch.manual_seed(0)
     net = StyleTransformNet(width=width, num_residual=blocks).to(device).eval()
-    x = torch.rand(1, 3, size, size, device=device)
+    height, width_px = (size, size) if isinstance(size, int) else size
+    x = torch.rand(1, 3, height, width_px, device=device)
     row = {"parameters": sum(p.numel() for p in net.parameters())}
     plan = choose_plan(net, device)
     for label, variant in (("eager", plan), ("cuda_graphs", replace(plan, cuda_graphs=True))):
@@ -91,6 +94,11 @@ def measure(args: argparse.Namespace) -> dict:
         args.network_size, args.baseline_size, args.train_size)
     results["network"] = {name: time_network(*arch, device, args.network_size, args.repeats, warmup)
                           for name, arch in networks.items()}
+    # A video's frames (the Video tab, the webcam): 1080p, the network alone (decoding and encoding are the CPU's).
+    width, height = args.video_size
+    results["video_size"] = [width, height]
+    results["network_video"] = {name: time_network(*arch, device, (height, width), args.repeats, warmup)
+                                for name, arch in networks.items()}
     results["baseline"] = time_baseline(device, args.baseline_size, args.baseline_iterations)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="gpu-figures-"))
     os.environ.setdefault("PERCEPTUAL_DATA_DIR", str(work / "data"))
@@ -115,6 +123,12 @@ def format_markdown(results: dict) -> str:
                      f"{row['cuda_graphs']['median_s'] * 1e3:.2f} ms) | {name}, {row['parameters']:,} parameters | "
                      f"{best * 1e3:.2f} ms | {TARGET_NETWORK_1024_S * 1e3:.0f} ms | {PAPER['network_1024_s'] * 1e3:.0f} ms | "
                      f"{_verdict(best, TARGET_NETWORK_1024_S)} |")
+    video = "x".join(str(v) for v in results.get("video_size", ()))
+    for name, row in results.get("network_video", {}).items():
+        best = min(row["eager"]["median_s"], row["cuda_graphs"]["median_s"])
+        lines.append(f"| style network {video}, a video frame (median; eager {row['eager']['median_s'] * 1e3:.2f} ms, "
+                     f"CUDA graphs {row['cuda_graphs']['median_s'] * 1e3:.2f} ms) | {name} | {best * 1e3:.2f} ms = "
+                     f"{1 / best:.0f} frames/s | - | - | - |")
     base = results["baseline"]
     lines.append(f"| baseline {b}x{b}, {base['iterations']} iterations (device L-BFGS; loss network `{base['loss_network']}`) "
                  f"| - | {base['seconds']:.2f} s | {TARGET_BASELINE_512_S:.0f} s | {PAPER['baseline_512_500_s']} s | "
@@ -130,6 +144,16 @@ def format_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _width_by_height(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give WIDTHxHEIGHT, e.g. 1920x1080, not {text!r}") from None
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError("a video frame needs at least 16x16 pixels")
+    return width, height
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_figures", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -139,6 +163,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--network-size", type=int, default=1024, help="the targets are for 1024")
     parser.add_argument("--baseline-size", type=int, default=512, help="the target is for 512")
     parser.add_argument("--train-size", type=int, default=256, help="the paper's training size")
+    parser.add_argument("--video-size", type=_width_by_height, default=(1920, 1080), metavar="WxH",
+                        help="a video frame's size (default 1920x1080)")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--json", type=Path, default=None)
     return parser.parse_args(argv)

@@ -196,12 +196,14 @@ def test_the_gpu_figures_script_runs_end_to_end_without_gradio(tmp_path, capsys)
 
     code = ("import sys, benchmarks.gpu_figures as g; "
             "rc = g.main(['--device', 'cpu', '--repeats', '1', '--baseline-iterations', '2', '--train-steps', '1', "
-            "'--network-size', '48', '--baseline-size', '48', '--train-size', '32', '--work-dir', sys.argv[1]]); "
+            "'--network-size', '48', '--baseline-size', '48', '--train-size', '32', '--video-size', '64x36', "
+            "'--work-dir', sys.argv[1]]); "
             "assert 'gradio' not in sys.modules, 'gradio was imported'; sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=600,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| style network 48x48" in done.stdout and "| baseline 48x48, 2 iterations" in done.stdout
+    assert done.stdout.count("| style network 64x36, a video frame") == 2
     assert done.stdout.count("| training 32x32 batch 4") == 2 and "smoke test" in done.stdout
 
 

@@ -216,6 +216,28 @@ def _evaluation(worst_ratio: float, excess: float):
     return StableEvaluation({"pan over held-c": (0.0, 1.0, worst_ratio)}, objective)
 
 
+def test_a_style_can_give_its_stable_variant_flat_pairs_and_they_train_and_are_judged_apart(corpus, tmp_path) -> None:
+    """``stable-temporal-flat-share`` reaches train.style and names its own run (and rejected) folder, so that a
+    try with flat pairs never resumes or shadows one without them."""
+    from dataclasses import replace
+
+    from perceptual_studio.train.shipped import gallery
+
+    manifest = _stable_manifest(tmp_path, corpus)
+    path = manifest.source
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "stable-temporal-weight = 3e7\n", "stable-temporal-weight = 3e7\nstable-temporal-flat-share = 0.25\n"),
+        encoding="utf-8")
+    flat = gallery.read_manifest(path)
+    flat = replace(flat, content=replace(flat.content, corpus=corpus))
+    stage = next(s for s in gallery.style_stages(flat, tmp_path / "models", tmp_path / "work", [], None)
+                 if s.name == "the-wave-stable")
+    assert stage.command[stage.command.index("--temporal-flat-share") + 1] == "0.25"
+    assert stage.command[stage.command.index("--run-dir") + 1].endswith("the-wave-stable-tw3e07-flat0.25")
+    stable = flat.stable.for_style(3e7, 0.25)
+    assert gallery.rejected_folder(tmp_path, "the-wave-stable", stable).name == "the-wave-stable-tw3e07-flat0.25"
+
+
 @pytest.mark.parametrize("worst_ratio, excess, kept", [(0.4, 0.05, True), (0.6, 0.05, False), (0.4, 0.2, False)])
 def test_a_stable_variant_ships_only_when_it_meets_both_bars_and_a_rejected_weight_is_not_trained_again(
         corpus, tmp_path, env, monkeypatch, capsys, caplog, worst_ratio, excess, kept):

@@ -131,6 +131,9 @@ def test_paper_defaults():
     (lambda: SRTrainConfig(data="d", out="o", scale=4, patch_size=30), "multiple of --scale"),
     (lambda: SRTrainConfig(data="d", out="o", scale=8, patch_size=32), "too small for x8"),
     (lambda: SRTrainConfig(data="d", out="o", scale=3), "--scale must be one of"),
+    (lambda: StyleTrainConfig(style="s", content="c", out="o", temporal_flat_share=0.25), "needs --temporal-weight"),
+    (lambda: StyleTrainConfig(style="s", content="c", out="o", temporal_weight=1e7, temporal_flat_share=2),
+     "--temporal-flat-share must be in"),
 ])
 def test_config_rejects_bad_values(make, message):
     with pytest.raises(ConfigError, match=message):

@@ -193,6 +193,65 @@ def test_the_temporal_loss_is_zero_for_a_network_that_moves_with_the_picture() -
         TemporalLoss(0.0)
 
 
+def test_the_temporal_loss_flat_pairs_punish_a_network_that_turns_noise_on_flat_areas_into_texture() -> None:
+    """With a flat share, each batch gets that share of extra pairs: a photo smoothed flat, with fresh noise in both
+    frames (the first run through the network as well). A network that normalises each image's contrast (as
+    instance normalisation does) blows the noise on a flat picture up into texture: it pays for it there, while on
+    the photos' pairs alone it hardly does; a smoothing network pays about the same either way."""
+    import torch.nn.functional as F
+
+    from perceptual_studio.losses import LossTerms, TemporalLoss
+    from perceptual_studio.losses.temporal import smoothed_flat
+
+    checker = (torch.arange(64).view(1, 1, 1, 64) + torch.arange(64).view(1, 1, 64, 1)) % 2
+    flat = smoothed_flat(checker.float().expand(1, 3, 64, 64))
+    assert float(flat.std()) < 1e-3 and float(flat.mean()) == pytest.approx(0.5, abs=1e-3)
+
+    def normalising(image):
+        return 0.5 + 0.1 * F.instance_norm(image)
+
+    def smooth(image):
+        return F.avg_pool2d(image, 9, stride=1, padding=4, count_include_pad=False)
+
+    calls = []
+
+    def counting(model):
+        def run(image):
+            calls.append(image.shape[0])
+            return model(image)
+        return run
+
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    zero = torch.tensor(0.0)
+    terms = LossTerms(zero, zero, zero, zero, zero)
+
+    def temporal(model, share):
+        torch.manual_seed(0)
+        calls.clear()
+        return float(TemporalLoss(1.0, noise=0.02, flat_share=share).add_to(terms, counting(model), x, model(x)).temporal)
+
+    normalising_flat = temporal(normalising, 1.0)
+    assert calls == [4, 8]  # the flat pairs' first frames, then every second frame
+    assert normalising_flat > 8 * temporal(normalising, 0.0)
+    assert temporal(smooth, 1.0) < 3 * temporal(smooth, 0.0)
+    temporal(smooth, 0.5)
+    assert calls == [2, 6]
+    temporal(smooth, 0.1)
+    assert calls == [1, 5]  # a share too small for one pair still gets one
+    photos_only = temporal(smooth, 0.0)
+    assert calls == [4]
+    from perceptual_studio.imaging.motion import random_smooth_flow, warp
+
+    torch.manual_seed(0)  # without flat pairs, the loss is what it always was: its formula written out
+    flow = random_smooth_flow(4, 64, 64, shift=0.03, local=0.015)
+    moved, visible = warp(x, flow)
+    moved = (moved + 0.02 * torch.randn_like(moved)).clamp(0.0, 1.0)
+    difference = (smooth(moved) - warp(smooth(x), flow)[0]) ** 2 * visible
+    assert photos_only == pytest.approx(float(difference.sum() / (visible.sum() * 3)), rel=1e-6)
+    with pytest.raises(ValueError, match="flat share"):
+        TemporalLoss(1.0, flat_share=1.5)
+
+
 def test_the_steady_blend_cuts_flicker_where_the_picture_is_still_and_leaves_new_things_alone() -> None:
     """Flow-guided blending (the Steady switch): on a still, noisy scene that a network repaints differently every
     frame, the warping error falls to under half; where something new appears, the new frame shows as it is."""

@@ -188,11 +188,18 @@ class StyleTrainConfig(TrainConfigBase):
         "train a stable network: the weight of the temporal loss (losses/temporal.py) on random smooth motion of "
         "the content photos; the result is recorded as a stable variant (with --variant-of) for video and the "
         "webcam"))
+    temporal_flat_share: float = field(default=0.0, metadata=option(
+        "with --temporal-weight: extra temporal pairs, as a share of the batch, of photos smoothed flat with noise "
+        "in both frames, so that the network also holds still on flat areas (losses/temporal.py)"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.temporal_weight is not None and not self.temporal_weight > 0:
             raise ConfigError(f"--temporal-weight must be > 0, got {self.temporal_weight}")
+        if not 0.0 <= self.temporal_flat_share <= 1.0:
+            raise ConfigError(f"--temporal-flat-share must be in [0, 1], got {self.temporal_flat_share}")
+        if self.temporal_flat_share and self.temporal_weight is None:
+            raise ConfigError("--temporal-flat-share needs --temporal-weight")
         if not str(self.style).strip():
             raise ConfigError("--style: give a style image")
         if not str(self.content).strip():

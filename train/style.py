@@ -101,8 +101,10 @@ class StyleTask:
             dataset_label=dataset_label, prepare=lambda batch: (batch, batch), preview_input=preview,
             details={"loss_network_source": weights.source},
             summary=f"training {config.name} on {len(paths)} images from {dataset_label}"
-                    + (f", temporal loss {config.temporal_weight:g}" if config.temporal_weight else ""),
-            temporal=TemporalLoss(config.temporal_weight) if config.temporal_weight else None)
+                    + (f", temporal loss {config.temporal_weight:g}" if config.temporal_weight else "")
+                    + (f" (and {config.temporal_flat_share:.0%} more pairs, flat)" if config.temporal_flat_share else ""),
+            temporal=(TemporalLoss(config.temporal_weight, flat_share=config.temporal_flat_share)
+                      if config.temporal_weight else None))
 
     def report(self, config: StyleTrainConfig, setup: TaskSetup, model, device) -> TaskReport:
         loss = setup.loss.config
@@ -112,7 +114,8 @@ class StyleTask:
                     "normalize_layers": loss.normalize_layers, "style_layer_weights": dict(loss.style_layers),
                     "style_size": self.style_size,
                     **({"variant_of": config.variant_of} if config.variant_of else {}),
-                    **({"temporal_weight": config.temporal_weight} if config.temporal_weight else {})},
+                    **({"temporal_weight": config.temporal_weight} if config.temporal_weight else {}),
+                    **({"temporal_flat_share": config.temporal_flat_share} if config.temporal_flat_share else {})},
             folder_options={"style": config.name, "style_image": self.style_image})
 
     def plot_title(self, config: StyleTrainConfig) -> str:

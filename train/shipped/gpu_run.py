@@ -231,8 +231,8 @@ def restore() -> int:
             shutil.move(str(path), str(target))
         count += 1
     if kept:
-        print(f"{len(kept)} files were written again meanwhile and are left as they are; their earlier copies stay in "
-              f"{ASIDE.name}/: {', '.join(kept[:5])}", file=sys.stderr)
+        logger.warning(f"{len(kept)} files were written again meanwhile and are left as they are; their earlier copies stay in "
+              f"{ASIDE.name}/: {', '.join(kept[:5])}")
     else:
         shutil.rmtree(ASIDE)
     return count
@@ -245,23 +245,23 @@ def _size(paths) -> int:
 def prepare(args: argparse.Namespace) -> int:
     busy = [] if args.keep_tree else running_trainings()
     if busy:
-        print(f"a training is running here ({busy[0][:120]}...): it reads the shipped models that prepare moves "
-              "aside; wait for it, or use --keep-tree", file=sys.stderr)
+        logger.error(f"a training is running here ({busy[0][:120]}...): it reads the shipped models that prepare moves "
+              "aside; wait for it, or use --keep-tree")
         return 1
     record = write_bundle(BUNDLE, content_mb=args.content_mb, sr_mb=args.sr_mb, allow_random=args.allow_random,
                           corpus=args.corpus)
     moved = 0 if args.keep_tree else make_room()
     tree = _size(travelling_files())
     bundle = _size(p for p in BUNDLE.rglob("*") if p.is_file())
-    print(f"bundle {BUNDLE.relative_to(REPO)}: {bundle / 2**20:.1f} MiB ({record['content_crops']} of "
+    logger.info(f"bundle {BUNDLE.relative_to(REPO)}: {bundle / 2**20:.1f} MiB ({record['content_crops']} of "
           f"{record['content_of']} painting crops, {record['sr_patches']} of {record['sr_photos']} SR photos, loss "
           f"network {record['loss_network']}); working tree {tree / 2**20:.1f} MiB after moving "
           f"{moved / 2**20:.1f} MiB to {ASIDE.relative_to(REPO)}/; in all {(tree + bundle) / 2**20:.1f} of "
           f"{UPLOAD_LIMIT / 2**20:.0f} MiB")
     if tree + bundle > UPLOAD_LIMIT:
-        print(f"too large to upload: lower --content-mb or --sr-mb ({restore()} files put back)", file=sys.stderr)
+        logger.error(f"too large to upload: lower --content-mb or --sr-mb ({restore()} files put back)")
         return 1
-    print("then, on the GPU machine (carry .gpu): python3 -m train.shipped.gpu_run run --out $OUT; "
+    logger.info("then, on the GPU machine (carry .gpu): python3 -m train.shipped.gpu_run run --out $OUT; "
           "afterwards here: python -m train.shipped.gpu_run restore")
     return 0
 
@@ -324,7 +324,8 @@ def sr_commands(bundle: Path, work: Path, minutes: float, device: str, iteration
 
 def _log(out: Path, text: str) -> None:
     line = f"{time.strftime('%H:%M:%S')} {text}"
-    print(line, flush=True)
+    sys.stdout.write(line + "\n")  # the run's progress is this command's output, as run.log keeps it
+    sys.stdout.flush()
     with open(out / "run.log", "a", encoding="utf-8") as f:
         f.write(line + "\n")
 
@@ -462,12 +463,12 @@ def run(args: argparse.Namespace) -> int:
     bundle = Path(args.bundle)
     record = json.loads((bundle / BUNDLE_FILE).read_text(encoding="utf-8"))
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("no CUDA device here", file=sys.stderr)
+        logger.error("no CUDA device here")
         return 2
     vgg_file = (bundle / record["vgg_file"]).resolve()
     problem = _loss_network_problem(vgg_file, record["loss_network"])
     if problem:
-        print(problem, file=sys.stderr)
+        logger.error("%s", problem)
         return 2
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -519,9 +520,10 @@ def collect(args: argparse.Namespace) -> int:
     for name in ("results.json", "run.log"):
         if (source / name).is_file():
             shutil.copyfile(source / name, into / name)
-    print(f"unpacked into {into}")
-    print(_compare_sr(into / "models" / "sr", args.device, args.corpus))
-    print(_compare_styles(into / "models" / "styles", args.device, args.corpus))
+    logger.info("unpacked into %s", into)
+    # The comparison tables are this command's output.
+    sys.stdout.write(_compare_sr(into / "models" / "sr", args.device, args.corpus) + "\n")
+    sys.stdout.write(_compare_styles(into / "models" / "styles", args.device, args.corpus) + "\n")
     return 0
 
 
@@ -643,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         return prepare(args)
     if args.command == "restore":
-        print(f"{restore()} files put back")
+        logger.info("%d files put back", restore())
         return 0
     if args.command == "run":
         return run(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,41 @@ def test_a_stable_variant_ships_only_when_it_meets_both_bars_and_a_rejected_weig
         capsys.readouterr()
         assert gallery.run_stages([again], plan=True) == 0  # the plan shows it as a comment, not a command
         assert capsys.readouterr().out.startswith("# the-wave-stable: did not meet the bars")
+
+
+def test_a_fresh_work_directory_does_not_distil_again_a_student_whose_fast_variant_is_shipped(corpus, tmp_path,
+                                                                                              capsys):
+    from perceptual_studio.train.shipped.gallery import main
+
+    manifest, work, models = _manifest_file(tmp_path), tmp_path / "work", tmp_path / "models"
+    args = ["--manifest", str(manifest), "--plan", "--corpus", str(corpus), "--work-dir", str(work),
+            "--models-root", str(models)]
+    api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), models / "the-wave-fast",
+                   style="the-wave-fast", training={"loss_network": "vgg16:imagenet-caffe", "iterations": 1})
+    assert main(args) == 0
+    assert "distill" in capsys.readouterr().out  # trained for fewer steps than the manifest asks: not finished
+    shutil.rmtree(models / "the-wave-fast")
+    api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), models / "the-wave-fast",
+                   style="the-wave-fast", training={"loss_network": "vgg16:imagenet-caffe", "iterations": 2})
+    assert main(args) == 0
+    plan = capsys.readouterr().out
+    assert "# the-wave-fast-distilled: the-wave-fast is trained already; skipped" in plan
+    assert "train.distill" not in plan
+
+
+def test_the_first_student_is_kept_while_another_student_still_starts_from_it():
+    from dataclasses import replace
+    from unittest.mock import patch
+
+    from perceptual_studio.train.shipped.fast_variants import FastSpec
+    from perceptual_studio.train.shipped.gallery import _students_done
+
+    fast = FastSpec("-fast", scratch_iterations=4, finetune_iterations=3, objective_iterations=2)
+    objectives = {"a": 2, "b": 2}
+    done = dict.fromkeys(objectives, True)
+    with patch("perceptual_studio.train.shipped.gallery.is_finished", lambda name, *_: done[name[:-len("-fast")]]):
+        assert _students_done(fast, objectives, "a", Path("m")) == {"a": True, "b": True}
+        done["b"] = False
+        assert _students_done(fast, objectives, "a", Path("m")) == {"a": False, "b": False}
+        assert _students_done(replace(fast, init="builtin:x-fast"), objectives, None, Path("m")) == {"a": True,
+                                                                                                    "b": False}

@@ -345,7 +345,8 @@ def run_stages(stages: list["Stage"], *, plan: bool) -> int:
             if plan:  # a comment line: the plan stays a list of commands to run
                 sys.stdout.write(f"# {stage.name}: {stage.skip_reason}; skipped\n")
             else:
-                logger.warning("%s: %s; skipped", stage.name, stage.skip_reason)
+                logger.log(logging.INFO if stage.done else logging.WARNING, "%s: %s; skipped", stage.name,
+                           stage.skip_reason)
             continue
         if plan:
             sys.stdout.write(" ".join(stage.command) + "\n")  # the plan is this command's output
@@ -392,6 +393,7 @@ class Stage:
     command: list[str]
     finalize: Callable[[Path], bool]
     skip_reason: str | None = None  # why it is not trained (a result that did not meet its bars, kept aside)
+    done: bool = False  # skipped because what it leads to is shipped already, not because something failed
 
 
 def _nothing_to_finalize(folder: Path) -> bool:
@@ -422,6 +424,8 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
     def model_id(name: str) -> str:  # a shipped model by its registry id, so cards name it, not a folder here
         return f"builtin:{name}" if shipped else str(models_root / name)
 
+    objectives = {spec.name: spec.fast_objective_iterations or fast.objective_iterations for spec in manifest.styles}
+    students_done = _students_done(fast, objectives, first, models_root)
     for spec in manifest.styles:
         name, student = fast.name(spec.name), students / fast.student_name(spec.name)
         first_student = fast.init or str(_shown_path(students / fast.student_name(first)))
@@ -433,17 +437,28 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
             distill_command(spec.name, spec.seed, spec=fast, first_style=first, teacher=model_id(spec.name),
                             init=first_student, content=content, preview=preview,
                             out=_shown_path(student), run_dir=runs / fast.student_name(spec.name), extra=extra),
-            _nothing_to_finalize))
-        objective = spec.fast_objective_iterations or fast.objective_iterations
+            _nothing_to_finalize,
+            skip_reason=f"{name} is trained already" if students_done[spec.name] else None,
+            done=students_done[spec.name]))
+        objective = objectives[spec.name]
         stages.append(Stage(
             name, name, objective, models_root / name, (student,),
             train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir, models_root=models_root,
                           extra=extra + ["--variant-of", model_id(spec.name)], runs=runs.name, name=name,
                           iterations=objective, init=str(_shown_path(student))),
             lambda folder, spec=spec: finalize_fast(folder, spec, manifest, models_root, styles)))
+    return stages + _stable_stages(manifest, models_root, work_dir, extra, runs, model_id)
+
+
+def _stable_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: list[str], runs: Path,
+                   model_id: Callable[[str], str]) -> list[Stage]:
+    """With a ``[stable]`` table, every style's stable variant: its fast variant fine-tuned with the temporal loss,
+    skipped where this very try was judged and kept out before."""
+    stages: list[Stage] = []
+    content, styles = work_dir / "content", work_dir / "styles"
     for spec in manifest.styles if manifest.stable is not None else ():
         stable = manifest.stable.for_style(spec.stable_temporal_weight, spec.stable_temporal_flat_share)
-        name, fast_name = stable.name(spec.name), fast.name(spec.name)
+        name, fast_name = stable.name(spec.name), manifest.fast.name(spec.name)
         rejected = rejected_folder(work_dir, name, stable)
         stages.append(Stage(
             name, name, stable.iterations, models_root / name, (models_root / fast_name,),
@@ -456,6 +471,15 @@ def style_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra: l
                                                                      styles, work_dir),
             skip_reason=_rejected_reason(stable, rejected)))
     return stages
+
+
+def _students_done(fast: FastSpec, objectives: dict[str, int], first: str | None,
+                   models_root: Path) -> dict[str, bool]:
+    """For each style, whether its distilled student is no longer needed. A student serves only its fast variant
+    (and, without an init, the first serves every other student): once those are trained, a fresh work
+    directory need not distil it again."""
+    trained = {name: is_finished(fast.name(name), iterations, models_root) for name, iterations in objectives.items()}
+    return {name: done and (bool(fast.init) or name != first or all(trained.values())) for name, done in trained.items()}
 
 
 def _rejected_reason(stable: StableSpec, rejected: Path) -> str | None:

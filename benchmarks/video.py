@@ -118,18 +118,11 @@ def _dis_flows(clip: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch
 
 
 def generated_clip(frames: int, side: int):
-    """A square moving over a gradient with a little sensor noise; its flow estimated by DIS (OpenCV)."""
-    width, height = side, round(side * 9 / 16)
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:height, 0:width]
-    clip = []
-    for t in range(frames):
-        image = np.stack([x / width, y / height, 0.4 + 0.2 * np.sin(x / 23.0)], -1)
-        s = height // 3
-        left = 10 + 4 * t
-        image[height // 3: height // 3 + s, left: left + s] = (0.95, 0.85, 0.2)
-        image = np.clip(image + rng.normal(0, 0.01, image.shape), 0, 1)
-        clip.append(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float())
+    """A square moving over a gradient with a little sensor noise (``imaging.motion.noisy_still_scene``); its flow
+    estimated by DIS (OpenCV), as for the real clip."""
+    from perceptual_studio.imaging.motion import noisy_still_scene
+
+    clip, _, _ = noisy_still_scene(frames, side)
     flows, masks = _dis_flows(clip)
     return ("generated: a square moving over a gradient (DIS flow)", clip, flows, masks)
 

@@ -162,3 +162,33 @@ def camera_clips(stills: dict[str, torch.Tensor], frames: int, side: int) -> dic
             clips[f"{kind} over {name}"] = ([render_camera(still, m, height, width) for m in maps],
                                             [affine_flow(maps[t - 1], maps[t], height, width) for t in range(1, frames)])
     return clips
+
+
+STILL_SCENE_STEP = 4  # px the square moves a frame
+
+
+def noisy_still_scene(frames: int, side: int, *, noise: float = 0.01, seed: int = 0
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """A webcam on a subject that sits still: a square moving over a still gradient, with fresh sensor noise (std
+    ``noise``) in every frame. Returns (frames, exact flows, occlusion masks): the square moves
+    :data:`STILL_SCENE_STEP` px to the right a frame and the background not at all; the strip of background the
+    square covers next is masked out. A network that turns the noise into strokes flickers on it although
+    nothing in the picture moves."""
+    width, height = side, round(side * 9 / 16)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    top, size = height // 3, height // 3
+    clip, lefts = [], [10 + STILL_SCENE_STEP * t for t in range(frames)]
+    for left in lefts:
+        image = np.stack([x / width, y / height, 0.4 + 0.2 * np.sin(x / 23.0)], -1)
+        image[top: top + size, left: left + size] = (0.95, 0.85, 0.2)
+        image = np.clip(image + rng.normal(0, noise, image.shape), 0, 1)
+        clip.append(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float())
+    flows, masks = [], []
+    for before, after in zip(lefts, lefts[1:]):
+        flow, mask = torch.zeros(1, 2, height, width), torch.ones(1, 1, height, width)
+        flow[:, 0, top: top + size, before: before + size] = after - before
+        mask[:, :, top: top + size, before + size: after + size] = 0  # covered by the square in the next frame
+        flows.append(flow)
+        masks.append(mask)
+    return clip, flows, masks

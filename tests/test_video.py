@@ -174,6 +174,20 @@ def test_the_warping_error_of_a_pan_with_known_flow() -> None:
     assert warping_error(still_clip, zero) < 1e-12
 
 
+def test_the_still_noisy_scene_has_exact_flow_and_masks_the_background_its_square_covers() -> None:
+    """Without noise the scene warps onto itself exactly (so its flow and masks are right); without the masks the
+    strip the square moves over counts; with noise the input's own error is the noise's, 2 sigma squared."""
+    from perceptual_studio.imaging.motion import STILL_SCENE_STEP, noisy_still_scene, warping_error
+
+    clean, flows, masks = noisy_still_scene(6, 128, noise=0.0)
+    assert len(clean) == 6 and len(flows) == len(masks) == 5 and clean[0].shape == (1, 3, 72, 128)
+    assert float(flows[0][:, 0].max()) == STILL_SCENE_STEP and float(flows[0][:, 1].abs().max()) == 0
+    assert warping_error(clean, flows, masks) < 1e-12
+    assert warping_error(clean, flows) > 1e-4 and warping_error(clean, [torch.zeros_like(f) for f in flows], masks) > 1e-4
+    noisy, flows, masks = noisy_still_scene(6, 128, noise=0.01)
+    assert warping_error(noisy, flows, masks) == pytest.approx(2 * 0.01 ** 2, rel=0.15)
+
+
 def test_the_temporal_loss_is_zero_for_a_network_that_moves_with_the_picture() -> None:
     from perceptual_studio.losses import LossTerms, TemporalLoss
 

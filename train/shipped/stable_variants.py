@@ -2,8 +2,8 @@
 (``losses.temporal``: random smooth motion of the training photos, Wang et al. 2020), which video and the webcam run
 so that the brush strokes move with the picture. A gallery manifest's ``[stable]`` table says how
 (``python -m train.shipped.gallery`` trains them after the fast variants). Each is judged twice on the gallery's
-held-out photos: its warping error on clips of a camera panning, zooming and turning over them must be at most
-half its fast variant's, and its style objective (the paper-size style's) within 10% of the fast variant's.
+held-out photos: its warping error on clips of a camera panning, zooming and turning over them, and on a still,
+noisy scene (a webcam on a subject that sits still), must be at most half its fast variant's on every clip, and its style objective (the paper-size style's) within 10% of the fast variant's.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from perceptual_studio.imaging.io import image_to_tensor, resize_to_max_side
-from perceptual_studio.imaging.motion import camera_clips, warping_error
+from perceptual_studio.imaging.motion import camera_clips, noisy_still_scene, warping_error
 from perceptual_studio.registry import load_model_folder
 
 from ..style import load_style_image
@@ -27,6 +27,7 @@ STABLE_HEADING = "## The stable variant of a shipped style"
 MAX_OBJECTIVE_EXCESS = 0.10  # against the fast variant it starts from
 MAX_WARPING_RATIO = 0.50  # its warping error against the fast variant's
 CLIP_FRAMES, CLIP_SIDE = 16, 256
+STILL_SCENE = "still, noisy scene"  # the clip without a photo: nothing moves but a square, sensor noise everywhere
 NETWORK_LABELS = ("fast variant", "stable variant")
 
 
@@ -95,13 +96,16 @@ class StableEvaluation:
 
 
 def known_motion_clips(photos: dict[str, Image.Image], frames: int = CLIP_FRAMES, side: int = CLIP_SIDE,
-                       count: int = 2) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]]:
-    """A camera panning, zooming and turning over ``count`` of ``photos`` (evenly spaced): (frames, exact flows)."""
+                       count: int = 2) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor], list | None]]:
+    """A camera panning, zooming and turning over ``count`` of ``photos`` (evenly spaced), then the still, noisy
+    scene: (frames, exact flows, occlusion masks or None where the flow keeps every pixel in view)."""
     names = list(photos)
     step = (len(names) - 1) / max(1, count - 1)
     chosen = dict.fromkeys(names[round(i * step)] for i in range(min(count, len(names))))
     stills = {name: image_to_tensor(resize_to_max_side(photos[name], round(side * 1.6))) for name in chosen}
-    return camera_clips(stills, frames, side)
+    clips = {name: (clip, flows, None) for name, (clip, flows) in camera_clips(stills, frames, side).items()}
+    clips[STILL_SCENE] = noisy_still_scene(frames, side)
+    return clips
 
 
 @torch.no_grad()
@@ -119,9 +123,9 @@ def evaluate_stable_variant(stable_folder: Path, fast_folder: Path, teacher_fold
     fast = load_model_folder(fast_folder, device).network.eval()
     stable = load_model_folder(stable_folder, device).network.eval()
     clips = {}
-    for name, (frames, flows) in known_motion_clips(photos).items():
-        clips[name] = (warping_error(frames, flows), warping_error(_stylised(fast, frames), flows),
-                       warping_error(_stylised(stable, frames), flows))
+    for name, (frames, flows, masks) in known_motion_clips(photos).items():
+        clips[name] = (warping_error(frames, flows, masks), warping_error(_stylised(fast, frames), flows, masks),
+                       warping_error(_stylised(stable, frames), flows, masks))
     record = teacher.config.training
     weights = weights if weights is not None else loss_network_weights(None)
     style = load_style_image(str(style_image), int(record.extra.get("style_size") or record.image_size))
@@ -142,7 +146,8 @@ def stable_card_section(evaluation: StableEvaluation, spec: StableSpec, fast_id:
                               "both frames, so that flat areas hold still too" if spec.flat_share else "")
         + "), so that what it paints moves with the picture instead of flickering.", "",
         f"Warping error (Lai et al. 2018; lower is steadier) on {CLIP_FRAMES}-frame clips of a camera moving over "
-        f"held-out photos at {CLIP_SIDE} px, with their exact flow: the stable network's is "
+        f"held-out photos and of a still scene with fresh sensor noise in every frame (a square moving over a "
+        f"gradient), at {CLIP_SIDE} px, with their exact flow: the stable network's is "
         f"{evaluation.warping_ratio():.0%} of the fast one's on average (at most {evaluation.worst_ratio():.0%} on "
         f"a clip; the gallery's bar: {MAX_WARPING_RATIO:.0%} on every clip).", "",
         evaluation.markdown(), "",

@@ -545,3 +545,29 @@ def test_two_process_gloo_run_completes(style_path, content_dir, tmp_path):
     from perceptual_studio.registry import load_model
 
     assert load_model("local:ddp", device="cpu")(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+def test_a_run_resumes_on_other_numerics_and_auto_trains_in_bfloat16_only_where_the_cpu_is_faster_so(
+        style_path, content_dir, monkeypatch):
+    """Precision, like the device, changes how a run computes, not what: one begun under bfloat16 autocast resumes
+    in float32 (another machine's best). ``auto`` picks bfloat16 on a CPU only with AMX matrix units."""
+    from perceptual_studio.train import loop
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_step_3(event: TrainEvent) -> None:
+        if event.step == 3 and event.losses:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train_style(tiny_style(style_path, content_dir, out="moved", precision="bfloat16"), progress=crash_at_step_3)
+    resumed = train_style(tiny_style(style_path, content_dir, out="moved", precision="float32"), resume=True)
+    assert json.loads((resumed / "config.json").read_text())["training"]["iterations"] == 6
+
+    auto, cpu = tiny_style(style_path, content_dir, out="x", precision="auto"), torch.device("cpu")
+    for amx, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda amx=amx: {"avx512_bf16": True, "amx_bf16": amx})
+        assert loop.resolve_numerics(auto, cpu).autocast_dtype is expected
+    assert loop.resolve_numerics(tiny_style(style_path, content_dir, out="x", precision="bfloat16"),
+                                 cpu).autocast_dtype is torch.bfloat16

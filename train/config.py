@@ -66,7 +66,8 @@ class TrainConfigBase:
     device: str | None = field(default=None, metadata=option(
         "cuda, cpu, cuda:1... (default: PERCEPTUAL_DEVICE, else cuda when available)"))
     precision: str = field(default="auto", metadata=option(
-        "auto: bfloat16 autocast on GPU, float32 on CPU", choices=PRECISIONS))
+        "auto: bfloat16 autocast on GPU and on a CPU with AMX, float32 on other CPUs (where bfloat16 trains slower)",
+        choices=PRECISIONS))
     channels_last: bool | None = field(default=None, metadata=option(
         "channels-last memory layout (default: on GPU only)", negatable=True))
     deterministic: bool = field(default=False, metadata=option(
@@ -145,10 +146,11 @@ class TrainConfigBase:
                 and getattr(self, f.name) != getattr(other, f.name)]
 
 
-# Fields that may differ between an interrupted run and its resumption without changing the result.
+# Fields that may differ between an interrupted run and its resumption without changing what it computes; the
+# device and the numerics (precision, memory layout) change only how, so a run may resume on other hardware.
 BOOKKEEPING_FIELDS: frozenset[str] = frozenset(
-    {"device", "num_workers", "checkpoint_every", "preview_every", "log_every", "preview_size", "run_dir",
-     "explode_factor"}
+    {"device", "precision", "channels_last", "num_workers", "checkpoint_every", "preview_every", "log_every",
+     "preview_size", "run_dir", "explode_factor"}
 )
 
 

@@ -31,6 +31,7 @@ from torch import nn
 from perceptual_studio.imaging.io import tensor_to_image
 from perceptual_studio.losses import PerceptualLoss, TemporalLoss
 from perceptual_studio.losses.perceptual import LossTerms
+from perceptual_studio.networks.plan import cpu_trains_faster_in_bfloat16
 
 from . import checkpoint as ckpt
 from .config import TrainConfigBase
@@ -100,7 +101,8 @@ class Numerics:
 
 def resolve_numerics(config: TrainConfigBase, device: torch.device) -> Numerics:
     on_gpu = device.type == "cuda"
-    if config.precision == "bfloat16" or (config.precision == "auto" and on_gpu):
+    if config.precision == "bfloat16" or (config.precision == "auto" and (on_gpu or (
+            device.type == "cpu" and cpu_trains_faster_in_bfloat16()))):
         dtype = torch.bfloat16
     else:
         dtype = None

@@ -12,8 +12,8 @@ subprocess and reports its peak resident set (``VmHWM``, benchmarks/memory.py: i
 tensors) and how much the call added to it.
 
 Networks: ``johnson-style`` (paper widths) and ``johnson-sr`` x4 (256 -> 1024 px) and x8 (128 -> 1024 px),
-fitted for a few Adam steps so the PSNR is meaningful (speed does not depend on the weights). Targets from
-this project's issue 7 are checked at the end: 2-core CPU: style 512x512 <= 0.15 s, SR x4 from 256x256 <=
+fitted for a few Adam steps so the PSNR is meaningful (speed does not depend on the weights). The project's
+speed targets are checked at the end: 2-core CPU: style 512x512 <= 0.15 s, SR x4 from 256x256 <=
 0.5 s; one H100: style 1024x1024 <= 2 ms, 512x512 >= 1000 images/s in batches. With ``--cuda-graphs`` (CUDA)
 the opt-in CUDA-graph plan is timed as well.
 """
@@ -228,7 +228,7 @@ def format_markdown(results: dict) -> str:
                      f"{f32} | {extra[0]} | {extra[1]} |")
     targets = target_lines(results)
     if targets:
-        lines += ["", "Targets (issue 7):", *targets]
+        lines += ["", "Targets:", *targets]
     return "\n".join(lines)
 
 

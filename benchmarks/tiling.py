@@ -6,9 +6,9 @@ Each variant runs in a fresh subprocess, so its peak resident memory (``VmHWM``,
 whole process: interpreter, torch, model, image, output) is its own; on CUDA the peak allocated device memory is reported
 too. Variants: the whole image in one :func:`networks.inference.run_network` call; :func:`run_network_tiled`
 (whole-image instance-norm statistics) per tile size; and, for contrast, :func:`run_tiled` with each tile
-normalised on its own statistics (what the issue calls style drift). PSNR is against the one-call output.
+normalised on its own statistics (style drift). PSNR is against the one-call output.
 The network is the full ``johnson-style`` network fitted for a few Adam steps (benchmarks/speed.py), so its
-output is not flat; speed and memory do not depend on the weights. Target (this project's issue 7): a
+output is not flat; speed and memory do not depend on the weights. Target (the project's): a
 3840x2160 stylization within 4 GB peak memory on a 2-core CPU.
 """
 from __future__ import annotations

@@ -108,7 +108,8 @@ def cpu_trains_faster_in_bfloat16() -> bool:
     """Whether training (forward *and* backward) on this CPU is faster under bfloat16 autocast: only with AMX
     matrix units. With AVX512-BF16 alone the convolutions' backward is not, and a training step was 1.2-1.5x slower
     than in float32 (``python -m benchmarks.train_speed --precisions float32 bfloat16``); without native bfloat16
-    it was about 10x slower; on an AMX host it was about 4x faster."""
+    it was about 10x slower; on an earlier machine, whose flags were not recorded, about 4x faster (AMX is what gives
+    oneDNN a fast bfloat16 backward)."""
     get_capabilities = getattr(torch.cpu, "get_capabilities", None)
     return bool(get_capabilities is not None and get_capabilities().get("amx_bf16"))
 

@@ -1,4 +1,4 @@
-"""Which runtime runs a network fastest on this machine, chosen by measuring it (issue 15).
+"""Which runtime runs a network fastest on this machine, chosen by measuring it.
 
 On a CPU the torch plan (:func:`networks.plan.choose_plan`: bfloat16 where the CPU has it, channels-last) and
 ONNX Runtime on the exported float32 graph (and, with ``PERCEPTUAL_TORCH_COMPILE=1``, the torch plan under

@@ -94,7 +94,7 @@ def test_every_shipped_style_loads_names_the_oxford_vgg_and_reproduces_its_previ
 
 def test_every_shipped_style_stylizes_a_1024_px_photo_all_over(monkeypatch, tmp_path):
     """What a visitor does first: a shipped style on a 1024 px photo, through the Stylize tab's handler. The style
-    must cover the whole picture (the issue's failure mode was style only on the cat's eyes and a flat grey-green
+    must cover the whole picture (the failure this guards against was style only on the cat's eyes and a flat grey-green
     elsewhere): at least 90% of the 8x8 blocks of the result differ clearly from the photo. (Not all: a style
     may keep the photo's near-black areas, the inside of the helmet here, near-black; measured on the shipped
     seven, the 10th percentile of the block change is 0.08-0.18 and the smallest block 0.02-0.13.)"""
@@ -204,7 +204,7 @@ def test_content_without_an_optional_photo_package_leaves_its_photos_out(tmp_pat
 
 
 def test_every_shipped_style_has_a_fast_variant_within_10_percent_of_its_objective(monkeypatch, tmp_path):
-    """Issue 15's bar, measured here: each gallery style's fast variant scores its paper-size network's own
+    """The fast variants' bar, measured here: each gallery style's fast variant scores its paper-size network's own
     objective (same loss network, layers, weights, style image) on the gallery's held-out photos at the app's
     default 512 px at most 10% above that network; its card states the same figure; and the app runs it in the
     paper-size network's place on a CPU."""

@@ -1,4 +1,4 @@
-"""Fast variants (issue 15): distillation into a smaller style network, the teacher's objective as the judge,
+"""Fast variants: distillation into a smaller style network, the teacher's objective as the judge,
 the app's choice of network size, and the FLOP counts the peer benchmark prints."""
 from __future__ import annotations
 

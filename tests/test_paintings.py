@@ -280,14 +280,15 @@ def test_a_fresh_work_directory_does_not_distil_again_a_student_whose_fast_varia
     api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), models / "the-wave-fast",
                    style="the-wave-fast", training={"loss_network": "vgg16:imagenet-caffe", "iterations": 1})
     assert main(args) == 0
-    assert "distill" in capsys.readouterr().out  # trained for fewer steps than the manifest asks: not finished
+    assert "train.distill" in capsys.readouterr().out  # trained for fewer steps than the manifest asks: not finished
     shutil.rmtree(models / "the-wave-fast")
     api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), models / "the-wave-fast",
                    style="the-wave-fast", training={"loss_network": "vgg16:imagenet-caffe", "iterations": 2})
     assert main(args) == 0
     plan = capsys.readouterr().out
     assert "# the-wave-fast-distilled: the-wave-fast is trained already; skipped" in plan
-    assert "train.distill" not in plan
+    assert "# the-wave-fast: finished; skipped" in plan and "train.distill" not in plan
+    assert "the-wave-fast-distilled --" not in plan.replace("# the-wave-fast-distilled:", "")  # no command needs it
 
 
 def test_the_first_student_is_kept_while_another_student_still_starts_from_it():

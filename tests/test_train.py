@@ -562,8 +562,12 @@ def test_a_run_resumes_on_other_numerics_and_auto_trains_in_bfloat16_only_where_
 
     with pytest.raises(Crash):
         train_style(tiny_style(style_path, content_dir, out="moved", precision="bfloat16"), progress=crash_at_step_3)
+    assert ckpt.latest_checkpoint(_runs_dir() / "moved").step == 2
     resumed = train_style(tiny_style(style_path, content_dir, out="moved", precision="float32"), resume=True)
-    assert json.loads((resumed / "config.json").read_text())["training"]["iterations"] == 6
+    record = json.loads((resumed / "config.json").read_text())["training"]
+    assert record["iterations"] == 6 and record["numerics"] == "float32"  # the numerics of the last stretch
+    steps = [json.loads(line)["step"] for line in (_runs_dir() / "moved" / "loss.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))  # steps 1-2 kept from the bfloat16 stretch: resumed, not started again
 
     auto, cpu = tiny_style(style_path, content_dir, out="x", precision="auto"), torch.device("cpu")
     for amx, expected in ((True, torch.bfloat16), (False, None)):

@@ -101,7 +101,7 @@ def test_conversion_is_cached_and_the_cache_is_trusted_only_when_it_matches(only
     second = resolve_vgg16_weights()
     assert second.source == f"package-cache:{cache}" and second.identity == CAFFE_IDENTITY
     assert all(torch.equal(first.state_dict[k], second.state_dict[k]) for k in first.state_dict)
-    # The Oxford values of conv1_1's biases (the fingerprint the loss-network issue gives).
+    # The Oxford values of conv1_1's biases (the published weights' fingerprint).
     assert torch.allclose(second.state_dict["features.0.bias"][:4], torch.tensor([0.7343, 0.0934, 0.0678, 0.8863]), atol=1e-4)
 
     monkeypatch.undo()

@@ -182,6 +182,8 @@ def test_the_still_noisy_scene_has_exact_flow_and_masks_the_background_its_squar
     clean, flows, masks = noisy_still_scene(6, 128, noise=0.0)
     assert len(clean) == 6 and len(flows) == len(masks) == 5 and clean[0].shape == (1, 3, 72, 128)
     assert float(flows[0][:, 0].max()) == STILL_SCENE_STEP and float(flows[0][:, 1].abs().max()) == 0
+    assert float(flows[0].count_nonzero()) == float((masks[0] == 0).sum()) / STILL_SCENE_STEP * (72 // 3)
+    assert float((masks[0] == 0).sum()) == (72 // 3) * STILL_SCENE_STEP  # just the strip the square covers next
     assert warping_error(clean, flows, masks) < 1e-12
     assert warping_error(clean, flows) > 1e-4 and warping_error(clean, [torch.zeros_like(f) for f in flows], masks) > 1e-4
     noisy, flows, masks = noisy_still_scene(6, 128, noise=0.01)

@@ -1,4 +1,4 @@
-"""Distil a trained style network into a smaller one: the fast variants a CPU runs (issue 15).
+"""Distil a trained style network into a smaller one: the fast variants a CPU runs.
 
     python -m train.distill --teacher builtin:mosaic --content FOLDER_OR_HF_DATASET --out mosaic-fast \
         [--width 0.5] [--num-residual 5] [--init builtin:stained-glass-fast]

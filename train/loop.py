@@ -5,7 +5,8 @@ progress bar and the web app a ``gr.Progress`` from the same code.
 Johnson et al. 2016 train with Adam (lr 1e-3, no weight decay); each step maps a batch through the network
 and back-propagates the perceptual loss of the frozen loss network. Around that, the loop adds:
 
-* mixed precision (bfloat16 autocast) and channels-last on GPU, float32 on CPU unless asked;
+* mixed precision (bfloat16 autocast) and channels-last on GPU; on a CPU bfloat16 only with AMX, else float32,
+  unless asked;
 * a stop on a non-finite or exploding loss *before* the optimiser applies it, keeping the last good checkpoint;
 * cancellation via ``should_stop`` (a ``threading.Event`` or a callable), checked every step;
 * checkpoints, previews of a fixed validation image (the evolution of the output over training, in the spirit

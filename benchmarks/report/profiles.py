@@ -56,7 +56,7 @@ class Profile:
     throughput_warmup: int
     # Adam steps fitting the benchmark networks of sections 1 and 4 (speed does not depend on weights).
     fit_steps: int
-    # 6. The shipped gallery: evaluation longer side, L-BFGS checkpoints (the 50/100/300), styles
+    # 6. The shipped gallery: evaluation longer side, L-BFGS checkpoints (50/100/300, the paper's comparison), styles
     # evaluated (0 = all). Defaults, so results.json files written before section 6 existed still load.
     gallery_side: int = 256
     gallery_lbfgs: tuple[int, ...] = (50, 100, 300)

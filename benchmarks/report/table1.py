@@ -9,7 +9,7 @@ from .helpers import fmt_s
 from .profiles import Profile
 
 OPTIMIZER_LABELS = {"lbfgs": "SciPy L-BFGS-B", "lbfgs-device": "device L-BFGS"}
-TARGET_GPU_BASELINE_512_S = 5.0  # issue 7: one H100, 512x512, 500 L-BFGS iterations
+TARGET_GPU_BASELINE_512_S = 5.0  # the project's target: one H100, 512x512, 500 L-BFGS iterations
 
 
 def section_table1(profile: Profile, device: str, work: Path, out: Path) -> dict:
@@ -96,7 +96,7 @@ def markdown_table1(data: dict, profile: Profile) -> list[str]:
     if results["device"].startswith("cuda") and "512" in baselines:
         best = min(e["500"] for e in baselines["512"].values())
         verdict = "met" if best <= TARGET_GPU_BASELINE_512_S else "NOT met"
-        lines += ["", f"Target (issue 7, one H100): the baseline at 512x512 for 500 L-BFGS iterations in <= "
+        lines += ["", f"Target (one H100): the baseline at 512x512 for 500 L-BFGS iterations in <= "
                       f"{TARGET_GPU_BASELINE_512_S:g} s: {best:.2f} s, {verdict}."]
     lines += ["", f"![speed-ups]({data['plot']})"]
     return lines

@@ -348,10 +348,11 @@ def run_stages(stages: list["Stage"], *, plan: bool) -> int:
                 logger.log(logging.INFO if stage.done else logging.WARNING, "%s: %s; skipped", stage.name,
                            stage.skip_reason)
             continue
-        if plan:
-            sys.stdout.write(" ".join(stage.command) + "\n")  # the plan is this command's output
+        finished = is_finished(stage.folder.name, stage.iterations, stage.folder.parent)
+        if plan:  # the plan is this command's output: what a run would train, the rest as comments
+            sys.stdout.write(f"# {stage.name}: finished; skipped\n" if finished else " ".join(stage.command) + "\n")
             continue
-        if is_finished(stage.folder.name, stage.iterations, stage.folder.parent):
+        if finished:
             if stage.finalize(stage.folder):
                 logger.info("%s: made ready to ship (compact weights, card section, builtin id)", stage.name)
             logger.info("%s: finished (%d iterations), skipped", stage.name, stage.iterations)

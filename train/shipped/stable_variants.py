@@ -1,9 +1,10 @@
 """The stable variants of the shipped styles: each style's fast variant fine-tuned with the temporal loss
 (``losses.temporal``: random smooth motion of the training photos, Wang et al. 2020), which video and the webcam run
 so that the brush strokes move with the picture. A gallery manifest's ``[stable]`` table says how
-(``python -m train.shipped.gallery`` trains them after the fast variants). Each is judged twice on the gallery's
-held-out photos: its warping error on clips of a camera panning, zooming and turning over them, and on a still,
-noisy scene (a webcam on a subject that sits still), must be at most half its fast variant's on every clip, and its style objective (the paper-size style's) within 10% of the fast variant's.
+(``python -m train.shipped.gallery`` trains them after the fast variants). Each is judged twice: its warping error
+on clips of a camera panning, zooming and turning over the gallery's held-out photos, and on a still, noisy scene
+(a webcam on a subject that sits still), must be at most half its fast variant's on every clip; and its style
+objective (the paper-size style's) on those photos within 10% of the fast variant's.
 """
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ class StableEvaluation:
 def known_motion_clips(photos: dict[str, Image.Image], frames: int = CLIP_FRAMES, side: int = CLIP_SIDE,
                        count: int = 2) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor], list | None]]:
     """A camera panning, zooming and turning over ``count`` of ``photos`` (evenly spaced), then the still, noisy
-    scene: (frames, exact flows, occlusion masks or None where the flow keeps every pixel in view)."""
+    scene: (frames, exact flows, occlusion masks; None for the camera clips, whose only occlusion is the frame's
+    border, which :func:`warping_error` masks itself)."""
     names = list(photos)
     step = (len(names) - 1) / max(1, count - 1)
     chosen = dict.fromkeys(names[round(i * step)] for i in range(min(count, len(names))))

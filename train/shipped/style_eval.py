@@ -1,4 +1,4 @@
-"""A style network's objective on held-out photos: the number a fast variant is judged by (issue 15) and the
+"""A style network's objective on held-out photos: the number a fast variant is judged by and the
 report's gallery section compares with L-BFGS.
 
 The objective is rebuilt from a model's training record (content and style layers, per-layer style weights,

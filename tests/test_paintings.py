@@ -270,6 +270,82 @@ def test_a_stable_variant_ships_only_when_it_meets_both_bars_and_a_rejected_weig
         assert capsys.readouterr().out.startswith("# the-wave-stable: did not meet the bars")
 
 
+def test_a_pattern_stable_variant_can_learn_on_the_corpus_but_never_on_its_manifests_held_out_photos(
+        tmp_path, env, monkeypatch, caplog) -> None:
+    """``stable-content = "corpus"``: that style's stable variant trains on crops of the corpus's training photos,
+    written only when it trains, less the ones its own manifest holds out (a sample photo the corpus counts as a
+    training photo); its card says so; and with no corpus the run stops with the reason, not a traceback."""
+    from dataclasses import replace
+
+    from perceptual_studio.imaging.sample_photos import load_sample_photo
+    from perceptual_studio.train.shipped import gallery
+
+    folder = tmp_path / "corpus"
+    write_manifest(folder, [
+        _record(folder, "pkg/photos/train-a", PHOTO, TRAIN, _image(1)),
+        _record(folder, "scikit-image/chelsea", PHOTO, TRAIN, _image(2)),
+        _record(folder, "scikit-image/astronaut", PHOTO, HELD_OUT, load_sample_photo("astronaut")),
+    ], [], {"pkg": {"version": "1.0", "sha256": "0" * 64}})
+    path = tmp_path / "gallery.toml"
+    path.write_text('''[content]
+photos = ["coffee"]
+held_out = ["astronaut", "chelsea"]
+crops_per_photo = 3
+crop_size = 96
+seed = 0
+[[style]]
+name = "woodcut"
+iterations = 5
+stable-content = "corpus"
+stable-iterations = 4
+[[style]]
+name = "mosaic"
+init = "woodcut"
+iterations = 5
+[fast]
+init = "builtin:stained-glass-fast"
+scratch-iterations = 4
+finetune-iterations = 3
+objective-iterations = 2
+[stable]
+temporal-weight = 1e7
+iterations = 2
+corpus-crops-per-photo = 2
+''', encoding="utf-8")
+    manifest = gallery.read_manifest(path)
+    manifest = replace(manifest, content=replace(manifest.content, corpus=folder))
+    work, models = tmp_path / "work", tmp_path / "models"
+    stages = {s.name: s for s in gallery.style_stages(manifest, models, work, [], None)}
+    stage, other = stages["woodcut-stable"], stages["mosaic-stable"]
+    content = work / "content-corpus"
+    assert stage.command[stage.command.index("--content") + 1] == str(content)
+    assert stage.command[stage.command.index("--run-dir") + 1].endswith("woodcut-stable-tw1e07-corpus-4steps")  # apart
+    assert stage.command[stage.command.index("--iterations") + 1] == "4" and stage.iterations == 4
+    assert other.command[other.command.index("--iterations") + 1] == "2"
+    assert other.command[other.command.index("--content") + 1] == str(work / "content") and other.prepare is None
+    assert not content.exists()  # written when it trains, not when the plan is drawn
+    stage.prepare()
+    assert sorted(p.name for p in content.glob("*.jpg")) == ["photos-train-a-000.jpg", "photos-train-a-001.jpg"]
+    assert "chelsea" in (content / "SOURCES.md").read_text(encoding="utf-8").split("Held out")[1]
+
+    trained = models / "woodcut-stable"
+    api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), trained, style="woodcut",
+                   training={"loss_network": "vgg16:imagenet-caffe", "temporal_weight": 1e7})
+    monkeypatch.setattr(gallery, "evaluate_stable_variant", lambda *args, **kwargs: _evaluation(0.4, 0.05))
+    assert stage.finalize(trained)
+    card = (trained / "README.md").read_text(encoding="utf-8")
+    assert "the licensed corpus's training photos" in card and "random crops of 1 photo" in card
+
+    missing = replace(manifest, content=replace(manifest.content, corpus=tmp_path / "no-corpus"))
+    api.save_model(networks.StyleTransformNet(width=0.25, num_residual=1).eval(), models / "woodcut-fast",
+                   style="woodcut", training={"loss_network": "vgg16:imagenet-caffe", "iterations": 2})
+    again = next(s for s in gallery.style_stages(missing, tmp_path / "models", tmp_path / "other-work", [], None)
+                 if s.name == "woodcut-stable")
+    shutil.rmtree(trained)
+    assert gallery.run_stages([again], plan=False) == 1
+    assert "woodcut-stable" in caplog.text and "corpus" in caplog.text and "Traceback" not in caplog.text
+
+
 def test_a_fresh_work_directory_does_not_distil_again_a_student_whose_fast_variant_is_shipped(corpus, tmp_path,
                                                                                               capsys):
     from perceptual_studio.train.shipped.gallery import main

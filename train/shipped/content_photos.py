@@ -24,6 +24,8 @@ class ContentSpec:
     """A manifest's ``[content]`` table: where the photos come from and how they are cropped."""
 
     photos: tuple[str, ...]  # sample photos (imaging/sample_photos.py); with source "corpus", the corpus's own split
+    # Never trained on. With source "corpus", photos held out beyond the corpus's own split, by their last name
+    # ("chelsea"): another manifest's held-out sample photos, which the corpus may count as training photos.
     held_out: tuple[str, ...]
     crops_per_photo: int
     crop_size: int
@@ -46,17 +48,23 @@ class ContentPhotos:
 
 
 def content_photos(spec: ContentSpec, *, preview: str) -> ContentPhotos:
-    """The photos of ``spec``. From the corpus: every train photo at least ``crop_size`` on its shorter side, and
-    every held-out photo; the ``preview`` sample photo must be among the held-out ones (:class:`CorpusError`)."""
+    """The photos of ``spec``. From the corpus: every train photo at least ``crop_size`` on its shorter side but
+    those ``spec.held_out`` names, and every held-out photo (those too); the ``preview`` sample photo must be among
+    the corpus's held-out ones (:class:`CorpusError`)."""
     if spec.source == SAMPLE_PHOTOS:
         return ContentPhotos({n: partial(load_sample_photo, n) for n in spec.photos},
                              {n: partial(load_sample_photo, n) for n in spec.held_out},
                              [attribution(spec.photos)], attribution(spec.held_out))
     corpus = read_corpus(spec.corpus)
-    train = corpus.select(kind=PHOTO, split=TRAIN, min_side=spec.crop_size)
+    def kept_out(image) -> bool:
+        return image.id.rsplit("/", 1)[-1] in spec.held_out
+
+    candidates = corpus.select(kind=PHOTO, split=TRAIN, min_side=spec.crop_size)
+    train = [image for image in candidates if not kept_out(image)]
     held_out = corpus.select(kind=PHOTO, split=HELD_OUT)
     if not any(image.id.endswith(f"/{preview}") for image in held_out):
         raise CorpusError(f"the preview photo {preview!r} is not a held-out photo of the corpus")
+    held_out += [image for image in candidates if kept_out(image)]
 
     def named(images):
         return {photo_file_name(i.id).removesuffix(".png"): partial(load_image, corpus.path(i)) for i in images}

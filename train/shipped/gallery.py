@@ -21,6 +21,7 @@ import shutil
 import sys
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,6 +70,7 @@ BUILTIN_STYLES = Path(__file__).resolve().parents[2] / "registry" / "builtin" / 
 # The one photo every shipped style's preview (its gallery thumbnail) shows: held out by every manifest (and by
 # the corpus's split), and bundled with scikit-image, so CI reproduces each preview without the corpus.
 PREVIEW_PHOTO = "astronaut"
+CORPUS_CONTENT = "content-corpus"  # a work directory's crops of the corpus, for stable variants that learn on it
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,11 @@ class StyleSpec:
     stable_temporal_weight: float | None = None
     # Its stable variant's share of flat pairs in the temporal loss, when not the [stable] table's.
     stable_temporal_flat_share: float | None = None
+    # "corpus": its stable variant learns on the licensed corpus's training photos (less this manifest's held-out
+    # ones) instead of the manifest's content; None: on the manifest's content.
+    stable_content: str | None = None
+    # Its stable variant's steps, when not the [stable] table's.
+    stable_iterations: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,12 @@ class Manifest:
     stable: StableSpec | None = None  # how each fast variant's stable variant is trained (stable_variants.py)
     work_dir_name: str = "gallery"  # its content, style images and runs: <data dir>/<this>
 
+    def stable_corpus_content(self) -> ContentSpec:
+        """The content of the stable variants that learn on the corpus: its training photos, cropped as the
+        ``[stable]`` table says, never the corpus's held-out photos nor this manifest's."""
+        return ContentSpec((), self.content.held_out, self.stable.corpus_crops_per_photo, self.content.crop_size,
+                           self.content.seed, CORPUS, self.content.corpus)
+
     def with_recipe(self, name: str) -> "Manifest":
         """The manifest as ``recipe`` trains it (its options and iteration counts)."""
         if name not in self.recipes:
@@ -115,7 +128,8 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     content = raw["content"]
     known = {"name", "seed", "iterations", "init", "fast-objective-iterations", "painting", "title", "year",
-             "crop-border", "stable-temporal-weight", "stable-temporal-flat-share"}
+             "crop-border", "stable-temporal-weight", "stable-temporal-flat-share", "stable-content",
+             "stable-iterations"}
     styles = tuple(StyleSpec(**{k.replace("-", "_"): v for k, v in entry.items() if k in known},
                              options={k: v for k, v in entry.items() if k not in known}) for entry in raw["style"])
     names = {s.name for s in styles}
@@ -125,6 +139,8 @@ def read_manifest(path: Path = MANIFEST) -> Manifest:
                              "imaging/generated_styles.py")
         if spec.init is not None and spec.init not in names and not spec.init.startswith("builtin:"):
             raise ValueError(f"{path}: style {spec.name!r} starts from unknown style {spec.init!r}")
+        if spec.stable_content not in (None, CORPUS):
+            raise ValueError(f"{path}: style {spec.name!r}: stable-content must be {CORPUS!r}, got {spec.stable_content!r}")
     source = content.get("source", SAMPLE_PHOTOS)
     if source not in (SAMPLE_PHOTOS, CORPUS):
         raise ValueError(f"{path}: [content] source must be {SAMPLE_PHOTOS!r} or {CORPUS!r}, got {source!r}")
@@ -361,6 +377,12 @@ def run_stages(stages: list["Stage"], *, plan: bool) -> int:
         if missing:
             logger.error("%s starts from %s, which is not trained yet", stage.name, ", ".join(missing))
             return 1
+        if stage.prepare is not None:
+            try:
+                stage.prepare()
+            except CorpusError as exc:
+                logger.error("%s: %s", stage.name, exc)
+                return 1
         logger.info("%s: training (%d iterations)", stage.name, stage.iterations)
         if not run_training(stage.name, stage.command):
             return 1
@@ -395,6 +417,7 @@ class Stage:
     finalize: Callable[[Path], bool]
     skip_reason: str | None = None  # why it is not trained (a result that did not meet its bars, kept aside)
     done: bool = False  # skipped because what it leads to is shipped already, not because something failed
+    prepare: Callable[[], object] | None = None  # what it needs written before it trains (its own content)
 
 
 def _nothing_to_finalize(folder: Path) -> bool:
@@ -456,11 +479,16 @@ def _stable_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra:
     """With a ``[stable]`` table, every style's stable variant: its fast variant fine-tuned with the temporal loss,
     skipped where this very try was judged and kept out before."""
     stages: list[Stage] = []
-    content, styles = work_dir / "content", work_dir / "styles"
+    styles = work_dir / "styles"
     for spec in manifest.styles if manifest.stable is not None else ():
-        stable = manifest.stable.for_style(spec.stable_temporal_weight, spec.stable_temporal_flat_share)
+        stable = manifest.stable.for_style(spec.stable_temporal_weight, spec.stable_temporal_flat_share,
+                                           spec.stable_content, spec.stable_iterations)
         name, fast_name = stable.name(spec.name), manifest.fast.name(spec.name)
         rejected = rejected_folder(work_dir, name, stable)
+        content, prepare = work_dir / "content", None
+        if stable.content == CORPUS:
+            content = work_dir / CORPUS_CONTENT
+            prepare = partial(build_content, manifest.stable_corpus_content(), content)
         stages.append(Stage(
             name, name, stable.iterations, models_root / name, (models_root / fast_name,),
             train_command(spec, manifest, content=content, styles=styles, work_dir=work_dir, models_root=models_root,
@@ -470,7 +498,7 @@ def _stable_stages(manifest: Manifest, models_root: Path, work_dir: Path, extra:
                           run_name=rejected.name),
             lambda folder, spec=spec, stable=stable: finalize_stable(folder, spec, stable, manifest, models_root,
                                                                      styles, work_dir),
-            skip_reason=_rejected_reason(stable, rejected)))
+            skip_reason=_rejected_reason(stable, rejected), prepare=prepare))
     return stages
 
 
@@ -552,9 +580,15 @@ def finalize_stable(folder: Path, spec: StyleSpec, stable: StableSpec, manifest:
     evaluation = evaluate_stable_variant(folder, models_root / fast_name, models_root / spec.name,
                                          style_image(spec, styles, manifest.content.corpus), photos.load_held_out())
     shipped = models_root.resolve() == BUILTIN_STYLES.resolve()
+    trained_on = None
+    if stable.content == CORPUS:
+        corpus_content = manifest.stable_corpus_content()
+        trained_on = ["It learnt on other photos than its fast variant: the licensed corpus's training photos, more "
+                      "and more varied, never the held-out ones below.", "",
+                      *_content_lines(corpus_content, content_photos(corpus_content, preview=PREVIEW_PHOTO))]
     section = stable_card_section(evaluation, stable, f"builtin:{fast_name}" if shipped else fast_name,
                                   f"builtin:{spec.name}" if shipped else spec.name, photos.held_out_credits,
-                                  manifest.source.name)
+                                  manifest.source.name, trained_on)
     logger.info("%s: warping error %.0f%% of the fast variant's (worst clip %.0f%%), objective %+.1f%%",
                 folder.name, 100 * evaluation.warping_ratio(), 100 * evaluation.worst_ratio(),
                 100 * evaluation.excess())

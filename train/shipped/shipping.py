@@ -55,7 +55,7 @@ def is_finished(name: str, iterations: int, models_root: Path) -> bool:
     if not config.is_file():
         return False
     record = json.loads(config.read_text(encoding="utf-8")).get("training") or {}
-    return int(record.get("iterations", record.get("steps", -1))) >= iterations
+    return int(record.get("iterations") or record.get("steps") or -1) >= iterations
 
 
 def store_half_precision(folder: Path) -> bool:

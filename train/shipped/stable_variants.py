@@ -41,15 +41,24 @@ class StableSpec:
     iterations: int
     options: dict[str, Any]  # train.style options (CLI names without the dashes), e.g. lr
     flat_share: float = 0.0  # the temporal loss's share of flat pairs (losses/temporal.py)
+    # Crops per corpus photo where a style's stable variant learns on the corpus (its ``stable-content``).
+    corpus_crops_per_photo: int = 8
+    content: str | None = None  # a style's own: "corpus", or None for its manifest's content
+    table_iterations: int | None = None  # the table's own steps, where a style sets other ones
 
     def name(self, style: str) -> str:
         return f"{style}{self.suffix}"
 
-    def for_style(self, temporal_weight: float | None, flat_share: float | None = None) -> "StableSpec":
-        """This table with a style's own temporal weight and flat share (a manifest's ``stable-temporal-weight``
-        and ``stable-temporal-flat-share``), where it sets them."""
+    def for_style(self, temporal_weight: float | None, flat_share: float | None = None,
+                  content: str | None = None, iterations: int | None = None) -> "StableSpec":
+        """This table with a style's own temporal weight, flat share, content and steps (a manifest's
+        ``stable-temporal-weight``, ``stable-temporal-flat-share``, ``stable-content`` and ``stable-iterations``),
+        where it sets them."""
         spec = self if temporal_weight is None else replace(self, temporal_weight=float(temporal_weight))
-        return spec if flat_share is None else replace(spec, flat_share=float(flat_share))
+        spec = spec if flat_share is None else replace(spec, flat_share=float(flat_share))
+        if iterations is not None and int(iterations) != self.iterations:
+            spec = replace(spec, iterations=int(iterations), table_iterations=self.iterations)
+        return replace(spec, content=content)
 
     def flags(self) -> list[str]:
         """The train.style options of the temporal loss."""
@@ -57,9 +66,11 @@ class StableSpec:
                 *(["--temporal-flat-share", f"{self.flat_share:g}"] if self.flat_share else [])]
 
     def run_suffix(self) -> str:
-        """What tells this table's runs apart from a style's other tries: ``-tw1.5e07``, ``-tw1.5e07-flat0.25``."""
+        """What tells this table's runs apart from a style's other tries: ``-tw1.5e07``, ``-tw1.5e07-flat0.25``,
+        ``-tw1e07-flat0.25-corpus``, ``-tw1e07-flat0.25-corpus-600steps`` (steps other than the table's)."""
         suffix = f"-tw{self.temporal_weight:g}".replace("+", "")
-        return suffix + (f"-flat{self.flat_share:g}" if self.flat_share else "")
+        suffix += (f"-flat{self.flat_share:g}" if self.flat_share else "") + (f"-{self.content}" if self.content else "")
+        return suffix + (f"-{self.iterations}steps" if self.table_iterations is not None else "")
 
 
 def read_stable_spec(raw: dict[str, Any]) -> StableSpec | None:
@@ -67,7 +78,8 @@ def read_stable_spec(raw: dict[str, Any]) -> StableSpec | None:
         return None
     options = dict(raw["stable"])
     return StableSpec(str(options.pop("suffix", "-stable")), float(options.pop("temporal-weight")),
-                      int(options.pop("iterations")), options, float(options.pop("temporal-flat-share", 0.0)))
+                      int(options.pop("iterations")), options, float(options.pop("temporal-flat-share", 0.0)),
+                      int(options.pop("corpus-crops-per-photo", 8)))
 
 
 @dataclass(frozen=True)
@@ -137,7 +149,9 @@ def evaluate_stable_variant(stable_folder: Path, fast_folder: Path, teacher_fold
 
 
 def stable_card_section(evaluation: StableEvaluation, spec: StableSpec, fast_id: str, teacher_id: str, photos: str,
-                        manifest_file: str) -> str:
+                        manifest_file: str, trained_on: list[str] | None = None) -> str:
+    """The card's account of a judged stable variant; ``trained_on``: markdown lines naming its training photos
+    where they are not its style's (a pattern's stable variant that learns on the corpus)."""
     verdict = "meets" if evaluation.passes() else "does NOT meet"
     return "\n".join([
         "", STABLE_HEADING, "",
@@ -147,6 +161,7 @@ def stable_card_section(evaluation: StableEvaluation, spec: StableSpec, fast_id:
         "Wang et al. 2020" + (f"; plus {spec.flat_share:.0%} as many pairs of photos smoothed flat, with noise in "
                               "both frames, so that flat areas hold still too" if spec.flat_share else "")
         + "), so that what it paints moves with the picture instead of flickering.", "",
+        *([*trained_on, ""] if trained_on else []),
         f"Warping error (Lai et al. 2018; lower is steadier) on {CLIP_FRAMES}-frame clips of a camera moving over "
         f"held-out photos and of a still scene with fresh sensor noise in every frame (a square moving over a "
         f"gradient), at {CLIP_SIDE} px, with their exact flow: the stable network's is "

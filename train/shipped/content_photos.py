@@ -56,7 +56,8 @@ def content_photos(spec: ContentSpec, *, preview: str) -> ContentPhotos:
                              {n: partial(load_sample_photo, n) for n in spec.held_out},
                              [attribution(spec.photos)], attribution(spec.held_out))
     corpus = read_corpus(spec.corpus)
-    def kept_out(image) -> bool:
+
+    def kept_out(image) -> bool:  # held out by name beyond the corpus's own split
         return image.id.rsplit("/", 1)[-1] in spec.held_out
 
     candidates = corpus.select(kind=PHOTO, split=TRAIN, min_side=spec.crop_size)
